@@ -1,0 +1,100 @@
+/**
+ * The typed surface of the native addon (build/Release/labor_llm.node) and its loader.
+ * Every function here validates its arguments natively and throws an Error naming the op and the sizes.
+ */
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Dtype names as the addon spells them. */
+export type NativeFloatDType = "f32" | "bf16" | "f16";
+export type FloatArray = Float32Array | Uint16Array;
+
+/** Instruction-set paths of the CPU kernels, best first. */
+export type CpuIsa = "amx" | "avx512" | "avx2" | "scalar";
+
+export interface CpuIsaInfo {
+  /** Paths this CPU and OS can run, best first (always ends with "scalar"). */
+  available: CpuIsa[];
+  /** The path ops use now. */
+  selected: CpuIsa;
+  /** Raw CPU feature flags that decided `available`. */
+  features: Record<string, boolean>;
+  /** Why AMX is unavailable, when it is ("" otherwise). */
+  amxUnavailableReason: string;
+}
+
+export interface NativeCpuOps {
+  isaInfo(): CpuIsaInfo;
+  /** Force an ISA path (tests, benchmarks); throws if this CPU cannot run it. */
+  setIsa(isa: CpuIsa): void;
+  setThreads(count: number): void;
+  getThreads(): number;
+  /**
+   * out[bi] (+)= op(a[bi]) · op(b[bi]) for bi < batch; a f32, b f32/bf16/f16; `bBatched` false means one b
+   * shared by every batch. a is [M,K] ([K,M] when transA), b is [K,N] ([N,K] when transB), out [M,N].
+   */
+  matmul(a: Float32Array, b: FloatArray, bDtype: NativeFloatDType, out: Float32Array,
+    batch: number, m: number, n: number, k: number,
+    transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean): void;
+  embedding(ids: Int32Array, table: FloatArray, tableDtype: NativeFloatDType, out: Float32Array,
+    vocab: number, dim: number): void;
+  rmsnorm(x: Float32Array, weight: FloatArray, weightDtype: NativeFloatDType, out: Float32Array,
+    rows: number, dim: number, eps: number): void;
+  rope(x: Float32Array, positions: Int32Array, invFreq: Float32Array, out: Float32Array,
+    tokens: number, heads: number, headDim: number): void;
+  attention(q: Float32Array, k: Float32Array, v: Float32Array, keyStart: Int32Array, keyEnd: Int32Array,
+    out: Float32Array, queries: number, keys: number, heads: number, kvHeads: number, headDim: number,
+    scale: number): void;
+  swiglu(gate: Float32Array, up: Float32Array, out: Float32Array, count: number): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array, count: number): void;
+  logSoftmax(logits: Float32Array, out: Float32Array, rows: number, vocab: number): void;
+  logSoftmaxGather(logits: Float32Array, targets: Int32Array, out: Float32Array, rows: number, vocab: number): void;
+  /** Rows of `width` elements; src/dst are the same typed-array kind. */
+  scatterRows(src: Float32Array | Uint16Array | Int32Array, index: Int32Array, dst: Float32Array | Uint16Array | Int32Array,
+    rows: number, dstRows: number, width: number): void;
+  /** Convert `count` elements between float dtypes (f32 → bf16/f16 rounds to nearest even). */
+  convert(src: FloatArray, srcDtype: NativeFloatDType, dst: FloatArray, dstDtype: NativeFloatDType, count: number): void;
+}
+
+export interface NativeAddon {
+  /** A private, copy-on-write memory mapping of the whole file (the file itself is never written). */
+  mapFile(path: string): ArrayBuffer;
+  cpu: NativeCpuOps;
+}
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), findUp(dirname(fileURLToPath(import.meta.url))));
+
+/** Directory of package.json, relative to this file (src/engine when run from source, dist/src/engine when built). */
+function findUp(start: string): string {
+  let relative = "..";
+  for (let depth = 0; depth < 5; depth++) {
+    if (existsSync(join(start, relative, "package.json")) && existsSync(join(start, relative, "CMakeLists.txt"))) {
+      return relative;
+    }
+    relative = join(relative, "..");
+  }
+  return join("..", "..");
+}
+
+let cached: NativeAddon | undefined;
+
+/** Load the addon once; a clear error says how to build it when it is missing. */
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const candidates = [
+    process.env.LABOR_LLM_ADDON,
+    join(projectRoot, "build", "Release", "labor_llm.node"),
+    join(projectRoot, "build-debug", "Debug", "labor_llm.node"),
+  ].filter((p): p is string => typeof p === "string" && p.length > 0);
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(
+      `native addon not built (looked for ${candidates.join(", ")}): run \`npm run build:native\` (needs cmake and g++)`,
+    );
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(found) as NativeAddon;
+  return cached;
+}
