@@ -46,6 +46,10 @@ export interface Backend {
   /** Copy out: float dtypes come back as f32, i32 as Int32Array. */
   download(t: Tensor): Float32Array | Int32Array;
   free(t: Tensor): void;
+  /** A view of the same storage with another shape of equal size (no copy). */
+  reshape(t: Tensor, shape: readonly number[]): Tensor;
+  /** A view of rows [start, start + count) of a tensor seen as [rows, ...rest] (no copy). */
+  sliceRows(t: Tensor, start: number, count: number): Tensor;
 
   // ---- ops (all outputs f32 unless stated) ----
   /**
