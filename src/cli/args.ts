@@ -1,0 +1,39 @@
+/** Small helpers over node:util parseArgs: typed flag reading with one-line errors naming the flag. */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+export class UsageError extends Error {}
+
+export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
+
+export function parseFlags(argv: string[], options: FlagSpec, allowPositionals = false) {
+  try {
+    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals, strict: true });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+export function requireString(values: Record<string, unknown>, flag: string): string {
+  const value = values[flag];
+  if (typeof value !== "string" || value.length === 0) throw new UsageError(`missing required flag --${flag}`);
+  return value;
+}
+
+export function optionalInteger(values: Record<string, unknown>, flag: string, fallback: number, min = 0): number {
+  const value = values[flag];
+  if (value === undefined) return fallback;
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed < min) {
+    throw new UsageError(`--${flag} must be an integer ≥ ${min}, got "${String(value)}"`);
+  }
+  return parsed;
+}
+
+export function oneOf<T extends string>(values: Record<string, unknown>, flag: string, choices: readonly T[], fallback: T): T {
+  const value = values[flag];
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !choices.includes(value as T)) {
+    throw new UsageError(`--${flag} must be one of ${choices.join(", ")}, got "${String(value)}"`);
+  }
+  return value as T;
+}

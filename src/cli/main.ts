@@ -1,0 +1,49 @@
+/** `labor-llm <command>`: parses the command word and hands the rest to the command. */
+import { UsageError } from "./args.js";
+import { DEMO_HELP, runDemo } from "./commands/demo.js";
+import { INFO_HELP, runInfo } from "./commands/info.js";
+import { LOGPROBS_HELP, runLogprobs } from "./commands/logprobs.js";
+import { MODEL_HELP, runModel } from "./commands/model.js";
+
+export const MAIN_HELP = `labor-llm — predict a worker's next occupation with a fine-tuned Llama (LABOR-LLM)
+
+usage: labor-llm <command> [flags]      (labor-llm <command> --help for its flags)
+
+commands:
+  demo         the whole method on built-in synthetic data (the main job)
+  model        init a random Llama in HF layout; export a checkpoint to GGUF
+  logprobs     per-token log-probabilities of texts under a model
+  info         backends and CPU kernel paths available on this machine`;
+
+const COMMANDS: Record<string, { run: (argv: string[]) => number; help: string }> = {
+  demo: { run: runDemo, help: DEMO_HELP },
+  model: { run: runModel, help: MODEL_HELP },
+  logprobs: { run: runLogprobs, help: LOGPROBS_HELP },
+  info: { run: runInfo, help: INFO_HELP },
+};
+
+export function helpText(command?: string): string {
+  return command && COMMANDS[command] ? COMMANDS[command].help : MAIN_HELP;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === "--help" || command === "-h" || command === "help") {
+    console.log(MAIN_HELP);
+    return command === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[command];
+  if (!entry) {
+    console.error(`labor-llm: unknown command "${command}"\n\n${MAIN_HELP}`);
+    return 2;
+  }
+  try {
+    return entry.run(rest);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    console.error(`labor-llm ${command}: ${message}`);
+    if (error instanceof UsageError) console.error(`(labor-llm ${command} --help for usage)`);
+    if (process.env.LABOR_LLM_DEBUG && error instanceof Error) console.error(error.stack);
+    return error instanceof UsageError ? 2 : 1;
+  }
+}
