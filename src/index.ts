@@ -1,0 +1,18 @@
+/**
+ * labor-llm's public, typed API (what other tools embed). Today: the engine foundation — load an HF Llama
+ * checkpoint onto a backend, tokenize, and compute per-token log-probabilities; create random models; export
+ * GGUF. Training, next-occupation scoring and evaluation arrive with their issues.
+ */
+export type { Backend, Tensor, DType, HostArray, MatmulOptions } from "./engine/backend.js";
+export { createBackend, probeBackends, type BackendName, type BackendOptions } from "./engine/select.js";
+export { createCpuBackend } from "./engine/cpu/backend.js";
+export type { CpuIsa, CpuIsaInfo } from "./engine/native.js";
+export type { LlamaConfig } from "./model/config.js";
+export { Llama, KvCache, type ForwardRequest, type ForwardResult } from "./model/llama.js";
+export { loadLlama, type LoadedLlama } from "./model/load.js";
+export { initModel, type InitOptions } from "./model/init.js";
+export { MODEL_PRESETS } from "./model/presets.js";
+export { Tokenizer } from "./text/tokenizer.js";
+export { openSafetensors, openCheckpoint, writeSafetensors } from "./io/safetensors.js";
+export { readLlamaConfig, parseLlamaConfig } from "./io/hf-config.js";
+export { exportGguf } from "./io/export-gguf.js";
