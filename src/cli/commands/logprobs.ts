@@ -59,10 +59,10 @@ export function runLogprobs(argv: string[]): number {
   const inputPath = requireString(values, "input");
   const outPath = requireString(values, "out");
   const batchSize = optionalInteger(values, "batch", 8, 1);
+  const backend = backendFromFlags(values);
   const texts = readTexts(inputPath);
   if (texts.length === 0) throw new UsageError(`${inputPath}: no texts found`);
 
-  const backend = backendFromFlags(values);
   const { model, config } = loadLlama(modelDir, backend);
   const tokenizer = Tokenizer.fromDirectory(modelDir);
   const encoded = texts.map(({ line, text }) => {

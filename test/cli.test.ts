@@ -1,0 +1,79 @@
+/** The CLI end to end through the built `labor-llm` command: init, export, logprobs, info, errors. */
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+
+const bin = join(__dirname, "..", "bin", "labor-llm.js");
+const workDir = mkdtempSync(join(tmpdir(), "labor-llm-cli-"));
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+function run(args: string[]) {
+  return spawnSync(process.execPath, [bin, ...args], { encoding: "utf8", env: { ...process.env, CI: "1" } });
+}
+
+describe("labor-llm CLI", () => {
+  const modelDir = join(workDir, "tiny");
+
+  it("model init writes an HF model directory", () => {
+    const result = run(["model", "init", "--config", "tiny", "--seed", "1", "--out", modelDir]);
+    expect(result.stderr + result.stdout).toContain("wrote");
+    expect(result.status).toBe(0);
+    for (const file of ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]) {
+      expect(existsSync(join(modelDir, file))).toBe(true);
+    }
+    const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8"));
+    expect(config.model_type).toBe("llama");
+    expect(config.num_key_value_heads).toBe(2);
+  });
+
+  it("refuses to overwrite a non-empty directory", () => {
+    const result = run(["model", "init", "--config", "tiny", "--out", modelDir]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/is not empty/);
+  });
+
+  it("logprobs writes one JSON line per text, first log-prob null", () => {
+    const input = join(workDir, "texts.txt");
+    writeFileSync(input, "1979 (high school diploma): Cashiers\n\n1980 (some college): Secretaries\n");
+    const out = join(workDir, "out.jsonl");
+    const result = run(["logprobs", "--model", modelDir, "--input", input, "--out", out, "--backend", "cpu"]);
+    expect(result.status, result.stderr).toBe(0);
+    const lines = readFileSync(out, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.line)).toEqual([1, 3]);
+    for (const l of lines) {
+      expect(l.tokens[0]).toBe(1);
+      expect(l.logprobs[0]).toBeNull();
+      expect(l.logprobs.length).toBe(l.tokens.length);
+      for (const v of l.logprobs.slice(1)) expect(v).toBeLessThan(0);
+    }
+  });
+
+  it("logprobs names the file and line of a bad JSONL record", () => {
+    const input = join(workDir, "bad.jsonl");
+    writeFileSync(input, '{"text": "ok"}\n{"txt": 3}\n');
+    const result = run(["logprobs", "--model", modelDir, "--input", input, "--out", join(workDir, "x.jsonl")]);
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain("bad.jsonl:2");
+  });
+
+  it("export-gguf writes a GGUF file", () => {
+    const out = join(workDir, "tiny.gguf");
+    const result = run(["model", "export-gguf", "--model", modelDir, "--out", out]);
+    expect(result.status, result.stderr).toBe(0);
+    expect(readFileSync(out).subarray(0, 4).toString("latin1")).toBe("GGUF");
+  });
+
+  it("info reports the CPU kernel paths found and chosen", () => {
+    const text = execFileSync(process.execPath, [bin, "info"], { encoding: "utf8" });
+    expect(text).toMatch(/kernel paths available: .*scalar/);
+    expect(text).toMatch(/chosen: (amx|avx512|avx2|scalar)/);
+  });
+
+  it("unknown flags and backends are usage errors", () => {
+    expect(run(["logprobs", "--nope"]).status).toBe(2);
+    const result = run(["logprobs", "--model", modelDir, "--input", "x", "--out", "y", "--backend", "tpu"]);
+    expect(result.status).toBe(2);
+  });
+});
