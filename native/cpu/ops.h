@@ -1,0 +1,75 @@
+// The CPU kernels. Arguments are trusted: native/addon/cpu_ops.cc has validated every size, index and
+// length before calling here. Sizes are int64_t; matrices are row-major; accumulation is in f32 (or wider).
+#pragma once
+#include <cstdint>
+
+namespace labor::cpu {
+
+enum class DType { kF32, kBf16, kF16 };
+
+// out[bi] (+)= op(a[bi]) · op(b[bi]) for bi < batch. a is f32 [M,K] ([K,M] when trans_a); b is [K,N]
+// ([N,K] when trans_b) in b_dtype (bf16/f16 as raw 16-bit patterns), one per batch item when b_batched,
+// else shared; out f32 [M,N]. Without `accumulate`, out is overwritten (also when K = 0).
+struct MatmulArgs {
+  const float* a;
+  const void* b;
+  DType b_dtype;
+  float* out;
+  int64_t batch, m, n, k;
+  bool trans_a, trans_b, b_batched, accumulate;
+};
+
+// Softmax attention with per-query key ranges [key_start[t], key_end[t]); q, out [queries, heads,
+// head_dim]; k, v [keys, kv_heads, head_dim]; query head h reads kv head h / (heads / kv_heads).
+struct AttentionArgs {
+  const float* q;
+  const float* k;
+  const float* v;
+  const int32_t* key_start;
+  const int32_t* key_end;
+  float* out;
+  int64_t queries, keys, heads, kv_heads, head_dim;
+  float scale;
+};
+
+// Per-ISA kernels (ops_scalar.cc, ops_avx2.cc, ops_avx512.cc, ops_amx.cc).
+namespace scalar {
+void Matmul(const MatmulArgs& args);
+void Attention(const AttentionArgs& args);
+}  // namespace scalar
+namespace avx2 {
+void Matmul(const MatmulArgs& args);
+void Attention(const AttentionArgs& args);
+}  // namespace avx2
+namespace avx512 {
+void Matmul(const MatmulArgs& args);
+void Attention(const AttentionArgs& args);
+}  // namespace avx512
+namespace amx {
+// bf16 b on AMX tiles; other b dtypes go to avx512::Matmul.
+void Matmul(const MatmulArgs& args);
+}  // namespace amx
+
+// Entry points: route to the selected ISA's kernel (dispatch.cc).
+void Matmul(const MatmulArgs& args);
+void Attention(const AttentionArgs& args);
+
+// Ops with one implementation for every ISA (ops_scalar.cc; memory-bound or light enough that the
+// compiler's baseline vectorisation does).
+void Embedding(const int32_t* ids, int64_t count, const void* table, DType table_dtype, int64_t dim,
+               float* out);
+void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
+             float eps);
+// out may equal x.
+void Rope(const float* x, const int32_t* positions, const float* inv_freq, float* out, int64_t tokens,
+          int64_t heads, int64_t head_dim);
+void Swiglu(const float* gate, const float* up, float* out, int64_t count);
+void Add(const float* a, const float* b, float* out, int64_t count);
+void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab);
+// Negative targets give NaN; others are < vocab.
+void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab);
+// dst row index[t] = src row t (row_bytes each); later rows win on duplicate indices.
+void ScatterRows(const void* src, const int32_t* index, void* dst, int64_t rows, int64_t row_bytes);
+void Convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t count);
+
+}  // namespace labor::cpu
