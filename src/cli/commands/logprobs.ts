@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { loadLlama } from "../../model/load.js";
 import { Tokenizer } from "../../text/tokenizer.js";
-import { writeFileAtomic } from "../../io/atomic.js";
+import { writeFileAtomic } from "../../io/atomic-write.js";
 import { optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { ProgressBar } from "../progress.js";
@@ -84,7 +84,7 @@ export function runLogprobs(argv: string[]): number {
     bar.update(Math.min(start + batchSize, encoded.length));
   }
   bar.finish();
-  writeFileAtomic(outPath, lines.join("\n") + "\n");
+  writeFileAtomic(outPath, (sink) => sink.write(Buffer.from(lines.join("\n") + "\n", "utf8")));
   console.log(`wrote ${outPath} (${texts.length} texts, ${encoded.reduce((a, b) => a + b.length, 0)} tokens, ${backend.describe()})`);
   return 0;
 }
