@@ -465,7 +465,7 @@ function tokenizerMetadata(
       const id = idOf.get(merge.slice(0, space) + merge.slice(space + 1));
       if (id !== undefined && !scored[id]) {
         scored[id] = 1;
-        scores[id] = -rank;
+        scores[id] = 0 - rank; // not -rank: rank 0 would give -0
       }
     });
     out.push(["tokenizer.ggml.model", { type: "string", value: "llama" }]);
