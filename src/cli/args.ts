@@ -5,9 +5,21 @@ export class UsageError extends Error {}
 
 export type FlagSpec = NonNullable<ParseArgsConfig["options"]>;
 
-export function parseFlags(argv: string[], options: FlagSpec, allowPositionals = false) {
+export interface ParsedFlags {
+  values: Record<string, string | boolean | undefined>;
+  positionals: string[];
+}
+
+/** Parse flags strictly (unknown flags are usage errors); every command also accepts --help / -h. */
+export function parseFlags(argv: string[], options: FlagSpec, allowPositionals = false): ParsedFlags {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals, strict: true });
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals,
+      strict: true,
+    });
+    return { values: values as ParsedFlags["values"], positionals };
   } catch (error) {
     throw new UsageError((error as Error).message);
   }

@@ -270,7 +270,8 @@ export class Llama {
     const total = counts.reduce((a, b) => a + b, 0);
     let flatTargets: Int32Array | undefined;
     if (request.targets) {
-      flatTargets = new Int32Array(total);
+      const packed = new Int32Array(total);
+      flatTargets = packed;
       let row = 0;
       request.targets.forEach((targets, s) => {
         if (targets.length !== counts[s]) {
@@ -280,7 +281,7 @@ export class Llama {
           if (!Number.isInteger(id) || id < -1 || id >= vocab) {
             throw new Error(`forward: sequence ${s} target ${id} outside [-1, ${vocab})`);
           }
-          flatTargets[row++] = id;
+          packed[row++] = id;
         }
       });
     }
