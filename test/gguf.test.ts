@@ -14,9 +14,6 @@ import { expectedTensorShapes, type LlamaConfig } from "../src/model/config.js";
 import {
   GgmlType,
   GgufValueType,
-  bf16BitsToF32,
-  f16BitsToF32,
-  f32ToBf16Bits,
   llama3RopeFactors,
   permuteQkRows,
   readGgufHeader,
@@ -25,6 +22,7 @@ import {
   type GgufHeader,
   type GgufTensorInput,
 } from "../src/io/gguf.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits } from "../src/io/dtype.js";
 import { buildLlama2TokenizerConfig, buildLlama2TokenizerJson } from "../src/text/llama2-tokenizer.js";
 import { Tokenizer } from "../src/text/tokenizer.js";
 import { MIXED_TEXT, buildLlama3StyleTokenizerJson } from "./fixtures/tokenizer-fixtures.js";

@@ -17,6 +17,8 @@ import { randomBytes } from "node:crypto";
 import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { expectedTensorShapes, type LlamaConfig } from "../model/config.js";
+import { ropeScalingDivisors } from "../model/rope.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits } from "./dtype.js";
 import { detectTokenizerKind, type TokenizerJson } from "../text/tokenizer.js";
 
 // ---------------------------------------------------------------------------------------------------
@@ -151,59 +153,13 @@ export function permuteQkRows<T extends Float32Array | Uint16Array>(data: T, row
   return out;
 }
 
-const f32Scratch = new Float32Array(1);
-const u32Scratch = new Uint32Array(f32Scratch.buffer);
-
 /**
- * f32 → bf16 bit pattern, round-to-nearest-even; NaNs become quiet NaNs (as gguf-py and PyTorch do),
- * so a NaN payload never rounds into infinity.
- */
-export function f32ToBf16Bits(x: number): number {
-  f32Scratch[0] = x;
-  const bits = u32Scratch[0];
-  if ((bits & 0x7fffffff) > 0x7f800000) return ((bits >>> 16) & 0xffff) | 0x0040;
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-/** bf16 bit pattern → f32 value (exact). */
-export function bf16BitsToF32(bits: number): number {
-  u32Scratch[0] = (bits & 0xffff) << 16;
-  return f32Scratch[0];
-}
-
-/** IEEE half bit pattern → f32 value (exact). */
-export function f16BitsToF32(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >> 10) & 0x1f;
-  const frac = bits & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-/**
- * llama3 RoPE scaling as per-pair divisors `f_i` (REFERENCE §2), computed in float32 like the converter:
- * 1 for high frequencies, `factor` for low ones, a smooth blend between.
+ * llama3 RoPE scaling as per-pair divisors `f_i` (REFERENCE §2): the `rope_freqs` tensor llama.cpp divides
+ * each pair's base frequency by.
  */
 export function llama3RopeFactors(config: LlamaConfig): Float32Array {
-  const scaling = config.ropeScaling;
-  if (!scaling) throw new Error("llama3RopeFactors: config has no llama3 rope scaling");
-  const hd = config.headDim;
-  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: orig } = scaling;
-  const lowFreqWavelen = orig / lowFreqFactor;
-  const highFreqWavelen = orig / highFreqFactor;
-  const out = new Float32Array(hd / 2);
-  for (let i = 0; i < hd / 2; i++) {
-    const invFreq = Math.fround(1 / Math.fround(Math.pow(config.ropeTheta, Math.fround((2 * i) / hd))));
-    const wavelen = (2 * Math.PI) / invFreq;
-    if (wavelen < highFreqWavelen) out[i] = 1;
-    else if (wavelen > lowFreqWavelen) out[i] = factor;
-    else {
-      const smooth = (orig / wavelen - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      out[i] = 1 / ((1 - smooth) / factor + smooth);
-    }
-  }
-  return out;
+  if (!config.ropeScaling) throw new Error("llama3RopeFactors: config has no llama3 rope scaling");
+  return Float32Array.from(ropeScalingDivisors(config));
 }
 
 const LAYER_TENSOR_MAP: Record<string, string> = {
