@@ -1,0 +1,330 @@
+/**
+ * The CPU backend: tensors are host typed arrays, ops are the native kernels of native/cpu (scalar, AVX2,
+ * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
+ * the addon checks every size again before touching memory.
+ */
+import type { Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
+import { loadNative, type CpuIsa, type CpuIsaInfo, type NativeCpuOps, type NativeFloatDType } from "../native.js";
+
+/** A CPU tensor: a typed array (Float32Array for f32, Uint16Array of raw bits for bf16/f16, Int32Array for i32). */
+export class CpuTensor implements Tensor {
+  readonly size: number;
+  private storage: HostArray | undefined;
+
+  constructor(
+    readonly dtype: DType,
+    readonly shape: readonly number[],
+    data: HostArray,
+  ) {
+    this.size = shapeSize(shape);
+    this.storage = data;
+  }
+
+  /** The element storage; throws once the tensor is freed. */
+  get data(): HostArray {
+    if (!this.storage) throw new Error(`tensor ${dtypeShape(this)} was used after free()`);
+    return this.storage;
+  }
+
+  release(): void {
+    this.storage = undefined;
+  }
+}
+
+export interface CpuBackendOptions {
+  /** Force an instruction-set path (throws if this CPU can't run it); default: the best available. */
+  isa?: CpuIsa;
+  /** Kernel threads, process-wide (default: all cores). */
+  threads?: number;
+}
+
+function shapeSize(shape: readonly number[]): number {
+  let size = 1;
+  for (const dim of shape) {
+    if (!Number.isSafeInteger(dim) || dim < 0) throw new Error(`shape [${shape.join(",")}]: dims must be non-negative integers`);
+    size *= dim;
+  }
+  if (!Number.isSafeInteger(size)) throw new Error(`shape [${shape.join(",")}]: too many elements`);
+  return size;
+}
+
+function dtypeShape(t: Tensor): string {
+  return `${t.dtype} [${t.shape.join(",")}]`;
+}
+
+const ARRAY_KIND: Record<DType, string> = { f32: "Float32Array", bf16: "Uint16Array", f16: "Uint16Array", i32: "Int32Array" };
+
+function newArray(dtype: DType, size: number): HostArray {
+  if (dtype === "f32") return new Float32Array(size);
+  if (dtype === "i32") return new Int32Array(size);
+  return new Uint16Array(size);
+}
+
+function arrayMatches(data: HostArray, dtype: DType): boolean {
+  if (dtype === "f32") return data instanceof Float32Array;
+  if (dtype === "i32") return data instanceof Int32Array;
+  return data instanceof Uint16Array;
+}
+
+export class CpuBackend implements Backend {
+  readonly name = "cpu";
+  private readonly native: NativeCpuOps;
+  private readonly isa: CpuIsa;
+  private readonly forced: boolean;
+
+  constructor(options: CpuBackendOptions = {}) {
+    this.native = loadNative().cpu;
+    const info = this.native.isaInfo();
+    if (options.isa !== undefined) {
+      if (!info.available.includes(options.isa)) {
+        const why = options.isa === "amx" && info.amxUnavailableReason ? ` (${info.amxUnavailableReason})` : "";
+        throw new Error(`cpu backend: ISA ${options.isa} is not available on this CPU${why}; available: ${info.available.join(", ")}`);
+      }
+      this.isa = options.isa;
+    } else {
+      this.isa = info.available[0];
+    }
+    this.forced = options.isa !== undefined;
+    if (options.threads !== undefined) this.native.setThreads(options.threads);
+  }
+
+  isaInfo(): CpuIsaInfo {
+    return this.native.isaInfo();
+  }
+
+  describe(): string {
+    const info = this.native.isaInfo();
+    const threads = this.native.getThreads();
+    return `cpu (${this.isa} ${this.forced ? "forced" : "auto"}; available: ${info.available.join(", ")}; ${threads} thread${threads === 1 ? "" : "s"})`;
+  }
+
+  // ---- buffers ----
+
+  alloc(dtype: DType, shape: readonly number[]): CpuTensor {
+    return new CpuTensor(dtype, [...shape], newArray(dtype, shapeSize(shape)));
+  }
+
+  upload(data: HostArray, dtype: DType, shape: readonly number[]): CpuTensor {
+    this.checkHost("upload", data, dtype, shape);
+    return new CpuTensor(dtype, [...shape], data.slice());
+  }
+
+  weight(data: HostArray, dtype: DType, shape: readonly number[]): CpuTensor {
+    this.checkHost("weight", data, dtype, shape);
+    return new CpuTensor(dtype, [...shape], data);
+  }
+
+  download(t: Tensor): Float32Array | Int32Array {
+    const tensor = this.tensor("download", "t", t);
+    if (tensor.dtype === "f32") return (tensor.data as Float32Array).slice();
+    if (tensor.dtype === "i32") return (tensor.data as Int32Array).slice();
+    const out = new Float32Array(tensor.size);
+    this.native.convert(tensor.data as Uint16Array, tensor.dtype, out, "f32", tensor.size);
+    return out;
+  }
+
+  free(t: Tensor): void {
+    this.tensor("free", "t", t).release();
+  }
+
+  reshape(t: Tensor, shape: readonly number[]): CpuTensor {
+    const tensor = this.tensor("reshape", "t", t);
+    const size = shapeSize(shape);
+    if (size !== tensor.size) {
+      throw new Error(`reshape: ${dtypeShape(tensor)} has ${tensor.size} elements, [${shape.join(",")}] needs ${size}`);
+    }
+    return new CpuTensor(tensor.dtype, [...shape], tensor.data);
+  }
+
+  sliceRows(t: Tensor, start: number, count: number): CpuTensor {
+    const tensor = this.tensor("sliceRows", "t", t);
+    const rows = tensor.shape[0];
+    if (tensor.shape.length === 0 || !Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 ||
+      count < 0 || start + count > rows) {
+      throw new Error(`sliceRows: rows [${start}, ${start} + ${count}) outside ${dtypeShape(tensor)}`);
+    }
+    const rowSize = rows === 0 ? 0 : tensor.size / rows;
+    const shape = [count, ...tensor.shape.slice(1)];
+    return new CpuTensor(tensor.dtype, shape, tensor.data.subarray(start * rowSize, (start + count) * rowSize));
+  }
+
+  // ---- ops ----
+
+  matmul(a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions = {}): void {
+    const op = "matmul";
+    const ta = this.tensor(op, "a", a, ["f32"]);
+    const tb = this.tensor(op, "b", b, ["f32", "bf16", "f16"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const transA = options.transA ?? false, transB = options.transB ?? false;
+    const describe = `${op}: a [${ta.shape.join(",")}]${transA ? "ᵀ" : ""} · b${transB ? "ᵀ" : ""} [${tb.shape.join(",")}] → out [${to.shape.join(",")}]`;
+    if (ta.shape.length < 2 || tb.shape.length < 2) throw new Error(`${describe}: a and b need at least 2 dims`);
+    const lead = ta.shape.slice(0, -2);
+    const [aRows, aCols] = ta.shape.slice(-2);
+    const [bRows, bCols] = tb.shape.slice(-2);
+    const m = transA ? aCols : aRows, k = transA ? aRows : aCols;
+    const kb = transB ? bCols : bRows, n = transB ? bRows : bCols;
+    if (k !== kb) throw new Error(`${describe}: inner dims ${k} and ${kb} differ`);
+    const bLead = tb.shape.slice(0, -2);
+    const bBatched = bLead.length > 0;
+    if (bBatched && !sameDims(bLead, lead)) {
+      throw new Error(`${describe}: b's batch dims [${bLead.join(",")}] differ from a's [${lead.join(",")}] (b may also be 2-D, shared)`);
+    }
+    if (!sameDims(to.shape, [...lead, m, n])) throw new Error(`${describe}: out must be [${[...lead, m, n].join(",")}]`);
+    const batch = lead.reduce((p, d) => p * d, 1);
+    this.run(() =>
+      this.native.matmul(ta.data as Float32Array, tb.data as Float32Array | Uint16Array, tb.dtype as NativeFloatDType,
+        to.data as Float32Array, batch, m, n, k, transA, transB, bBatched, options.accumulate ?? false));
+  }
+
+  embedding(ids: Tensor, table: Tensor, out: Tensor): void {
+    const op = "embedding";
+    const ti = this.tensor(op, "ids", ids, ["i32"]);
+    const tt = this.tensor(op, "table", table, ["f32", "bf16", "f16"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: ids [${ti.shape.join(",")}], table [${tt.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and table 2-D`);
+    const [vocab, dim] = tt.shape;
+    if (!sameDims(to.shape, [ti.shape[0], dim])) throw new Error(`${describe}: out must be [${ti.shape[0]},${dim}]`);
+    this.run(() => this.native.embedding(ti.data as Int32Array, tt.data as Float32Array | Uint16Array,
+      tt.dtype as NativeFloatDType, to.data as Float32Array, vocab, dim));
+  }
+
+  rmsnorm(x: Tensor, weight: Tensor, eps: number, out: Tensor): void {
+    const op = "rmsnorm";
+    const tx = this.tensor(op, "x", x, ["f32"]);
+    const tw = this.tensor(op, "weight", weight, ["f32", "bf16", "f16"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: x [${tx.shape.join(",")}], weight [${tw.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
+    const dim = tx.shape[tx.shape.length - 1];
+    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
+    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: out must have x's shape`);
+    this.run(() => this.native.rmsnorm(tx.data as Float32Array, tw.data as Float32Array | Uint16Array,
+      tw.dtype as NativeFloatDType, to.data as Float32Array, dim === 0 ? 0 : tx.size / dim, dim, eps));
+  }
+
+  rope(x: Tensor, positions: Tensor, invFreq: Tensor, out: Tensor): void {
+    const op = "rope";
+    const tx = this.tensor(op, "x", x, ["f32"]);
+    const tp = this.tensor(op, "positions", positions, ["i32"]);
+    const tf = this.tensor(op, "invFreq", invFreq, ["f32"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: x [${tx.shape.join(",")}], positions [${tp.shape.join(",")}], invFreq [${tf.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tx.shape.length !== 3) throw new Error(`${describe}: x must be [T, heads, headDim]`);
+    const [tokens, heads, headDim] = tx.shape;
+    if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
+    if (!sameDims(tp.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
+    if (!sameDims(tf.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
+    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: out must have x's shape`);
+    this.run(() => this.native.rope(tx.data as Float32Array, tp.data as Int32Array, tf.data as Float32Array,
+      to.data as Float32Array, tokens, heads, headDim));
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number, out: Tensor): void {
+    const op = "attention";
+    const tq = this.tensor(op, "q", q, ["f32"]);
+    const tk = this.tensor(op, "k", k, ["f32"]);
+    const tv = this.tensor(op, "v", v, ["f32"]);
+    const ts = this.tensor(op, "keyStart", keyStart, ["i32"]);
+    const te = this.tensor(op, "keyEnd", keyEnd, ["i32"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: q [${tq.shape.join(",")}], k [${tk.shape.join(",")}], v [${tv.shape.join(",")}], keyStart [${ts.shape.join(",")}], keyEnd [${te.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tq.shape.length !== 3 || tk.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
+    const [queries, heads, headDim] = tq.shape;
+    const [keys, kvHeads, kHeadDim] = tk.shape;
+    if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
+    if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
+    if (!sameDims(tv.shape, tk.shape)) throw new Error(`${describe}: v must have k's shape`);
+    if (!sameDims(ts.shape, [queries]) || !sameDims(te.shape, [queries])) throw new Error(`${describe}: key ranges must be [${queries}]`);
+    if (!sameDims(to.shape, tq.shape)) throw new Error(`${describe}: out must have q's shape`);
+    this.run(() => this.native.attention(tq.data as Float32Array, tk.data as Float32Array, tv.data as Float32Array,
+      ts.data as Int32Array, te.data as Int32Array, to.data as Float32Array, queries, keys, heads, kvHeads, headDim, scale));
+  }
+
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
+    const [g, u, o] = this.sameShape("swiglu", ["gate", "up", "out"], [gate, up, out]);
+    this.run(() => this.native.swiglu(g.data as Float32Array, u.data as Float32Array, o.data as Float32Array, g.size));
+  }
+
+  add(a: Tensor, b: Tensor, out: Tensor): void {
+    const [x, y, o] = this.sameShape("add", ["a", "b", "out"], [a, b, out]);
+    this.run(() => this.native.add(x.data as Float32Array, y.data as Float32Array, o.data as Float32Array, x.size));
+  }
+
+  logSoftmax(logits: Tensor, out: Tensor): void {
+    const op = "logSoftmax";
+    const tl = this.tensor(op, "logits", logits, ["f32"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: logits [${tl.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
+    if (!sameDims(to.shape, tl.shape)) throw new Error(`${describe}: out must have logits' shape`);
+    this.run(() => this.native.logSoftmax(tl.data as Float32Array, to.data as Float32Array, tl.shape[0], tl.shape[1]));
+  }
+
+  logSoftmaxGather(logits: Tensor, targets: Tensor, out: Tensor): void {
+    const op = "logSoftmaxGather";
+    const tl = this.tensor(op, "logits", logits, ["f32"]);
+    const tt = this.tensor(op, "targets", targets, ["i32"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
+    if (!sameDims(tt.shape, [tl.shape[0]]) || !sameDims(to.shape, [tl.shape[0]])) {
+      throw new Error(`${describe}: targets and out must be [${tl.shape[0]}]`);
+    }
+    this.run(() => this.native.logSoftmaxGather(tl.data as Float32Array, tt.data as Int32Array, to.data as Float32Array,
+      tl.shape[0], tl.shape[1]));
+  }
+
+  scatterRows(src: Tensor, index: Tensor, dst: Tensor): void {
+    const op = "scatterRows";
+    const ts = this.tensor(op, "src", src);
+    const ti = this.tensor(op, "index", index, ["i32"]);
+    const td = this.tensor(op, "dst", dst, [ts.dtype]);
+    const describe = `${op}: src [${ts.shape.join(",")}], index [${ti.shape.join(",")}], dst [${td.shape.join(",")}]`;
+    if (ts.shape.length !== 2 || td.shape.length !== 2) throw new Error(`${describe}: src and dst must be 2-D`);
+    if (ts.shape[1] !== td.shape[1]) throw new Error(`${describe}: row widths ${ts.shape[1]} and ${td.shape[1]} differ`);
+    if (!sameDims(ti.shape, [ts.shape[0]])) throw new Error(`${describe}: index must be [${ts.shape[0]}]`);
+    this.run(() => this.native.scatterRows(ts.data, ti.data as Int32Array, td.data, ts.shape[0], td.shape[0], ts.shape[1]));
+  }
+
+  async sync(): Promise<void> {}
+
+  // ---- helpers ----
+
+  /** Selects this backend's ISA (process-global in the addon) only when another backend changed it. */
+  private run(call: () => void): void {
+    if (this.native.isaInfo().selected !== this.isa) this.native.setIsa(this.isa);
+    call();
+  }
+
+  private tensor(op: string, name: string, t: Tensor, dtypes?: readonly DType[]): CpuTensor {
+    if (!(t instanceof CpuTensor)) throw new Error(`${op}: ${name} is not a CPU tensor`);
+    if (dtypes && !dtypes.includes(t.dtype)) {
+      throw new Error(`${op}: ${name} is ${dtypeShape(t)}, dtype must be ${dtypes.join(" or ")}`);
+    }
+    void t.data;  // throws if freed
+    return t;
+  }
+
+  private sameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): CpuTensor[] {
+    const checked = tensors.map((t, i) => this.tensor(op, names[i], t, ["f32"]));
+    if (!checked.every((t) => sameDims(t.shape, checked[0].shape))) {
+      throw new Error(`${op}: shapes differ: ${checked.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
+    }
+    return checked;
+  }
+
+  private checkHost(what: string, data: HostArray, dtype: DType, shape: readonly number[]): void {
+    if (!arrayMatches(data, dtype)) throw new Error(`${what}: ${dtype} data must be a ${ARRAY_KIND[dtype]}`);
+    const size = shapeSize(shape);
+    if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
+  }
+}
+
+function sameDims(x: readonly number[], y: readonly number[]): boolean {
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
+
+export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {
+  return new CpuBackend(options);
+}
