@@ -1,0 +1,96 @@
+/**
+ * The CPU backend on every ISA path this CPU can run (each forced in turn), the paths it can't run reported
+ * as skipped, plus CPU-specific checks: thread-count independence and the native dtype conversions.
+ */
+import { describe, expect, it } from "vitest";
+import { createCpuBackend } from "../src/engine/cpu/backend.js";
+import { loadNative, type CpuIsa } from "../src/engine/native.js";
+import { defineOpSuite, makeRandom, randomF32 } from "./op-suite.js";
+import { numberToBf16, numberToF16 } from "./reference.js";
+
+const ALL_ISAS: readonly CpuIsa[] = ["amx", "avx512", "avx2", "scalar"];
+const cpu = loadNative().cpu;
+const info = cpu.isaInfo();
+
+for (const isa of ALL_ISAS) {
+  if (info.available.includes(isa)) {
+    defineOpSuite(`cpu ${isa}`, () => createCpuBackend({ isa }));
+  } else {
+    const why = isa === "amx" ? info.amxUnavailableReason : "missing CPU features";
+    it.skipIf(true)(`cpu ${isa}: not available on this CPU (${why})`, () => {});
+  }
+}
+
+describe("cpu backend", () => {
+  it("describes the forced ISA, the available ones and the threads", () => {
+    const backend = createCpuBackend({ isa: "scalar" });
+    expect(backend.describe()).toMatch(new RegExp(`^cpu \\(scalar forced; available: ${info.available.join(", ")}; \\d+ threads?\\)$`));
+  });
+
+  it("refuses an ISA this CPU can't run, naming it", () => {
+    for (const isa of ALL_ISAS.filter((i) => !info.available.includes(i))) {
+      expect(() => createCpuBackend({ isa })).toThrow(new RegExp(`ISA ${isa} is not available`));
+    }
+    expect(() => cpu.setIsa("sse" as CpuIsa)).toThrow(/^setIsa: unknown ISA "sse"/);
+  });
+
+  it("matmul gives bit-identical results on 1 thread and on all threads, on every ISA", () => {
+    const random = makeRandom(5);
+    const [m, n, k] = [67, 300, 129];
+    const a = randomF32(random, m * k);
+    const b = Uint16Array.from(randomF32(random, n * k), numberToBf16);
+    const previous = cpu.getThreads();
+    try {
+      for (const isa of info.available) {
+        const results: Float32Array[] = [];
+        for (const threads of [1, 4]) {
+          const backend = createCpuBackend({ isa, threads });
+          const out = backend.alloc("f32", [m, n]);
+          backend.matmul(backend.upload(a, "f32", [m, k]), backend.weight(b, "bf16", [n, k]), out, { transB: true });
+          results.push(backend.download(out) as Float32Array);
+        }
+        expect(Array.from(results[1]), `${isa}`).toEqual(Array.from(results[0]));
+      }
+    } finally {
+      cpu.setThreads(previous);
+    }
+  });
+
+  it("converts f32 → bf16/f16 with round-to-nearest-even, like the TS reference, edge cases included", () => {
+    const special = [0, -0, 1, -1, 65504, 65519, 65520, 1e6, -1e6, Infinity, -Infinity, NaN, 2 ** -24, 2 ** -25,
+      3 * 2 ** -25, 2 ** -14, 2 ** -15 + 2 ** -25, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -11, 1e-40, 3.4e38];
+    const values = Float32Array.from([...special, ...randomF32(makeRandom(9), 2000, 100)]);
+    // A NaN with a payload only in the low 16 bits must stay NaN in bf16 (not round to infinity).
+    new Uint32Array(values.buffer)[0] = 0x7f800001;
+    for (const [dtype, encode] of [["bf16", numberToBf16], ["f16", numberToF16]] as const) {
+      const got = new Uint16Array(values.length);
+      cpu.convert(values, "f32", got, dtype, values.length);
+      expect(Array.from(got), dtype).toEqual(Array.from(values, encode));
+    }
+    expect(numberToBf16(new Float32Array(new Uint32Array([0x7f800001]).buffer)[0])).toBe(0x7fc0);
+  });
+
+  it("native validation: wrong array kinds, lengths and counts never reach a kernel", () => {
+    const f = (n: number) => new Float32Array(n);
+    expect(() => cpu.matmul(f(10), f(4), "f32", f(4), 1, 2, 2, 6, false, false, false, false))
+      .toThrow("matmul: a has 10 elements, expected batch·M·K = 12");
+    expect(() => cpu.matmul(f(4), f(4), "bf16", f(4), 1, 2, 2, 2, false, false, false, false))
+      .toThrow(/^matmul: b must be a Uint16Array for dtype bf16/);
+    const untyped = cpu.matmul as (...args: unknown[]) => void;
+    expect(() => untyped(f(4), f(4), "f32", f(4), 1, 2, 2, 2, false, false, false))
+      .toThrow(/^matmul: expected 12 arguments, got 11/);
+    expect(() => cpu.matmul(f(4), f(4), "f32", f(4), -1, 2, 2, 2, false, false, false, false))
+      .toThrow(/^matmul: batch must be a non-negative integer/);
+    expect(() => cpu.matmul(f(0), f(0), "f32", f(0), 2 ** 40, 2 ** 40, 0, 0, false, false, false, false))
+      .toThrow(/^matmul: out has 0 elements|^matmul: sizes overflow/);
+    expect(() => cpu.matmul(f(1), f(1), "f32", f(1), 2 ** 40, 2 ** 40, 2 ** 40, 1, false, false, false, false))
+      .toThrow(/^matmul: sizes overflow/);
+    const shared = f(8);
+    expect(() => cpu.matmul(shared.subarray(0, 4), f(4), "f32", shared.subarray(2, 6), 1, 2, 2, 2, false, false, false, false))
+      .toThrow(/^matmul: out must not share memory with a/);
+    expect(() => cpu.attention(f(8), f(8), f(8), new Int32Array(1), new Int32Array(1), f(8), 1, 1, 0, 0, 8, 1))
+      .toThrow(/^attention: heads 0 must be a positive multiple of kvHeads 0/);
+    expect(() => cpu.rmsnorm(f(4), f(2), "f32", f(4), 2, 2, NaN)).toThrow(/^rmsnorm: eps must be finite/);
+    expect(() => cpu.convert(f(4), "f32", new Uint16Array(4), "f8" as "f16", 4)).toThrow(/^convert: dstDtype must be/);
+  });
+});
