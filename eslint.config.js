@@ -2,7 +2,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/**", "build/**", "build-debug/**", "node_modules/**", "bench/peers/node_modules/**", "out/**"] },
+  { ignores: ["dist/**", "build/**", "build-debug/**", "node_modules/**", "bench/peers/node_modules/**", "out/**", ".scratch/**", "labor-llm-demo/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -11,7 +11,7 @@ function readJson(path: string): object {
   try {
     return JSON.parse(readFileSync(path, "utf8")) as object;
   } catch (error) {
-    throw new Error(`${path}: cannot read JSON: ${(error as Error).message}`);
+    throw new Error(`${path}: cannot read JSON: ${(error as Error).message}`, { cause: error });
   }
 }
 

@@ -34,7 +34,7 @@ export function readTexts(path: string): InputText[] {
     try {
       parsed = JSON.parse(raw);
     } catch (error) {
-      throw new Error(`${path}:${index + 1}: not valid JSON: ${(error as Error).message}`);
+      throw new Error(`${path}:${index + 1}: not valid JSON: ${(error as Error).message}`, { cause: error });
     }
     const text = (parsed as { text?: unknown } | null)?.text;
     if (typeof text !== "string") throw new Error(`${path}:${index + 1}: expected an object with a string "text" field`);

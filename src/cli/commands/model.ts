@@ -42,7 +42,7 @@ function resolveConfig(spec: string): LlamaConfig {
   try {
     json = JSON.parse(readFileSync(spec, "utf8"));
   } catch (error) {
-    throw new Error(`${spec}: not valid JSON: ${(error as Error).message}`);
+    throw new Error(`${spec}: not valid JSON: ${(error as Error).message}`, { cause: error });
   }
   return parseLlamaConfig(json, spec);
 }
