@@ -27,6 +27,7 @@ const TEXTS = [
   "Labour economists model a worker's next occupation as a function of the whole career so far. " +
     "The outcome is a discrete choice among a few hundred occupations, and the history is a long sequence; " +
     "classical models throw most of that history away. Fine-tuned language models read it all.",
+  EXAMPLE_DOCUMENTS[1],
 ];
 
 interface Case {

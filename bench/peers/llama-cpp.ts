@@ -24,6 +24,7 @@ export interface LlamaCppRunOptions {
 /** The slice of node-llama-cpp's API used here (typed locally: the peer is not a dependency of the package). */
 interface PeerSequence {
   controlledEvaluate(input: unknown[]): Promise<Array<{ next: { probabilities?: Map<number, number> } } | undefined>>;
+  clearHistory(): Promise<void>;
   dispose(): void;
 }
 interface PeerContext {
@@ -73,8 +74,9 @@ export async function llamaCppTokenLogprobs(
   });
   try {
     const results: Float64Array[] = [];
+    const sequence = context.getSequence();
     for (const tokens of sequences) {
-      const sequence = context.getSequence();
+      await sequence.clearHistory();
       const input = tokens.map((token) => [token, { generateNext: { probabilities: true } }]);
       const outputs = await sequence.controlledEvaluate(input);
       const logprobs = new Float64Array(tokens.length).fill(NaN);
@@ -84,8 +86,8 @@ export async function llamaCppTokenLogprobs(
         logprobs[t] = p === undefined ? -Infinity : Math.log(p);
       }
       results.push(logprobs);
-      sequence.dispose();
     }
+    sequence.dispose();
     return results;
   } finally {
     await context.dispose();
