@@ -20,7 +20,7 @@ export function runInfo(argv: string[]): number {
   }
   console.log("cpu:");
   console.log(`  kernel paths available: ${isa.available.join(", ")}`);
-  console.log(`  chosen: ${isa.selected}${process.env.LABOR_LLM_ISA ? " (LABOR_LLM_ISA)" : ""}`);
+  console.log(`  chosen: ${isa.selected} (the best available; --isa forces another)`);
   if (isa.amxUnavailableReason) console.log(`  amx: ${isa.amxUnavailableReason}`);
   const flags = Object.entries(isa.features)
     .map(([name, on]) => `${name}${on ? "+" : "-"}`)
