@@ -1,5 +1,6 @@
 /** `labor-llm <command>`: parses the command word and hands the rest to the command. */
 import { UsageError } from "./args.js";
+import { DATA_HELP, runData } from "./commands/data.js";
 import { DEMO_HELP, runDemo } from "./commands/demo.js";
 import { INFO_HELP, runInfo } from "./commands/info.js";
 import { LOGPROBS_HELP, runLogprobs } from "./commands/logprobs.js";
@@ -11,12 +12,14 @@ usage: labor-llm <command> [flags]      (labor-llm <command> --help for its flag
 
 commands:
   demo         the whole method on built-in synthetic data (the main job)
+  data         synthetic panels with a known truth; check, textify and describe panels
   model        init a random Llama in HF layout; export a checkpoint to GGUF
   logprobs     per-token log-probabilities of texts under a model
   info         backends and CPU kernel paths available on this machine`;
 
-const COMMANDS: Record<string, { run: (argv: string[]) => number; help: string }> = {
+const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<number>; help: string }> = {
   demo: { run: runDemo, help: DEMO_HELP },
+  data: { run: runData, help: DATA_HELP },
   model: { run: runModel, help: MODEL_HELP },
   logprobs: { run: runLogprobs, help: LOGPROBS_HELP },
   info: { run: runInfo, help: INFO_HELP },
@@ -38,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return entry.run(rest);
+    return await entry.run(rest);
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
     console.error(`labor-llm ${command}: ${message}`);
