@@ -25,6 +25,18 @@ export interface MatmulOptions {
   transB?: boolean;
   /** Add into `out` instead of overwriting it. */
   accumulate?: boolean;
+  /** Scale the product: out (+)= alpha · op(a)·op(b) (default 1; LoRA's alpha/r). */
+  alpha?: number;
+}
+
+export interface AdamWHyper {
+  learningRate: number;
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+  /** 1-based step number t, for the bias corrections 1 − βᵗ. */
+  step: number;
 }
 
 export interface Backend {
@@ -87,6 +99,49 @@ export interface Backend {
   logSoftmaxGather(logits: Tensor, targets: Tensor, out: Tensor): void;
   /** dst[index[t], :] = src[t, :]: src [T, w], dst [R, w] (same dtype), index i32 [T] in [0, R). */
   scatterRows(src: Tensor, index: Tensor, dst: Tensor): void;
+
+  // ---- scoring ----
+  /**
+   * Tree attention for prefix-shared scoring: query t attends the contiguous keys [prefixStart[t], prefixEnd[t])
+   * plus the individual keys extraKeys[extraOffsets[t] .. extraOffsets[t+1]) (its trie ancestors and itself).
+   * q, out [Tq, H, hd]; k, v [Tk, KV, hd]; prefixStart/prefixEnd i32 [Tq]; extraOffsets i32 [Tq+1];
+   * extraKeys i32 [E]. Equals `attention` when every extra list is empty.
+   */
+  treeAttention(q: Tensor, k: Tensor, v: Tensor, prefixStart: Tensor, prefixEnd: Tensor, extraOffsets: Tensor,
+    extraKeys: Tensor, scale: number, out: Tensor): void;
+
+  // ---- training (backward ops: parameter gradients accumulate (+=), activation gradients are written (=)) ----
+  /** attention() that also writes the log-sum-exp of each query's scaled scores: lse f32 [Tq, H] (for backward). */
+  attentionForTraining(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number,
+    out: Tensor, lse: Tensor): void;
+  /** dq, dk, dv (written) from dOut, given the forward's inputs, output and lse (same shapes as forward). */
+  attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, lse: Tensor, keyStart: Tensor,
+    keyEnd: Tensor, scale: number, dq: Tensor, dk: Tensor, dv: Tensor): void;
+  /** dTable[ids[t]] += dOut[t]: ids i32 [T], dOut f32 [T, d], dTable f32 [V, d]. */
+  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor): void;
+  /** dx (written) and, unless null, dWeight += Σ_rows (f32 [d]) for out = rmsnorm(x, weight). */
+  rmsnormBackward(x: Tensor, weight: Tensor, dOut: Tensor, eps: number, dx: Tensor, dWeight: Tensor | null): void;
+  /** dx = RoPE⁻¹(dOut) (rotation by −angle); dx may alias dOut. */
+  ropeBackward(dOut: Tensor, positions: Tensor, invFreq: Tensor, dx: Tensor): void;
+  /** dGate, dUp (written) for out = silu(gate) ⊙ up. */
+  swigluBackward(gate: Tensor, up: Tensor, dOut: Tensor, dGate: Tensor, dUp: Tensor): void;
+  /**
+   * Fused cross-entropy: losses[r] = logsumexp(logits[r]) − logits[r, targets[r]] (0 where target is −1), and
+   * dLogits[r] = gradScale · (softmax(logits[r]) − onehot(targets[r])) (all 0 where target is −1). logits,
+   * dLogits f32 [R, V] (dLogits may alias logits: the logits are then overwritten); targets i32 [R]; losses f32 [R].
+   */
+  crossEntropy(logits: Tensor, targets: Tensor, gradScale: number, losses: Tensor, dLogits: Tensor): void;
+  /** One AdamW step on f32 param with f32 grad, m, v (REFERENCE §6: decay first, eps outside the sqrt). */
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, hyper: AdamWHyper): void;
+  /** Σ x² over all elements (f32 tensor), computed in f64 and returned to the host. */
+  sumOfSquares(x: Tensor): number;
+  /** out = x · factor elementwise (out may alias x). */
+  scale(x: Tensor, factor: number, out: Tensor): void;
+  /** Set every element to value. */
+  fill(t: Tensor, value: number): void;
+  /** Copy with dtype conversion between f32/bf16/f16 (same shape; f32 → 16-bit rounds to nearest even). */
+  convert(src: Tensor, dst: Tensor): void;
+
   /** Wait until queued work is finished (a no-op for synchronous backends). */
   sync(): Promise<void>;
 }
