@@ -3,7 +3,7 @@
  * (seed, person id) alone, so the split of a person never changes when people are added, removed or
  * reordered, and the same seed gives the same split on every machine.
  */
-import { hashString } from "./random.js";
+import { hashString } from "../util/random.js";
 
 export const SPLIT_NAMES = ["train", "valid", "test"] as const;
 export type SplitName = (typeof SPLIT_NAMES)[number];

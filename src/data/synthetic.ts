@@ -6,7 +6,7 @@
 import type { EducationLevel, Panel, PersonRecord, Race, Region, Wave } from "./panel.js";
 import { CAREER_PROCESS_PARAMETERS, CHANNEL_COUNT, CareerProcess, educationCapForAge, type HistoryContext } from "./career-process.js";
 import { syntheticProfile, type ProfileName, type SyntheticProfile } from "./profiles.js";
-import { Sfc32 } from "./random.js";
+import { Sfc32 } from "../util/random.js";
 import { occupationTaxonomy, type OccupationTaxonomy } from "./taxonomy.js";
 
 /** A generated panel with its oracle column. */

@@ -1,5 +1,5 @@
 /**
- * Seeded randomness for the data side: a 32-bit hash (for per-person seeds and splits) and sfc32, a small
+ * Seeded randomness (data generation, splits, model initialisation): a 32-bit hash (for per-person seeds and splits) and sfc32, a small
  * fast generator that passes PractRand. Each synthetic person gets its own stream seeded from
  * (seed, person index), so a person's career does not depend on how many people are generated or in what
  * order.
@@ -72,5 +72,20 @@ export class Sfc32 {
       if (u < 0) return i;
     }
     return weights.length - 1;
+  }
+}
+
+/**
+ * A generator for a named stream, e.g. one per tensor when initialising a model: the values of each stream
+ * depend only on (seed, name), not on the order streams are made.
+ */
+export class SeededRandom extends Sfc32 {
+  constructor(seed: number, name = "") {
+    super(seed, hashString(name, seed));
+  }
+
+  /** Fill with U(−bound, bound). */
+  fillUniform(out: Float32Array, bound: number): void {
+    for (let i = 0; i < out.length; i++) out[i] = (2 * this.next() - 1) * bound;
   }
 }
