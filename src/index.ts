@@ -16,3 +16,23 @@ export { Tokenizer } from "./text/tokenizer.js";
 export { openSafetensors, openCheckpoint, writeSafetensors } from "./io/safetensors.js";
 export { readLlamaConfig, parseLlamaConfig } from "./io/hf-config.js";
 export { exportGguf } from "./io/export-gguf.js";
+
+// Data: occupations, panels, synthetic careers with a known truth, splits, documents.
+export { occupationTaxonomy, OccupationTaxonomy, type Outcome } from "./data/taxonomy.js";
+export type { Panel, PersonRecord, Wave, PanelRow, EducationLevel } from "./data/panel.js";
+export { loadPanel, loadPanelCsv, loadPanelJsonl, PanelValidationError } from "./data/load.js";
+export { generateSyntheticPanel, type SyntheticPanel, type GenerateOptions } from "./data/synthetic.js";
+export { PROFILE_NAMES, type ProfileName } from "./data/profiles.js";
+export { assignSplits, splitOfPerson, type SplitName } from "./data/splits.js";
+export { panelStatistics, formatPanelStatistics } from "./data/stats.js";
+export {
+  documentTemplate,
+  renderDocument,
+  tokenizeDocument,
+  lossMask,
+  candidateTokenizations,
+  TEMPLATE_NAMES,
+  type TemplateName,
+  type RenderedDocument,
+  type TokenizedDocument,
+} from "./text/documents.js";
