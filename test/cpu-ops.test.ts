@@ -34,7 +34,7 @@ describe("cpu backend", () => {
     expect(() => cpu.setIsa("sse" as CpuIsa)).toThrow(/^setIsa: unknown ISA "sse"/);
   });
 
-  it("matmul gives bit-identical results on 1 thread and on all threads, on every ISA", () => {
+  it("matmul gives bit-identical results on 1 thread and on all threads, on every ISA", async () => {
     const random = makeRandom(5);
     const [m, n, k] = [67, 300, 129];
     const a = randomF32(random, m * k);
@@ -47,7 +47,7 @@ describe("cpu backend", () => {
           const backend = createCpuBackend({ isa, threads });
           const out = backend.alloc("f32", [m, n]);
           backend.matmul(backend.upload(a, "f32", [m, k]), backend.weight(b, "bf16", [n, k]), out, { transB: true });
-          results.push(backend.download(out) as Float32Array);
+          results.push((await backend.download(out)) as Float32Array);
         }
         expect(Array.from(results[1]), `${isa}`).toEqual(Array.from(results[0]));
       }

@@ -40,26 +40,26 @@ function maxAbsDifference(a: ArrayLike<number>, b: ArrayLike<number>, from = 0):
 }
 
 describe("Llama forward (cpu)", () => {
-  it("batched sequences of different lengths equal each sequence alone", () => {
+  it("batched sequences of different lengths equal each sequence alone", async () => {
     const sequences = [randomTokens(37, 1), randomTokens(5, 2), randomTokens(1, 3), randomTokens(64, 4)];
-    const batched = model.tokenLogprobs(sequences);
-    sequences.forEach((tokens, s) => {
-      const [alone] = model.tokenLogprobs([tokens]);
+    const batched = await model.tokenLogprobs(sequences);
+    for (const [s, tokens] of sequences.entries()) {
+      const [alone] = await model.tokenLogprobs([tokens]);
       expect(Number.isNaN(batched[s][0])).toBe(true);
       expect(maxAbsDifference(batched[s], alone, 1)).toBeLessThan(1e-5);
-    });
+    }
   });
 
-  it("incremental evaluation through the KV cache equals one pass", () => {
+  it("incremental evaluation through the KV cache equals one pass", async () => {
     const tokens = randomTokens(50, 9);
-    const [whole] = model.tokenLogprobs([tokens]);
+    const [whole] = await model.tokenLogprobs([tokens]);
     const cache = model.newCache([tokens.length]);
     const pieces = [tokens.slice(0, 1), tokens.slice(1, 20), tokens.slice(20, 21), tokens.slice(21)];
     const incremental: number[] = [NaN];
     let offset = 0;
     for (const piece of pieces) {
       const targets = piece.map((_, i) => (offset + i + 1 < tokens.length ? tokens[offset + i + 1] : -1));
-      const { logprobs } = model.forward(cache, { tokens: [piece], targets: [targets] });
+      const { logprobs } = await model.forward(cache, { tokens: [piece], targets: [targets] });
       for (let i = 0; i < piece.length; i++) if (offset + i + 1 < tokens.length) incremental.push(logprobs![0][i]);
       offset += piece.length;
     }
@@ -67,11 +67,11 @@ describe("Llama forward (cpu)", () => {
     expect(maxAbsDifference(incremental, whole, 1)).toBeLessThan(1e-5);
   });
 
-  it("logits and gathered log-probs agree, and rows are normalised", () => {
+  it("logits and gathered log-probs agree, and rows are normalised", async () => {
     const tokens = randomTokens(12, 5);
     const cache = model.newCache([tokens.length]);
     const targets = tokens.map((_, t) => (t + 1 < tokens.length ? tokens[t + 1] : -1));
-    const { logits, logprobs } = model.forward(cache, { tokens: [tokens], targets: [targets], wantLogits: true });
+    const { logits, logprobs } = await model.forward(cache, { tokens: [tokens], targets: [targets], wantLogits: true });
     cache.free();
     const vocab = MODEL_PRESETS.tiny.vocabSize;
     for (let t = 0; t + 1 < tokens.length; t++) {
@@ -86,10 +86,10 @@ describe("Llama forward (cpu)", () => {
     expect(Number.isNaN(logprobs![0][tokens.length - 1])).toBe(true);
   });
 
-  it("refuses out-of-vocabulary ids and cache overflow with clear messages", () => {
+  it("refuses out-of-vocabulary ids and cache overflow with clear messages", async () => {
     const cache = model.newCache([4]);
-    expect(() => model.forward(cache, { tokens: [[1, 32000]] })).toThrow(/token 1 has id 32000, outside the vocabulary \[0, 32000\)/);
-    expect(() => model.forward(cache, { tokens: [[1, 2, 3, 4, 5]] })).toThrow(/would hold 5 tokens, cache capacity is 4/);
+    await expect(model.forward(cache, { tokens: [[1, 32000]] })).rejects.toThrow(/token 1 has id 32000, outside the vocabulary \[0, 32000\)/);
+    await expect(model.forward(cache, { tokens: [[1, 2, 3, 4, 5]] })).rejects.toThrow(/would hold 5 tokens, cache capacity is 4/);
     cache.free();
   });
 });

@@ -103,7 +103,7 @@ export function defineOpSuite(label: string, makeBackend: () => Backend): void {
     }
 
     for (const dtype of FLOAT_DTYPES) {
-      it(`matmul with ${dtype} b: transposes, batches, shared b, accumulate`, () => {
+      it(`matmul with ${dtype} b: transposes, batches, shared b, accumulate`, async () => {
         const random = makeRandom(11);
         for (const [batch, m, n, k] of MATMUL_SIZES) {
           for (let flags = 0; flags < 16; flags++) {
@@ -118,7 +118,7 @@ export function defineOpSuite(label: string, makeBackend: () => Backend): void {
             const initial = randomF32(random, batch * m * n);
             const out = accumulate ? backend.upload(initial, "f32", [...lead, m, n]) : poisoned(backend, [...lead, m, n]);
             backend.matmul(aT, bT, out, { transA: s.transA, transB: s.transB, accumulate });
-            const got = backend.download(out);
+            const got = await backend.download(out);
             const init = accumulate ? initial : undefined;
             const exact = matmulRef(aValues, b.exact, s, init);
             const what = `matmul ${dtype} ${JSON.stringify({ ...s, accumulate })}`;
@@ -145,7 +145,7 @@ export function defineOpSuite(label: string, makeBackend: () => Backend): void {
       { queries: 33, keys: 33, heads: 2, kvHeads: 2, headDim: 33, kind: "causal" },
       { queries: 4, keys: 0, heads: 2, kvHeads: 1, headDim: 8, kind: "causal" },
     ] as const;
-    it("attention: key ranges (empty, causal, packed, partial, KV cache), GQA, odd head dims", () => {
+    it("attention: key ranges (empty, causal, packed, partial, KV cache), GQA, odd head dims", async () => {
       const random = makeRandom(23);
       for (const c of ATTENTION_CASES) {
         const q = randomF32(random, c.queries * c.heads * c.headDim, 2);
@@ -159,35 +159,35 @@ export function defineOpSuite(label: string, makeBackend: () => Backend): void {
           backend.upload(k, "f32", [c.keys, c.kvHeads, c.headDim]),
           backend.upload(v, "f32", [c.keys, c.kvHeads, c.headDim]),
           backend.upload(ranges.start, "i32", [c.queries]), backend.upload(ranges.end, "i32", [c.queries]), scale, out);
-        check(`attention ${JSON.stringify(c)}`, backend.download(out),
+        check(`attention ${JSON.stringify(c)}`, await backend.download(out),
           attentionRef(q, k, v, ranges.start, ranges.end, c.heads, c.kvHeads, c.headDim, scale));
       }
     });
 
     for (const dtype of FLOAT_DTYPES) {
-      it(`embedding with a ${dtype} table`, () => {
+      it(`embedding with a ${dtype} table`, async () => {
         const random = makeRandom(31);
         const vocab = 37, dim = 19;
         const table = encodeFloat(randomF32(random, vocab * dim), dtype);
         const ids = Int32Array.from([0, 36, 5, 5, 17, 1, 36]);
         const out = poisoned(backend, [ids.length, dim]);
         backend.embedding(backend.upload(ids, "i32", [ids.length]), backend.weight(table.data, dtype, [vocab, dim]), out);
-        check("embedding", backend.download(out), embeddingRef(ids, table.exact, dim), 0);
+        check("embedding", await backend.download(out), embeddingRef(ids, table.exact, dim), 0);
       });
 
-      it(`rmsnorm with a ${dtype} weight`, () => {
+      it(`rmsnorm with a ${dtype} weight`, async () => {
         const random = makeRandom(37);
         for (const [rows, dim] of [[1, 1], [7, 33], [5, 129]]) {
           const x = randomF32(random, rows * dim, 3);
           const weight = encodeFloat(randomF32(random, dim), dtype);
           const out = poisoned(backend, [rows, dim]);
           backend.rmsnorm(backend.upload(x, "f32", [rows, dim]), backend.weight(weight.data, dtype, [dim]), 1e-5, out);
-          check(`rmsnorm [${rows},${dim}]`, backend.download(out), rmsnormRef(x, weight.exact, 1e-5, dim));
+          check(`rmsnorm [${rows},${dim}]`, await backend.download(out), rmsnormRef(x, weight.exact, 1e-5, dim));
         }
       });
     }
 
-    it("rope: HF half-split, large positions, in place", () => {
+    it("rope: HF half-split, large positions, in place", async () => {
       const random = makeRandom(41);
       for (const [tokens, heads, headDim] of [[1, 1, 2], [7, 6, 8], [17, 2, 64], [5, 3, 16]]) {
         const x = randomF32(random, tokens * heads * headDim);
@@ -198,47 +198,47 @@ export function defineOpSuite(label: string, makeBackend: () => Backend): void {
         const freq = backend.upload(invFreq, "f32", [headDim / 2]);
         const out = poisoned(backend, [tokens, heads, headDim]);
         backend.rope(backend.upload(x, "f32", [tokens, heads, headDim]), pos, freq, out);
-        check(`rope [${tokens},${heads},${headDim}]`, backend.download(out), want);
+        check(`rope [${tokens},${heads},${headDim}]`, await backend.download(out), want);
         const inPlace = backend.upload(x, "f32", [tokens, heads, headDim]);
         backend.rope(inPlace, pos, freq, inPlace);
-        check(`rope in place [${tokens},${heads},${headDim}]`, backend.download(inPlace), want);
+        check(`rope in place [${tokens},${heads},${headDim}]`, await backend.download(inPlace), want);
       }
     });
 
-    it("swiglu and add (add also in place)", () => {
+    it("swiglu and add (add also in place)", async () => {
       const random = makeRandom(43);
       for (const shape of [[1], [7, 17], [3, 5, 33]]) {
         const count = shape.reduce((p, d) => p * d, 1);
         const a = randomF32(random, count, 4), b = randomF32(random, count);
         const out = poisoned(backend, shape);
         backend.swiglu(backend.upload(a, "f32", shape), backend.upload(b, "f32", shape), out);
-        check("swiglu", backend.download(out), swigluRef(a, b));
+        check("swiglu", await backend.download(out), swigluRef(a, b));
         const sum = poisoned(backend, shape);
         const aT = backend.upload(a, "f32", shape), bT = backend.upload(b, "f32", shape);
         backend.add(aT, bT, sum);
-        check("add", backend.download(sum), addRef(a, b));
+        check("add", await backend.download(sum), addRef(a, b));
         backend.add(aT, bT, aT);
-        check("add in place", backend.download(aT), addRef(a, b));
+        check("add in place", await backend.download(aT), addRef(a, b));
       }
     });
 
-    it("logSoftmax and logSoftmaxGather (negative target → NaN)", () => {
+    it("logSoftmax and logSoftmaxGather (negative target → NaN)", async () => {
       const random = makeRandom(47);
       for (const [rows, vocab] of [[1, 1], [3, 17], [5, 1000]]) {
         const logits = randomF32(random, rows * vocab, 8);
         const out = poisoned(backend, [rows, vocab]);
         const logitsT = backend.upload(logits, "f32", [rows, vocab]);
         backend.logSoftmax(logitsT, out);
-        check(`logSoftmax [${rows},${vocab}]`, backend.download(out), logSoftmaxRef(logits, vocab));
+        check(`logSoftmax [${rows},${vocab}]`, await backend.download(out), logSoftmaxRef(logits, vocab));
         const targets = Int32Array.from({ length: rows }, (_, r) => (r === 1 ? -100 : (r * 7) % vocab));
         const gathered = poisoned(backend, [rows]);
         backend.logSoftmaxGather(logitsT, backend.upload(targets, "i32", [rows]), gathered);
-        check(`logSoftmaxGather [${rows},${vocab}]`, backend.download(gathered), logSoftmaxGatherRef(logits, targets, vocab));
+        check(`logSoftmaxGather [${rows},${vocab}]`, await backend.download(gathered), logSoftmaxGatherRef(logits, targets, vocab));
       }
     });
 
     for (const dtype of ["f32", "bf16", "i32"] as const satisfies readonly DType[]) {
-      it(`scatterRows of ${dtype} rows (duplicates: the last wins)`, () => {
+      it(`scatterRows of ${dtype} rows (duplicates: the last wins)`, async () => {
         const random = makeRandom(53);
         const width = 5, rows = 4, dstRows = 9;
         // Small integers: exact in every dtype, so the rows must come back bit for bit.
@@ -249,18 +249,18 @@ export function defineOpSuite(label: string, makeBackend: () => Backend): void {
         const dst = backend.upload(host(dstValues), dtype, [dstRows, width]);
         backend.scatterRows(backend.upload(host(srcValues), dtype, [rows, width]), backend.upload(index, "i32", [rows]), dst);
         const want = scatterRowsRef(srcValues, index, dstValues, width);
-        const got = Array.from(backend.download(dst));
+        const got = Array.from(await backend.download(dst));
         expect(got).toEqual(Array.from(want));
       });
     }
 
-    it("upload/download round-trips every dtype", () => {
+    it("upload/download round-trips every dtype", async () => {
       const values = Float32Array.from([0, -1.5, 3.25, 65504, 1e-7, -0]);
       for (const dtype of FLOAT_DTYPES) {
         const { data, exact } = encodeFloat(values, dtype);
-        expect(Array.from(backend.download(backend.upload(data, dtype, [2, 3])))).toEqual(Array.from(exact));
+        expect(Array.from(await backend.download(backend.upload(data, dtype, [2, 3])))).toEqual(Array.from(exact));
       }
-      expect(Array.from(backend.download(backend.upload(Int32Array.from([1, -2]), "i32", [2])))).toEqual([1, -2]);
+      expect(Array.from(await backend.download(backend.upload(Int32Array.from([1, -2]), "i32", [2])))).toEqual([1, -2]);
     });
 
     it("bad shapes and ids throw errors naming the op", () => {

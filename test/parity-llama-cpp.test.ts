@@ -57,7 +57,7 @@ describe("Llama forward vs llama.cpp", () => {
       expect(positions).toBeGreaterThanOrEqual(500);
 
       const { model } = loadLlama(modelDir, createCpuBackend());
-      const ours = model.tokenLogprobs(sequences);
+      const ours = await model.tokenLogprobs(sequences);
       const theirs = await llamaCppTokenLogprobs(ggufPath, sequences, { kvCacheType: "F32" });
 
       let maxDelta = 0;

@@ -55,8 +55,11 @@ export interface Backend {
    * memory-mapped safetensors bytes in place); the caller must not mutate `data` afterwards.
    */
   weight(data: HostArray, dtype: DType, shape: readonly number[]): Tensor;
-  /** Copy out: float dtypes come back as f32, i32 as Int32Array. */
-  download(t: Tensor): Float32Array | Int32Array;
+  /**
+   * Copy out: float dtypes come back as f32, i32 as Int32Array. Asynchronous because a GPU readback is (it
+   * waits for the queued work that writes `t`); the CPU backend resolves at once.
+   */
+  download(t: Tensor): Promise<Float32Array | Int32Array>;
   free(t: Tensor): void;
   /** A view of the same storage with another shape of equal size (no copy). */
   reshape(t: Tensor, shape: readonly number[]): Tensor;
@@ -133,8 +136,8 @@ export interface Backend {
   crossEntropy(logits: Tensor, targets: Tensor, gradScale: number, losses: Tensor, dLogits: Tensor): void;
   /** One AdamW step on f32 param with f32 grad, m, v (REFERENCE §6: decay first, eps outside the sqrt). */
   adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, hyper: AdamWHyper): void;
-  /** Σ x² over all elements (f32 tensor), computed in f64 and returned to the host. */
-  sumOfSquares(x: Tensor): number;
+  /** Σ x² over all elements (f32 tensor), computed in f64 (or f32 partial sums combined in f64) and read back. */
+  sumOfSquares(x: Tensor): Promise<number>;
   /** out = x · factor elementwise (out may alias x). */
   scale(x: Tensor, factor: number, out: Tensor): void;
   /** Set every element to value. */

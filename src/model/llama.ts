@@ -122,12 +122,12 @@ export class Llama {
    * Per-token log-probabilities of whole texts given as token ids: result[s][t] = log p(tokens[t] | tokens[<t]),
    * NaN at t = 0 (nothing to condition on).
    */
-  tokenLogprobs(sequences: readonly (readonly number[])[]): Float32Array[] {
+  async tokenLogprobs(sequences: readonly (readonly number[])[]): Promise<Float32Array[]> {
     const nonEmpty = sequences.map((s) => Math.max(1, s.length));
     const cache = this.newCache(nonEmpty);
     try {
       const targets = sequences.map((s) => s.map((_, t) => (t + 1 < s.length ? s[t + 1] : -1)));
-      const { logprobs } = this.forward(cache, { tokens: sequences, targets });
+      const { logprobs } = await this.forward(cache, { tokens: sequences, targets });
       return logprobs!.map((row, s) => {
         const shifted = new Float32Array(sequences[s].length);
         if (shifted.length > 0) shifted[0] = NaN;
@@ -140,7 +140,7 @@ export class Llama {
   }
 
   /** Run new tokens of every sequence through the model, appending their keys/values to the cache. */
-  forward(cache: KvCache, request: ForwardRequest): ForwardResult {
+  async forward(cache: KvCache, request: ForwardRequest): Promise<ForwardResult> {
     const { backend: be, config: cfg, tensors: w } = this;
     const counts = request.tokens.map((t) => t.length);
     if (counts.length !== cache.sequenceCount) {
@@ -250,7 +250,7 @@ export class Llama {
       be.rmsnorm(x, w.norm, cfg.rmsNormEps, normed);
       request.tokens.forEach((tokens, s) => (cache.lengths[s] += tokens.length));
 
-      this.readOutputs(normed, counts, request, result, temporaries);
+      await this.readOutputs(normed, counts, request, result, temporaries);
       return result;
     } finally {
       for (const t of temporaries) be.free(t);
@@ -258,13 +258,13 @@ export class Llama {
   }
 
   /** Logits in row chunks: gather target log-probs and/or copy logits out, never holding all of them. */
-  private readOutputs(
+  private async readOutputs(
     normed: Tensor,
     counts: number[],
     request: ForwardRequest,
     result: ForwardResult,
     temporaries: Tensor[],
-  ): void {
+  ): Promise<void> {
     const be = this.backend;
     const vocab = this.config.vocabSize;
     const total = counts.reduce((a, b) => a + b, 0);
@@ -300,10 +300,10 @@ export class Llama {
         const targets = be.upload(flatTargets.subarray(start, start + rows), "i32", [rows]);
         const out = be.sliceRows(gathered, 0, rows);
         be.logSoftmaxGather(logitRows, targets, out);
-        flatLogprobs.set(be.download(out) as Float32Array, start);
+        flatLogprobs.set((await be.download(out)) as Float32Array, start);
         be.free(targets);
       }
-      if (flatLogits) flatLogits.set(be.download(logitRows) as Float32Array, start * vocab);
+      if (flatLogits) flatLogits.set((await be.download(logitRows)) as Float32Array, start * vocab);
     }
     const split = (flat: Float32Array, width: number): Float32Array[] => {
       const parts: Float32Array[] = [];

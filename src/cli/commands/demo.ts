@@ -51,7 +51,7 @@ export const EXAMPLE_DOCUMENTS = [
   ].join("\n"),
 ];
 
-export function runDemo(argv: string[]): number {
+export async function runDemo(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     out: { type: "string" },
     "model-preset": { type: "string" },
@@ -83,7 +83,7 @@ export function runDemo(argv: string[]): number {
   const { model } = loadLlama(modelDir, backend);
   const tokenizer = Tokenizer.fromDirectory(modelDir);
   const ids = EXAMPLE_DOCUMENTS.map((doc) => tokenizer.encode(doc, { addBos: true }));
-  const logprobs = model.tokenLogprobs(ids);
+  const logprobs = await model.tokenLogprobs(ids);
   const rows = ids.map((tokens, i) => {
     let sum = 0;
     for (let t = 1; t < tokens.length; t++) sum += logprobs[i][t];

@@ -43,7 +43,7 @@ export function readTexts(path: string): InputText[] {
   return texts;
 }
 
-export function runLogprobs(argv: string[]): number {
+export async function runLogprobs(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     model: { type: "string" },
     input: { type: "string" },
@@ -76,7 +76,7 @@ export function runLogprobs(argv: string[]): number {
   const lines: string[] = [];
   for (let start = 0; start < encoded.length; start += batchSize) {
     const batch = encoded.slice(start, start + batchSize);
-    const logprobs = model.tokenLogprobs(batch);
+    const logprobs = await model.tokenLogprobs(batch);
     batch.forEach((ids, i) => {
       const values = Array.from(logprobs[i], (v, t) => (t === 0 ? null : v));
       lines.push(JSON.stringify({ line: texts[start + i].line, tokens: ids, logprobs: values }));

@@ -114,7 +114,7 @@ export class CpuBackend implements Backend {
     return new CpuTensor(dtype, [...shape], data);
   }
 
-  download(t: Tensor): Float32Array | Int32Array {
+  async download(t: Tensor): Promise<Float32Array | Int32Array> {
     const tensor = this.tensor("download", "t", t);
     if (tensor.dtype === "f32") return (tensor.data as Float32Array).slice();
     if (tensor.dtype === "i32") return (tensor.data as Int32Array).slice();
@@ -313,7 +313,7 @@ export class CpuBackend implements Backend {
     throw new Error("adamw: not implemented on the cpu backend yet");
   }
 
-  sumOfSquares(): number {
+  async sumOfSquares(): Promise<number> {
     throw new Error("sumOfSquares: not implemented on the cpu backend yet");
   }
 
