@@ -1,0 +1,614 @@
+/**
+ * Training forward and explicit backward of the Llama over the Backend interface, in the style of llm.c:
+ * the forward saves what each op's backward needs; the backward walks the layers in reverse, *writing*
+ * activation gradients (=) and *accumulating* parameter gradients (+=). Frozen weights get no gradient
+ * buffers (LoRA); activation recomputation is a switch (`recompute`): only each layer's input is kept and
+ * the layer's forward is run again, into one shared set of buffers, just before its backward.
+ *
+ * Per layer (HF semantics, y = x·Wᵀ, W [out, in]):
+ *   n1 = rms(x)·w_in;  q, k, v = n1·Wqᵀ, n1·Wkᵀ, n1·Wvᵀ;  q, k ← RoPE;  a = attn(q, k, v)
+ *   h  = x + a·Woᵀ;    n2 = rms(h)·w_post;  g, u = n2·Wgᵀ, n2·Wuᵀ;  s = silu(g) ⊙ u
+ *   x' = h + s·Wdᵀ
+ * then logits = rms(x_L)·w_norm·Wlmᵀ and a fused cross-entropy (softmax − onehot) per row.
+ *
+ * Backward of a Linear y = x·Wᵀ: dX = dY·W; dW += dYᵀ·X. With LoRA (u = x̃·Aᵀ, x̃ = dropout(x), y += s·u·Bᵀ):
+ *   dB += s·dYᵀ·u;  du = s·dY·B;  dA += duᵀ·x̃;  dX += du·A (masked like x̃) — the rank-r product goes first
+ *   and B·A is never formed.
+ *
+ * Packed batches: several documents share one token axis; token t attends keys [keyStart[t], keyEnd[t]),
+ * its own document's prefix, so there is no attention across documents. Positions restart per document.
+ */
+import type { Backend, Tensor } from "../engine/backend.js";
+import type { LlamaConfig } from "./config.js";
+import { expectedTensorShapes } from "./config.js";
+import { ropeInverseFrequencies } from "./rope.js";
+import type { HostTensor, LlamaWeights } from "./weights.js";
+import { initialTensorValues } from "./init.js";
+import { toFloat32 } from "../io/dtype.js";
+import { mix32 } from "../util/random.js";
+import {
+  initialLoraMatrices, LORA_TARGET_MODULES, loraScaling, peftKey, validateLoraConfig,
+  type LoraConfig, type LoraMatrices, type LoraTargetModule,
+} from "./lora.js";
+
+/** Train every weight ("full") or only LoRA adapters on a frozen base. */
+export type TrainingMode = { kind: "full" } | { kind: "lora"; lora: LoraConfig };
+
+export interface TrainableLlamaOptions {
+  mode: TrainingMode;
+  /** Most tokens in one packed micro-batch: activation buffers are sized for it once. */
+  maxTokens: number;
+  /** Keep only each layer's input and recompute the layer in backward (less memory, ~1/3 more compute). */
+  recompute?: boolean;
+  /** Seed of fresh LoRA matrices and of dropout masks (default 0). */
+  seed?: number;
+  /** Adapter values to start from (loading or resuming); default: fresh PEFT init from `seed`. */
+  loraMatrices?: LoraMatrices[];
+  /**
+   * How per-row losses are read back (default `backend.download`). A float64 test backend passes its exact
+   * reader here so whole-model finite differences see no f32 rounding.
+   */
+  readLosses?: (losses: Tensor) => Promise<ArrayLike<number>>;
+}
+
+/** One packed micro-batch: documents laid end to end on one token axis. */
+export interface PackedBatch {
+  ids: Int32Array;
+  /** RoPE position of each token (restarting at 0 in every document). */
+  positions: Int32Array;
+  /** Token t attends keys [keyStart[t], keyEnd[t]) — its own document up to itself. */
+  keyStart: Int32Array;
+  keyEnd: Int32Array;
+  /** Id each token's output must predict, or −1 where the loss skips it. */
+  targets: Int32Array;
+  /** Number of targets ≥ 0. */
+  targetCount: number;
+  /** Distinct for every micro-batch of a run: dropout masks are a function of (seed, serial). */
+  serial: number;
+}
+
+/** A trainable tensor with its gradient (f32, same shape). */
+export interface TrainableParameter {
+  /** HF tensor name (full training) or PEFT key (LoRA). */
+  name: string;
+  value: Tensor;
+  grad: Tensor;
+  /** AdamW weight decay applies (by convention every matrix; norm weights are exempt). */
+  decay: boolean;
+}
+
+export interface ForwardOutcome {
+  /** Σ of the per-token losses −log p(target) over tokens with a target. */
+  lossSum: number;
+  targetCount: number;
+  /** Per-token loss (0 where the target is −1). */
+  rowLosses: ArrayLike<number>;
+}
+
+interface LoraAdapter {
+  module: LoraTargetModule;
+  layer: number;
+  a: Tensor;
+  b: Tensor;
+  gradA: Tensor;
+  gradB: Tensor;
+}
+
+interface TrainLinear {
+  weight: Tensor;
+  /** null when frozen. */
+  grad: Tensor | null;
+  lora: LoraAdapter | null;
+  inFeatures: number;
+}
+
+interface TrainNorm {
+  weight: Tensor;
+  grad: Tensor | null;
+}
+
+interface TrainLayer {
+  inputNorm: TrainNorm;
+  q: TrainLinear;
+  k: TrainLinear;
+  v: TrainLinear;
+  o: TrainLinear;
+  postNorm: TrainNorm;
+  gate: TrainLinear;
+  up: TrainLinear;
+  down: TrainLinear;
+}
+
+/** What one layer's backward needs from its forward (views of [maxTokens, ...] buffers). */
+interface LayerActivations {
+  n1: Tensor;
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  att: Tensor;
+  lse: Tensor;
+  h: Tensor;
+  n2: Tensor;
+  g: Tensor;
+  u: Tensor;
+  s: Tensor;
+  /** LoRA u = x̃·Aᵀ [T, r] per adapted module. */
+  loraU: Map<LoraTargetModule, Tensor>;
+}
+
+/** Per-call state: the batch on the backend and what the LoRA dropout made. */
+interface BatchContext {
+  rows: number;
+  ids: Tensor;
+  positions: Tensor;
+  keyStart: Tensor;
+  keyEnd: Tensor;
+  serial: number;
+  training: boolean;
+  /** Dropped-out LoRA inputs x̃ by "layer:module" (host masks are regenerated when needed). */
+  dropped: Map<string, Tensor>;
+  temporaries: Tensor[];
+}
+
+/** Rows of logits materialised at once: bounds memory at LOGIT_CHUNK_ROWS × vocab floats. */
+const LOGIT_CHUNK_ROWS = 128;
+
+const LAYER_LINEARS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
+const MODULE_OF: Record<(typeof LAYER_LINEARS)[number], LoraTargetModule> = {
+  q: "q_proj", k: "k_proj", v: "v_proj", o: "o_proj", gate: "gate_proj", up: "up_proj", down: "down_proj",
+};
+
+/** A Llama whose forward saves activations and whose backward fills gradients of the trainable tensors. */
+export class TrainableLlama {
+  readonly parameters: TrainableParameter[] = [];
+  readonly lora: LoraConfig | null;
+  private readonly loraScale: number;
+  private readonly layers: TrainLayer[];
+  private readonly embed: TrainNorm;
+  private readonly finalNorm: TrainNorm;
+  private readonly lmHead: TrainNorm;
+  private readonly invFreq: Tensor;
+  private readonly recompute: boolean;
+  private readonly seed: number;
+  private readonly readLosses: (t: Tensor) => Promise<ArrayLike<number>>;
+  private readonly owned: Tensor[] = [];
+  private buffers: Map<string, Tensor> | null = null;
+
+  constructor(
+    readonly backend: Backend,
+    readonly config: LlamaConfig,
+    weights: LlamaWeights,
+    readonly options: TrainableLlamaOptions,
+  ) {
+    const be = backend;
+    if (!Number.isInteger(options.maxTokens) || options.maxTokens < 1) throw new Error(`maxTokens must be a positive integer, got ${options.maxTokens}`);
+    this.recompute = options.recompute ?? false;
+    this.seed = options.seed ?? 0;
+    this.readLosses = options.readLosses ?? ((t) => be.download(t));
+    const full = options.mode.kind === "full";
+    this.lora = options.mode.kind === "lora" ? options.mode.lora : null;
+    if (this.lora) validateLoraConfig(this.lora);
+    this.loraScale = this.lora ? loraScaling(this.lora) : 0;
+
+    // Full training: f32 master copies of every weight (bf16/f16 checkpoints are widened), each with a
+    // gradient. LoRA: the base stays as loaded (possibly bf16, memory-mapped) and gets no gradient.
+    const param = (name: string, host: HostTensor, decay: boolean): TrainNorm => {
+      if (!full) return { weight: be.weight(host.data, host.dtype, host.shape), grad: null };
+      const value = this.own(be.upload(toFloat32(host.data, host.dtype), "f32", host.shape));
+      const grad = this.own(be.alloc("f32", host.shape));
+      this.parameters.push({ name, value, grad, decay });
+      return { weight: value, grad };
+    };
+    this.embed = param("model.embed_tokens.weight", weights.embedTokens, true);
+    const loraByKey = new Map<string, LoraMatrices>();
+    if (this.lora) {
+      for (const m of options.loraMatrices ?? initialLoraMatrices(config, this.lora, this.seed)) loraByKey.set(`${m.layer}:${m.module}`, m);
+    }
+    this.layers = weights.layers.map((w, layer) => {
+      const prefix = `model.layers.${layer}.`;
+      const linear = (key: (typeof LAYER_LINEARS)[number], sub: string): TrainLinear => {
+        const host = w[key];
+        const { weight, grad } = param(`${prefix}${sub}.weight`, host, true);
+        const module = MODULE_OF[key];
+        let adapter: LoraAdapter | null = null;
+        if (this.lora && this.lora.targetModules.includes(module)) {
+          const values = loraByKey.get(`${layer}:${module}`);
+          if (!values) throw new Error(`LoRA: no values for layer ${layer} ${module}`);
+          adapter = this.newAdapter(layer, module, values, host.shape as [number, number]);
+        }
+        return { weight, grad, lora: adapter, inFeatures: host.shape[1] };
+      };
+      return {
+        inputNorm: param(`${prefix}input_layernorm.weight`, w.inputNorm, false),
+        q: linear("q", "self_attn.q_proj"),
+        k: linear("k", "self_attn.k_proj"),
+        v: linear("v", "self_attn.v_proj"),
+        o: linear("o", "self_attn.o_proj"),
+        postNorm: param(`${prefix}post_attention_layernorm.weight`, w.postNorm, false),
+        gate: linear("gate", "mlp.gate_proj"),
+        up: linear("up", "mlp.up_proj"),
+        down: linear("down", "mlp.down_proj"),
+      };
+    });
+    this.finalNorm = param("model.norm.weight", weights.norm, false);
+    this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true);
+    this.invFreq = this.own(be.upload(ropeInverseFrequencies(config), "f32", [config.headDim / 2]));
+    if (this.parameters.length > 0) for (const p of this.parameters) be.fill(p.grad, 0);
+  }
+
+  private own(t: Tensor): Tensor {
+    this.owned.push(t);
+    return t;
+  }
+
+  private newAdapter(layer: number, module: LoraTargetModule, values: LoraMatrices, shape: [number, number]): LoraAdapter {
+    const be = this.backend;
+    const rank = this.lora!.rank;
+    const [out, inFeatures] = shape;
+    if (values.a.length !== rank * inFeatures || values.b.length !== out * rank) {
+      throw new Error(`LoRA layer ${layer} ${module}: A must be [${rank}, ${inFeatures}] and B [${out}, ${rank}]`);
+    }
+    const a = this.own(be.upload(values.a.slice(), "f32", [rank, inFeatures]));
+    const b = this.own(be.upload(values.b.slice(), "f32", [out, rank]));
+    const gradA = this.own(be.alloc("f32", [rank, inFeatures]));
+    const gradB = this.own(be.alloc("f32", [out, rank]));
+    this.parameters.push({ name: peftKey(layer, module, "A"), value: a, grad: gradA, decay: true });
+    this.parameters.push({ name: peftKey(layer, module, "B"), value: b, grad: gradB, decay: true });
+    return { layer, module, a, b, gradA, gradB };
+  }
+
+  /** Set every gradient to zero (start of an optimizer step). */
+  zeroGradients(): void {
+    for (const p of this.parameters) this.backend.fill(p.grad, 0);
+  }
+
+  /** Current adapter values on the host (LoRA mode). */
+  async loraMatrices(): Promise<LoraMatrices[]> {
+    const out: LoraMatrices[] = [];
+    for (const layer of this.layers) {
+      for (const key of LAYER_LINEARS) {
+        const adapter = layer[key].lora;
+        if (!adapter) continue;
+        out.push({
+          layer: adapter.layer,
+          module: adapter.module,
+          a: (await this.backend.download(adapter.a)) as Float32Array,
+          b: (await this.backend.download(adapter.b)) as Float32Array,
+        });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Forward, fused cross-entropy and backward for one micro-batch: gradients of the mean loss are
+   * accumulated into every parameter's grad, each row's loss gradient scaled by `gradScale` (1 / the
+   * number of targets of the whole optimizer step, so micro-batches add up to the mean).
+   */
+  async forwardBackward(batch: PackedBatch, gradScale: number): Promise<ForwardOutcome> {
+    return this.run(batch, { backward: true, training: true, gradScale });
+  }
+
+  /** Forward only (no dropout, no gradients): the summed loss over the batch's targets. */
+  async evaluate(batch: PackedBatch): Promise<ForwardOutcome> {
+    return this.run(batch, { backward: false, training: false, gradScale: 0 });
+  }
+
+  /** Release every backend tensor this model allocated. */
+  free(): void {
+    for (const t of this.owned) this.backend.free(t);
+    this.owned.length = 0;
+    if (this.buffers) for (const t of this.buffers.values()) this.backend.free(t);
+    this.buffers = null;
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Buffers
+
+  /** Activation/gradient buffers at capacity maxTokens, allocated on first use. */
+  private buffer(name: string, width: number): Tensor {
+    this.buffers ??= new Map();
+    let t = this.buffers.get(name);
+    if (!t) {
+      t = this.backend.alloc("f32", [this.options.maxTokens, width]);
+      this.buffers.set(name, t);
+    }
+    return t;
+  }
+
+  private rows(name: string, width: number, count: number): Tensor {
+    return this.backend.sliceRows(this.buffer(name, width), 0, count);
+  }
+
+  /** Saved activations of a layer ("shared" when recomputing: one set reused by every layer). */
+  private activations(layer: number | "shared", rows: number): LayerActivations {
+    const cfg = this.config;
+    const qW = cfg.numHeads * cfg.headDim, kvW = cfg.numKvHeads * cfg.headDim, ff = cfg.intermediateSize, d = cfg.hiddenSize;
+    const p = `act${layer}.`;
+    const loraU = new Map<LoraTargetModule, Tensor>();
+    if (this.lora) for (const m of this.lora.targetModules) loraU.set(m, this.rows(`${p}lora.${m}`, this.lora.rank, rows));
+    return {
+      n1: this.rows(`${p}n1`, d, rows),
+      q: this.rows(`${p}q`, qW, rows),
+      k: this.rows(`${p}k`, kvW, rows),
+      v: this.rows(`${p}v`, kvW, rows),
+      att: this.rows(`${p}att`, qW, rows),
+      lse: this.rows(`${p}lse`, cfg.numHeads, rows),
+      h: this.rows(`${p}h`, d, rows),
+      n2: this.rows(`${p}n2`, d, rows),
+      g: this.rows(`${p}g`, ff, rows),
+      u: this.rows(`${p}u`, ff, rows),
+      s: this.rows(`${p}s`, ff, rows),
+      loraU,
+    };
+  }
+
+  private layerActivations(layer: number, rows: number): LayerActivations {
+    return this.activations(this.recompute ? "shared" : layer, rows);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
+  // Forward / backward
+
+  private async run(batch: PackedBatch, how: { backward: boolean; training: boolean; gradScale: number }): Promise<ForwardOutcome> {
+    const be = this.backend, cfg = this.config;
+    const T = batch.ids.length;
+    checkBatch(batch, cfg, this.options.maxTokens);
+    const ctx: BatchContext = {
+      rows: T,
+      ids: be.upload(batch.ids, "i32", [T]),
+      positions: be.upload(batch.positions, "i32", [T]),
+      keyStart: be.upload(batch.keyStart, "i32", [T]),
+      keyEnd: be.upload(batch.keyEnd, "i32", [T]),
+      serial: batch.serial,
+      training: how.training,
+      dropped: new Map(),
+      temporaries: [],
+    };
+    ctx.temporaries.push(ctx.ids, ctx.positions, ctx.keyStart, ctx.keyEnd);
+    const d = cfg.hiddenSize;
+    try {
+      // Residual stream: xs[l] is layer l's input (kept for every layer, also when recomputing).
+      const xs = Array.from({ length: cfg.numLayers + 1 }, (_, l) => this.rows(`x${l}`, d, T));
+      be.embedding(ctx.ids, this.embed.weight, xs[0]);
+      for (let l = 0; l < cfg.numLayers; l++) await this.layerForward(l, xs[l], xs[l + 1], this.layerActivations(l, T), ctx);
+
+      const dx = this.rows("dx", d, T);
+      const outcome = await this.head(xs[cfg.numLayers], batch.targets, ctx, how, dx);
+      if (!how.backward) return outcome;
+
+      for (let l = cfg.numLayers - 1; l >= 0; l--) {
+        const acts = this.layerActivations(l, T);
+        if (this.recompute) await this.layerForward(l, xs[l], this.rows("xScratch", d, T), acts, ctx);
+        await this.layerBackward(l, xs[l], acts, dx, ctx);
+      }
+      // dTable[ids[t]] += dx[t]
+      if (this.embed.grad) be.embeddingBackward(ctx.ids, dx, this.embed.grad);
+      return outcome;
+    } finally {
+      for (const t of ctx.temporaries) be.free(t);
+    }
+  }
+
+  /** Final norm, logits in row chunks, fused cross-entropy; with backward, dx = ∂loss/∂x_L. */
+  private async head(
+    x: Tensor, targets: Int32Array, ctx: BatchContext, how: { backward: boolean; gradScale: number }, dx: Tensor,
+  ): Promise<ForwardOutcome> {
+    const be = this.backend, cfg = this.config;
+    const T = ctx.rows, d = cfg.hiddenSize, vocab = cfg.vocabSize;
+    const xf = this.rows("xf", d, T);
+    be.rmsnorm(x, this.finalNorm.weight, cfg.rmsNormEps, xf);
+    const dxf = how.backward ? this.rows("dxf", d, T) : null;
+    const chunk = Math.min(LOGIT_CHUNK_ROWS, T);
+    const logits = be.alloc("f32", [chunk, vocab]);
+    const losses = be.alloc("f32", [chunk]);
+    ctx.temporaries.push(logits, losses);
+    const rowLosses = new Float64Array(T);
+    let lossSum = 0, targetCount = 0;
+    for (let start = 0; start < T; start += chunk) {
+      const rows = Math.min(chunk, T - start);
+      const chunkTargets = targets.subarray(start, start + rows);
+      const valid = chunkTargets.reduce((n, y) => n + (y >= 0 ? 1 : 0), 0);
+      if (valid === 0) {
+        if (dxf) be.fill(be.sliceRows(dxf, start, rows), 0);
+        continue;
+      }
+      const xfRows = be.sliceRows(xf, start, rows);
+      const logitRows = be.sliceRows(logits, 0, rows);
+      const lossRows = be.sliceRows(losses, 0, rows);
+      const targetT = be.upload(chunkTargets, "i32", [rows]);
+      ctx.temporaries.push(targetT);
+      // logits = xf · Wlmᵀ;  loss_r = lse(z_r) − z_r[y_r];  dz_r = gradScale · (softmax(z_r) − onehot(y_r)) (in place)
+      be.matmul(xfRows, this.lmHead.weight, logitRows, { transB: true });
+      be.crossEntropy(logitRows, targetT, how.gradScale, lossRows, logitRows);
+      const values = await this.readLosses(lossRows);
+      for (let r = 0; r < rows; r++) {
+        if (chunkTargets[r] < 0) continue;
+        rowLosses[start + r] = values[r];
+        lossSum += values[r];
+        targetCount++;
+      }
+      if (dxf) {
+        // dXf = dZ · Wlm;  dWlm += dZᵀ · Xf
+        be.matmul(logitRows, this.lmHead.weight, be.sliceRows(dxf, start, rows));
+        if (this.lmHead.grad) be.matmul(logitRows, xfRows, this.lmHead.grad, { transA: true, accumulate: true });
+      }
+    }
+    if (dxf) be.rmsnormBackward(x, this.finalNorm.weight, dxf, cfg.rmsNormEps, dx, this.finalNorm.grad);
+    return { lossSum, targetCount, rowLosses };
+  }
+
+  private async layerForward(l: number, x: Tensor, out: Tensor, a: LayerActivations, ctx: BatchContext): Promise<void> {
+    const be = this.backend, cfg = this.config, layer = this.layers[l];
+    const T = ctx.rows, eps = cfg.rmsNormEps;
+    const proj = this.rows("proj", cfg.hiddenSize, T);
+    be.rmsnorm(x, layer.inputNorm.weight, eps, a.n1);
+    await this.linearForward(l, layer.q, a.n1, a.q, a, ctx);
+    await this.linearForward(l, layer.k, a.n1, a.k, a, ctx);
+    await this.linearForward(l, layer.v, a.n1, a.v, a, ctx);
+    const q3 = be.reshape(a.q, [T, cfg.numHeads, cfg.headDim]);
+    const k3 = be.reshape(a.k, [T, cfg.numKvHeads, cfg.headDim]);
+    const v3 = be.reshape(a.v, [T, cfg.numKvHeads, cfg.headDim]);
+    be.rope(q3, ctx.positions, this.invFreq, q3);
+    be.rope(k3, ctx.positions, this.invFreq, k3);
+    be.attentionForTraining(q3, k3, v3, ctx.keyStart, ctx.keyEnd, 1 / Math.sqrt(cfg.headDim),
+      be.reshape(a.att, [T, cfg.numHeads, cfg.headDim]), a.lse);
+    await this.linearForward(l, layer.o, a.att, proj, a, ctx);
+    be.add(x, proj, a.h); // h = x + a·Woᵀ
+    be.rmsnorm(a.h, layer.postNorm.weight, eps, a.n2);
+    await this.linearForward(l, layer.gate, a.n2, a.g, a, ctx);
+    await this.linearForward(l, layer.up, a.n2, a.u, a, ctx);
+    be.swiglu(a.g, a.u, a.s);
+    await this.linearForward(l, layer.down, a.s, proj, a, ctx);
+    be.add(a.h, proj, out); // x' = h + s·Wdᵀ
+  }
+
+  /** dx holds ∂loss/∂(layer output) on entry and ∂loss/∂(layer input) on exit. */
+  private async layerBackward(l: number, x: Tensor, a: LayerActivations, dx: Tensor, ctx: BatchContext): Promise<void> {
+    const be = this.backend, cfg = this.config, layer = this.layers[l];
+    const T = ctx.rows, eps = cfg.rmsNormEps, d = cfg.hiddenSize, ff = cfg.intermediateSize;
+    const qW = cfg.numHeads * cfg.headDim, kvW = cfg.numKvHeads * cfg.headDim;
+    const dn = this.rows("dn", d, T), dTmp = this.rows("dTmp", d, T);
+    const ds = this.rows("ds", ff, T), dg = this.rows("dg", ff, T), du = this.rows("du", ff, T);
+
+    // MLP: x' = h + s·Wdᵀ, so dh = dx' (+ the norm path below) and ds = dx'·Wd.
+    await this.linearBackward(l, layer.down, a.s, dx, ds, false, a, ctx);
+    be.swigluBackward(a.g, a.u, ds, dg, du);
+    await this.linearBackward(l, layer.gate, a.n2, dg, dn, false, a, ctx);
+    await this.linearBackward(l, layer.up, a.n2, du, dn, true, a, ctx);
+    be.rmsnormBackward(a.h, layer.postNorm.weight, dn, eps, dTmp, layer.postNorm.grad);
+    be.add(dx, dTmp, dx); // dh = dx' + ∂n2/∂h · dn2
+
+    // Attention: h = x + a·Woᵀ, so dx = dh (+ the norm path) and da = dh·Wo.
+    const datt = this.rows("datt", qW, T);
+    await this.linearBackward(l, layer.o, a.att, dx, datt, false, a, ctx);
+    const dq = this.rows("dq", qW, T), dk = this.rows("dk", kvW, T), dv = this.rows("dv", kvW, T);
+    const shapeQ = [T, cfg.numHeads, cfg.headDim], shapeKv = [T, cfg.numKvHeads, cfg.headDim];
+    const dq3 = be.reshape(dq, shapeQ), dk3 = be.reshape(dk, shapeKv);
+    be.attentionBackward(be.reshape(a.q, shapeQ), be.reshape(a.k, shapeKv), be.reshape(a.v, shapeKv),
+      be.reshape(a.att, shapeQ), be.reshape(datt, shapeQ), a.lse, ctx.keyStart, ctx.keyEnd, 1 / Math.sqrt(cfg.headDim),
+      dq3, dk3, be.reshape(dv, shapeKv));
+    // q, k were rotated after the projection: undo the rotation on their gradients.
+    be.ropeBackward(dq3, ctx.positions, this.invFreq, dq3);
+    be.ropeBackward(dk3, ctx.positions, this.invFreq, dk3);
+    await this.linearBackward(l, layer.q, a.n1, dq, dn, false, a, ctx);
+    await this.linearBackward(l, layer.k, a.n1, dk, dn, true, a, ctx);
+    await this.linearBackward(l, layer.v, a.n1, dv, dn, true, a, ctx);
+    be.rmsnormBackward(x, layer.inputNorm.weight, dn, eps, dTmp, layer.inputNorm.grad);
+    be.add(dx, dTmp, dx); // dx = dh + ∂n1/∂x · dn1
+  }
+
+  /** y = x·Wᵀ (+ s·(x̃·Aᵀ)·Bᵀ). */
+  private async linearForward(l: number, lin: TrainLinear, x: Tensor, y: Tensor, a: LayerActivations, ctx: BatchContext): Promise<void> {
+    const be = this.backend;
+    be.matmul(x, lin.weight, y, { transB: true });
+    const adapter = lin.lora;
+    if (!adapter) return;
+    const xd = await this.droppedInput(adapter, x, ctx);
+    const u = a.loraU.get(adapter.module)!;
+    be.matmul(xd, adapter.a, u, { transB: true }); // u = x̃·Aᵀ  [T, r]
+    be.matmul(u, adapter.b, y, { transB: true, accumulate: true, alpha: this.loraScale }); // y += s·u·Bᵀ
+  }
+
+  /**
+   * dInput (=, or += when `accumulate`) = dY·W, dW += dYᵀ·X when W trains, and the LoRA gradients.
+   */
+  private async linearBackward(
+    l: number, lin: TrainLinear, x: Tensor, dy: Tensor, dInput: Tensor, accumulate: boolean, a: LayerActivations, ctx: BatchContext,
+  ): Promise<void> {
+    const be = this.backend;
+    be.matmul(dy, lin.weight, dInput, { accumulate }); // dX = dY · W
+    if (lin.grad) be.matmul(dy, x, lin.grad, { transA: true, accumulate: true }); // dW += dYᵀ · X
+    const adapter = lin.lora;
+    if (!adapter) return;
+    const s = this.loraScale, T = ctx.rows, r = this.lora!.rank;
+    const u = a.loraU.get(adapter.module)!;
+    const xd = await this.droppedInput(adapter, x, ctx);
+    const duT = this.rows("loraDu", r, T);
+    be.matmul(dy, u, adapter.gradB, { transA: true, accumulate: true, alpha: s }); // dB += s · dYᵀ · u
+    be.matmul(dy, adapter.b, duT, { alpha: s }); // du = s · dY · B
+    be.matmul(duT, xd, adapter.gradA, { transA: true, accumulate: true }); // dA += duᵀ · x̃
+    if (xd === x) {
+      be.matmul(duT, adapter.a, dInput, { accumulate: true }); // dX += du · A
+      return;
+    }
+    // With dropout, x̃ = x ⊙ mask/(1−p), so dX += (du · A) ⊙ mask/(1−p).
+    const tmp = this.rows(`loraDx${lin.inFeatures}`, lin.inFeatures, T);
+    be.matmul(duT, adapter.a, tmp);
+    const masked = await this.applyDropoutMask(adapter, tmp, ctx);
+    be.add(dInput, masked, dInput);
+  }
+
+  /** x̃ = dropout(x) (x itself when dropout is off or not training). Cached per (layer, module) and batch. */
+  private async droppedInput(adapter: LoraAdapter, x: Tensor, ctx: BatchContext): Promise<Tensor> {
+    if (!ctx.training || this.lora!.dropout === 0) return x;
+    const key = `${adapter.layer}:${adapter.module}`;
+    const cached = ctx.dropped.get(key);
+    if (cached) return cached;
+    const t = await this.applyDropoutMask(adapter, x, ctx);
+    ctx.dropped.set(key, t);
+    return t;
+  }
+
+  /**
+   * x ⊙ mask/(1−p) as a new tensor, the mask a pure function of (seed, batch serial, layer, module, index),
+   * so a recomputed forward and the backward see the same mask. Runs on the host: the Backend has no
+   * elementwise product (on the CPU backend a download is a copy).
+   */
+  private async applyDropoutMask(adapter: LoraAdapter, x: Tensor, ctx: BatchContext): Promise<Tensor> {
+    const p = this.lora!.dropout, keep = 1 / (1 - p);
+    const values = (await this.backend.download(x)) as Float32Array;
+    const stream = mix32(mix32(mix32(this.seed ^ 0x6c6f7261) ^ ctx.serial) ^ (adapter.layer * 8 + LORA_TARGET_MODULES.indexOf(adapter.module)));
+    const threshold = p * 4294967296;
+    for (let i = 0; i < values.length; i++) {
+      values[i] = mix32(stream ^ mix32(i + 0x9e3779b9)) < threshold ? 0 : values[i] * keep;
+    }
+    const t = this.backend.upload(values, "f32", x.shape);
+    ctx.temporaries.push(t);
+    return t;
+  }
+}
+
+function checkBatch(batch: PackedBatch, config: LlamaConfig, maxTokens: number): void {
+  const T = batch.ids.length;
+  if (T === 0) throw new Error("training batch is empty");
+  if (T > maxTokens) throw new Error(`training batch has ${T} tokens, more than maxTokens ${maxTokens}`);
+  for (const [name, arr] of [["positions", batch.positions], ["keyStart", batch.keyStart], ["keyEnd", batch.keyEnd], ["targets", batch.targets]] as const) {
+    if (arr.length !== T) throw new Error(`training batch: ${name} has ${arr.length} entries for ${T} tokens`);
+  }
+  for (let t = 0; t < T; t++) {
+    const id = batch.ids[t], y = batch.targets[t];
+    if (id < 0 || id >= config.vocabSize) throw new Error(`training batch: token ${t} has id ${id}, outside [0, ${config.vocabSize})`);
+    if (y < -1 || y >= config.vocabSize) throw new Error(`training batch: target ${t} is ${y}, outside [-1, ${config.vocabSize})`);
+    if (!(batch.keyStart[t] <= t && batch.keyEnd[t] === t + 1)) throw new Error(`training batch: token ${t} must attend [start ≤ ${t}, ${t + 1})`);
+  }
+}
+
+/** Random-initialised host weights (the values `model init` writes, f32), for tests and benchmarks without files. */
+export function randomLlamaWeights(config: LlamaConfig, seed: number): LlamaWeights {
+  const shapes = expectedTensorShapes(config);
+  const make = (name: string): HostTensor => {
+    const shape = shapes.get(name)!;
+    return { dtype: "f32", shape, data: initialTensorValues(name, shape, seed) };
+  };
+  const embedTokens = make("model.embed_tokens.weight");
+  return {
+    embedTokens,
+    layers: Array.from({ length: config.numLayers }, (_, l) => {
+      const p = `model.layers.${l}.`;
+      return {
+        inputNorm: make(`${p}input_layernorm.weight`),
+        q: make(`${p}self_attn.q_proj.weight`),
+        k: make(`${p}self_attn.k_proj.weight`),
+        v: make(`${p}self_attn.v_proj.weight`),
+        o: make(`${p}self_attn.o_proj.weight`),
+        postNorm: make(`${p}post_attention_layernorm.weight`),
+        gate: make(`${p}mlp.gate_proj.weight`),
+        up: make(`${p}mlp.up_proj.weight`),
+        down: make(`${p}mlp.down_proj.weight`),
+      };
+    }),
+    norm: make("model.norm.weight"),
+    lmHead: config.tieWordEmbeddings ? embedTokens : make("lm_head.weight"),
+  };
+}

@@ -1,0 +1,99 @@
+/**
+ * Documents → packed token batches. Every document is a token sequence with a loss mask (mask[i] = 1 when
+ * the loss includes −log p(ids[i] | ids[<i])). Sequences are laid end to end on one token axis up to a
+ * token budget; each token attends only its own document's earlier tokens (key range [document start,
+ * itself]), and positions restart at 0 per document, so a packed batch computes exactly what the documents
+ * would give one at a time. Documents longer than the model's context (or the budget) are cut into windows.
+ *
+ * The order of documents is a seeded shuffle per epoch, so the whole data order is a function of
+ * (seed, epoch) and a resumed run sees the same batches.
+ */
+import type { PackedBatch } from "../model/llama-train.js";
+import { SeededRandom } from "../util/random.js";
+
+/** One training sequence: token ids (BOS first, usually) and its loss mask. */
+export interface TrainingSequence {
+  ids: Int32Array;
+  lossMask: Uint8Array;
+}
+
+/** Cut sequences longer than `maxLength` into consecutive windows (each window's first token is unpredicted). */
+export function windowSequences(sequences: readonly TrainingSequence[], maxLength: number): TrainingSequence[] {
+  const out: TrainingSequence[] = [];
+  for (const s of sequences) {
+    if (s.ids.length !== s.lossMask.length) throw new Error(`sequence has ${s.ids.length} tokens but ${s.lossMask.length} loss-mask entries`);
+    if (s.ids.length < 2) continue; // nothing to predict
+    for (let start = 0; start < s.ids.length; start += maxLength) {
+      const ids = s.ids.subarray(start, start + maxLength);
+      if (ids.length < 2) continue;
+      out.push({ ids, lossMask: s.lossMask.subarray(start, start + maxLength) });
+    }
+  }
+  return out;
+}
+
+/** A permutation of 0 … count−1 for an epoch (Fisher–Yates from SeededRandom(seed, "epoch N")). */
+export function epochOrder(count: number, seed: number, epoch: number, shuffle = true): Int32Array {
+  const order = Int32Array.from({ length: count }, (_, i) => i);
+  if (!shuffle) return order;
+  const random = new SeededRandom(seed, `epoch ${epoch}`);
+  for (let i = count - 1; i > 0; i--) {
+    const j = Math.floor(random.next() * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
+
+/** Greedy packing in the given order: a batch takes sequences while their total stays ≤ budget. */
+export function packInOrder(lengths: ArrayLike<number>, order: ArrayLike<number>, budget: number): number[][] {
+  const batches: number[][] = [];
+  let current: number[] = [];
+  let used = 0;
+  for (let i = 0; i < order.length; i++) {
+    const index = order[i];
+    const length = lengths[index];
+    if (length > budget) throw new Error(`sequence ${index} has ${length} tokens, more than the batch budget ${budget}`);
+    if (used + length > budget && current.length > 0) {
+      batches.push(current);
+      current = [];
+      used = 0;
+    }
+    current.push(index);
+    used += length;
+  }
+  if (current.length > 0) batches.push(current);
+  return batches;
+}
+
+/** Lay the chosen sequences on one token axis: ids, positions, per-document key ranges and targets. */
+export function buildPackedBatch(sequences: readonly TrainingSequence[], members: readonly number[], serial: number): PackedBatch {
+  const total = members.reduce((n, i) => n + sequences[i].ids.length, 0);
+  const batch: PackedBatch = {
+    ids: new Int32Array(total),
+    positions: new Int32Array(total),
+    keyStart: new Int32Array(total),
+    keyEnd: new Int32Array(total),
+    targets: new Int32Array(total).fill(-1),
+    targetCount: 0,
+    serial,
+  };
+  let row = 0;
+  for (const index of members) {
+    const { ids, lossMask } = sequences[index];
+    const start = row;
+    for (let i = 0; i < ids.length; i++, row++) {
+      batch.ids[row] = ids[i];
+      batch.positions[row] = i;
+      batch.keyStart[row] = start;
+      batch.keyEnd[row] = row + 1;
+      // Token i's output predicts token i+1, when the mask includes it.
+      if (i + 1 < ids.length && lossMask[i + 1]) {
+        batch.targets[row] = ids[i + 1];
+        batch.targetCount++;
+      }
+    }
+  }
+  return batch;
+}

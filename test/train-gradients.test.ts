@@ -1,0 +1,176 @@
+/**
+ * Whole-model gradients of the training forward/backward (src/model/llama-train.ts) against finite
+ * differences of the loss, for full training and for LoRA (A and B, with dropout and rsLoRA).
+ *
+ * In float64 (test/reference-backend.ts): every op runs in f64, so the loss is exact to ~1e-15 and the
+ * central difference (L(θ+h) − L(θ−h)) / 2h with h = 1e-5 has truncation error ~h²·|L'''| ≈ 1e-10 and
+ * rounding error ~1e-15/1e-5 = 1e-10; a tolerance of 1e-6 absolute + 1e-5 relative is four orders above
+ * both and far below any real mistake (a wrong sign, a missing term or a transposed index moves the
+ * gradient by O(|g|)).
+ *
+ * On the f32 CPU backend: the analytic gradients are compared with the float64 ones as a whole (relative
+ * norm error ≤ 1e-4: f32 rounding through ~20 ops of ~100-term sums gives ~1e-6), and spot-checked
+ * against f32 finite differences with h = 1e-2: the loss (~2.4) is known to ~3e-7, so the difference
+ * quotient carries ~3e-5 of noise, plus ~h²·|L'''| ≈ 1e-4 of truncation; tolerance 1e-3 absolute + 5e-2
+ * relative.
+ */
+import { describe, expect, it } from "vitest";
+import type { Backend } from "../src/engine/backend.js";
+import { createCpuBackend } from "../src/engine/cpu/backend.js";
+import type { LlamaConfig } from "../src/model/config.js";
+import { TrainableLlama, randomLlamaWeights, type PackedBatch, type TrainingMode } from "../src/model/llama-train.js";
+import { initialLoraMatrices, type LoraConfig } from "../src/model/lora.js";
+import { buildPackedBatch } from "../src/train/batches.js";
+import { ReferenceBackend } from "./reference-backend.js";
+import { makeRandom } from "./op-suite.js";
+import { relativeError } from "./reference.js";
+
+const SMALL: LlamaConfig = {
+  hiddenSize: 8, intermediateSize: 12, numLayers: 2, numHeads: 2, numKvHeads: 1, headDim: 4, vocabSize: 11,
+  maxPositionEmbeddings: 64, rmsNormEps: 1e-5, ropeTheta: 10000, ropeScaling: null, tieWordEmbeddings: false,
+  bosTokenId: 1, eosTokenIds: [2], torchDtype: null,
+};
+
+/** Two documents packed together; some positions excluded from the loss. */
+function fixtureBatch(config: LlamaConfig): PackedBatch {
+  const random = makeRandom(11);
+  const doc = (n: number, masked: number[]) => {
+    const ids = Int32Array.from({ length: n }, () => Math.floor(random() * config.vocabSize));
+    const lossMask = new Uint8Array(n).fill(1, 1);
+    for (const i of masked) lossMask[i] = 0;
+    return { ids, lossMask };
+  };
+  return buildPackedBatch([doc(6, [2]), doc(7, [5, 6])], [0, 1], 3);
+}
+
+function loraMode(dropout: number): TrainingMode {
+  const lora: LoraConfig = { rank: 3, alpha: 5, dropout, useRslora: true, targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] };
+  return { kind: "lora", lora };
+}
+
+/** Fresh LoRA values with B made non-zero (a zero B gives A a zero gradient, which checks nothing). */
+function loraValues(config: LlamaConfig, mode: TrainingMode) {
+  if (mode.kind !== "lora") return undefined;
+  const random = makeRandom(5);
+  return initialLoraMatrices(config, mode.lora, 9).map((m) => ({ ...m, b: Float32Array.from(m.b, () => random() - 0.5) }));
+}
+
+function makeModel(backend: Backend, config: LlamaConfig, mode: TrainingMode, recompute = false): TrainableLlama {
+  const readLosses = backend instanceof ReferenceBackend ? async (t: Parameters<ReferenceBackend["downloadF64"]>[0]) => backend.downloadF64(t) : undefined;
+  return new TrainableLlama(backend, config, randomLlamaWeights(config, 7), {
+    mode, maxTokens: 32, recompute, seed: 4, loraMatrices: loraValues(config, mode), readLosses,
+  });
+}
+
+async function meanLoss(model: TrainableLlama, batch: PackedBatch): Promise<number> {
+  // forwardBackward (not evaluate) so the same dropout masks apply; the gradients it adds are ignored.
+  const { lossSum, targetCount } = await model.forwardBackward(batch, 0);
+  return lossSum / targetCount;
+}
+
+/** Analytic gradients of the mean loss, by parameter name. */
+async function analyticGradients(backend: Backend, model: TrainableLlama, batch: PackedBatch): Promise<Map<string, Float32Array | Float64Array>> {
+  model.zeroGradients();
+  await model.forwardBackward(batch, 1 / batch.targetCount);
+  const out = new Map<string, Float32Array | Float64Array>();
+  for (const p of model.parameters) {
+    out.set(p.name, backend instanceof ReferenceBackend ? backend.downloadF64(p.grad) : ((await backend.download(p.grad)) as Float32Array));
+  }
+  return out;
+}
+
+/**
+ * With LoRA dropout the dropped-out input x̃ makes a host round trip through f32 (the Backend has no
+ * elementwise product), so the loss carries f32 rounding of ~|∂L/∂x̃|·|x̃|·6e-8 ≈ 1e-8 that is not smooth
+ * in θ. Those runs use h = 1e-3 (noise 1e-8 / 2e-3 = 5e-6, truncation ~1e-6·|L'''| ≈ 1e-5) and a
+ * tolerance of 5e-5 + 1e-3·|g|.
+ */
+async function checkFiniteDifferences(mode: TrainingMode, config: LlamaConfig, recompute: boolean): Promise<number> {
+  const roundTrip = mode.kind === "lora" && mode.lora.dropout > 0;
+  const backend = new ReferenceBackend();
+  const model = makeModel(backend, config, mode, recompute);
+  const batch = fixtureBatch(config);
+  const grads = await analyticGradients(backend, model, batch);
+  const random = makeRandom(23);
+  const h = roundTrip ? 1e-3 : 1e-5;
+  const [absolute, relative] = roundTrip ? [5e-5, 1e-3] : [1e-6, 1e-5];
+  let checked = 0;
+  for (const p of model.parameters) {
+    const g = grads.get(p.name)!;
+    for (let trial = 0; trial < 3; trial++) {
+      const index = Math.floor(random() * p.value.size);
+      const original = backend.peek(p.value, index);
+      backend.poke(p.value, index, original + h);
+      const plus = await meanLoss(model, batch);
+      backend.poke(p.value, index, original - h);
+      const minus = await meanLoss(model, batch);
+      backend.poke(p.value, index, original);
+      const numeric = (plus - minus) / (2 * h);
+      expect(Math.abs(numeric - g[index]), `${p.name}[${index}]: analytic ${g[index]} vs numeric ${numeric}`)
+        .toBeLessThan(absolute + relative * Math.abs(numeric));
+      checked++;
+    }
+  }
+  return checked;
+}
+
+describe("training gradients (float64 reference backend) match finite differences", () => {
+  it("full training: every parameter (untied embeddings)", async () => {
+    const checked = await checkFiniteDifferences({ kind: "full" }, SMALL, false);
+    expect(checked).toBe(3 * (1 + 9 * 2 + 1 + 1)); // embed, 9 per layer, norm, lm_head
+  });
+
+  it("full training with tied embeddings and activation recomputation", async () => {
+    await checkFiniteDifferences({ kind: "full" }, { ...SMALL, tieWordEmbeddings: true }, true);
+  });
+
+  it("LoRA A and B on all seven projections, rsLoRA, dropout 0.3 and 0; base weights get no gradients", async () => {
+    const mode = loraMode(0.3);
+    const model = makeModel(new ReferenceBackend(), SMALL, mode);
+    expect(model.parameters.every((p) => /\.lora_[AB]\.weight$/.test(p.name))).toBe(true);
+    expect(model.parameters.length).toBe(2 * 7 * SMALL.numLayers);
+    await checkFiniteDifferences(mode, SMALL, false);
+    await checkFiniteDifferences(loraMode(0), SMALL, false);
+  });
+
+  it("recomputation gives the same gradients as saved activations (with dropout)", async () => {
+    const backend = new ReferenceBackend();
+    const batch = fixtureBatch(SMALL);
+    for (const mode of [{ kind: "full" } as TrainingMode, loraMode(0.2)]) {
+      const saved = await analyticGradients(backend, makeModel(backend, SMALL, mode, false), batch);
+      const recomputed = await analyticGradients(backend, makeModel(backend, SMALL, mode, true), batch);
+      for (const [name, g] of saved) expect(Array.from(recomputed.get(name)!), name).toEqual(Array.from(g));
+    }
+  });
+});
+
+describe("training gradients on the cpu backend (f32)", () => {
+  for (const [label, mode] of [["full", { kind: "full" } as TrainingMode], ["LoRA", loraMode(0)]] as const) {
+    it(`${label}: analytic gradients match float64 and f32 finite differences`, async () => {
+      const cpu = createCpuBackend();
+      const reference = new ReferenceBackend();
+      const batch = fixtureBatch(SMALL);
+      const cpuModel = makeModel(cpu, SMALL, mode);
+      const cpuGrads = await analyticGradients(cpu, cpuModel, batch);
+      const refGrads = await analyticGradients(reference, makeModel(reference, SMALL, mode), batch);
+      for (const [name, g] of refGrads) expect(relativeError(cpuGrads.get(name)!, g), name).toBeLessThan(1e-4);
+
+      const random = makeRandom(31);
+      const h = 1e-2;
+      for (const p of cpuModel.parameters.filter((_, i) => i % 3 === 0)) {
+        const index = Math.floor(random() * p.value.size);
+        const values = (await cpu.download(p.value)) as Float32Array;
+        const original = values[index];
+        const data = (p.value as unknown as { data: Float32Array }).data;
+        data[index] = original + h;
+        const plus = await meanLoss(cpuModel, batch);
+        data[index] = original - h;
+        const minus = await meanLoss(cpuModel, batch);
+        data[index] = original;
+        const numeric = (plus - minus) / (2 * h);
+        const analytic = cpuGrads.get(p.name)![index];
+        expect(Math.abs(numeric - analytic), `${p.name}[${index}]: ${analytic} vs ${numeric}`).toBeLessThan(1e-3 + 5e-2 * Math.abs(numeric));
+      }
+    });
+  }
+});
