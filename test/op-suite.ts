@@ -19,6 +19,7 @@ import {
   addRef, attentionRef, bf16ToNumber, decode, embeddingRef, logSoftmaxGatherRef, logSoftmaxRef, matmulRef,
   numberToBf16, numberToF16, relativeError, rmsnormRef, ropeRef, scatterRowsRef, swigluRef, type MatmulShape,
 } from "./reference.js";
+import { defineTrainingOpTests } from "./op-suite-training.js";
 
 export const F32_TOLERANCE = 1e-5;
 export const BF16_A_TOLERANCE = 1e-2;
@@ -288,5 +289,8 @@ export function defineOpSuite(label: string, makeBackend: () => Backend): void {
       expect(() => backend.scatterRows(f([1, 2]), backend.upload(Int32Array.from([7]), "i32", [1]), f([3, 2])))
         .toThrow(/^scatterRows: index 7 at row 0 out of range \[0, 3\)/);
     });
+
+    // Training and scoring ops (test/op-suite-training.ts), on the same backend.
+    defineTrainingOpTests(() => backend);
   });
 }

@@ -7,12 +7,15 @@
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
+#include <initializer_list>
 #include <string>
+#include <utility>
 
 #include "addon/exports.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
+#include "cpu/training_ops.h"
 
 namespace labor {
 namespace {
@@ -190,7 +193,9 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
 
 void Matmul(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "matmul"};
-  CheckArgCount(op, info, 12);
+  if (info.Length() != 12 && info.Length() != 13) {
+    op.Fail("expected 12 arguments (13 with alpha), got " + std::to_string(info.Length()));
+  }
   const DType b_dtype = DTypeArg(op, info, 2, "bDtype");
   const Array a = ArrayArg(op, info, 0, "a", napi_float32_array);
   const Array b = FloatArrayArg(op, info, 1, "b", b_dtype);
@@ -204,8 +209,9 @@ void Matmul(const Napi::CallbackInfo& info) {
   ExpectLength(op, out, "out", Product(op, {batch, m, n}), "batch·M·N");
   ExpectDisjoint(op, out, "out", a, "a");
   ExpectDisjoint(op, out, "out", b, "b");
+  const float alpha = info.Length() == 13 ? FloatArg(op, info, 12, "alpha") : 1.0f;
   const cpu::MatmulArgs args{static_cast<const float*>(a.data), b.data, b_dtype, static_cast<float*>(out.data),
-                             batch, m, n, k, trans_a, trans_b, b_batched, accumulate};
+                             batch, m, n, k, trans_a, trans_b, b_batched, accumulate, alpha};
   RunKernel(op, [&] { cpu::Matmul(args); });
 }
 
@@ -273,9 +279,29 @@ void Rope(const Napi::CallbackInfo& info) {
   });
 }
 
-void Attention(const Napi::CallbackInfo& info) {
-  const Op op{info.Env(), "attention"};
-  CheckArgCount(op, info, 12);
+// Checks that every query's key range satisfies 0 ≤ start ≤ end ≤ keys.
+void CheckKeyRanges(const Op& op, const int32_t* start, const int32_t* end, int64_t queries, int64_t keys,
+                    const char* what = "key range") {
+  for (int64_t t = 0; t < queries; t++) {
+    if (start[t] < 0 || start[t] > end[t] || end[t] > keys) {
+      op.Fail("query " + std::to_string(t) + " has " + what + " [" + std::to_string(start[t]) + ", " +
+              std::to_string(end[t]) + "), outside 0 ≤ start ≤ end ≤ keys = " + std::to_string(keys));
+    }
+  }
+}
+
+void CheckHeads(const Op& op, int64_t heads, int64_t kv_heads) {
+  if (heads < 1 || kv_heads < 1 || heads % kv_heads != 0) {
+    op.Fail("heads " + std::to_string(heads) + " must be a positive multiple of kvHeads " +
+            std::to_string(kv_heads));
+  }
+}
+
+// attention(q, k, v, keyStart, keyEnd, out, queries, keys, heads, kvHeads, headDim, scale[, lse]): the
+// forward, and with lse (attentionForTraining) also each row's log-sum-exp.
+void AttentionWith(const Napi::CallbackInfo& info, const char* name, bool with_lse) {
+  const Op op{info.Env(), name};
+  CheckArgCount(op, info, with_lse ? 13 : 12);
   const Array q = ArrayArg(op, info, 0, "q", napi_float32_array);
   const Array k = ArrayArg(op, info, 1, "k", napi_float32_array);
   const Array v = ArrayArg(op, info, 2, "v", napi_float32_array);
@@ -286,10 +312,7 @@ void Attention(const Napi::CallbackInfo& info) {
   const int64_t heads = SizeArg(op, info, 8, "heads"), kv_heads = SizeArg(op, info, 9, "kvHeads");
   const int64_t head_dim = SizeArg(op, info, 10, "headDim");
   const float scale = FloatArg(op, info, 11, "scale");
-  if (heads < 1 || kv_heads < 1 || heads % kv_heads != 0) {
-    op.Fail("heads " + std::to_string(heads) + " must be a positive multiple of kvHeads " +
-            std::to_string(kv_heads));
-  }
+  CheckHeads(op, heads, kv_heads);
   ExpectLength(op, q, "q", Product(op, {queries, heads, head_dim}), "queries·heads·headDim");
   ExpectLength(op, out, "out", Product(op, {queries, heads, head_dim}), "queries·heads·headDim");
   ExpectLength(op, k, "k", Product(op, {keys, kv_heads, head_dim}), "keys·kvHeads·headDim");
@@ -299,19 +322,27 @@ void Attention(const Napi::CallbackInfo& info) {
   ExpectDisjoint(op, out, "out", q, "q");
   ExpectDisjoint(op, out, "out", k, "k");
   ExpectDisjoint(op, out, "out", v, "v");
+  float* lse = nullptr;
+  if (with_lse) {
+    const Array lse_array = ArrayArg(op, info, 12, "lse", napi_float32_array);
+    ExpectLength(op, lse_array, "lse", Product(op, {queries, heads}), "queries·heads");
+    for (const auto& [input, input_name] : {std::pair{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}}) {
+      ExpectDisjoint(op, lse_array, "lse", *input, input_name);
+    }
+    lse = static_cast<float*>(lse_array.data);
+  }
   const auto* start = static_cast<const int32_t*>(key_start.data);
   const auto* end = static_cast<const int32_t*>(key_end.data);
-  for (int64_t t = 0; t < queries; t++) {
-    if (start[t] < 0 || start[t] > end[t] || end[t] > keys) {
-      op.Fail("query " + std::to_string(t) + " has key range [" + std::to_string(start[t]) + ", " +
-              std::to_string(end[t]) + "), outside 0 ≤ start ≤ end ≤ keys = " + std::to_string(keys));
-    }
-  }
-  const cpu::AttentionArgs args{static_cast<const float*>(q.data), static_cast<const float*>(k.data),
-                                static_cast<const float*>(v.data), start, end, static_cast<float*>(out.data),
-                                queries, keys, heads, kv_heads, head_dim, scale};
+  CheckKeyRanges(op, start, end, queries, keys);
+  cpu::AttentionArgs args{static_cast<const float*>(q.data), static_cast<const float*>(k.data),
+                          static_cast<const float*>(v.data), start, end, static_cast<float*>(out.data),
+                          queries, keys, heads, kv_heads, head_dim, scale};
+  args.lse = lse;
   RunKernel(op, [&] { cpu::Attention(args); });
 }
+
+void Attention(const Napi::CallbackInfo& info) { AttentionWith(info, "attention", false); }
+void AttentionForTraining(const Napi::CallbackInfo& info) { AttentionWith(info, "attentionForTraining", true); }
 
 // Elementwise binary ops: out may be either input (same index in, same index out), nothing else.
 template <void (*Kernel)(const float*, const float*, float*, int64_t)>
@@ -416,6 +447,334 @@ void Convert(const Napi::CallbackInfo& info) {
   RunKernel(op, [&] { cpu::Convert(src.data, src_dtype, dst.data, dst_dtype, count); });
 }
 
+// ---- training and scoring ops (native/cpu/training_ops.h) ----
+
+using Named = std::pair<const Array*, const char*>;
+
+// `out` must share no memory with any of `others`.
+void ExpectDisjointFrom(const Op& op, const Array& out, const char* out_name, std::initializer_list<Named> others) {
+  for (const Named& other : others) ExpectDisjoint(op, out, out_name, *other.first, other.second);
+}
+
+// An output that may be exactly one of `inputs` (same start and length: same index in, same index out) but
+// must not partly overlap any of them.
+void ExpectSameOrDisjoint(const Op& op, const Array& out, const char* out_name, std::initializer_list<Named> inputs) {
+  for (const Named& input : inputs) {
+    if (out.data == input.first->data && out.bytes == input.first->bytes) continue;
+    ExpectDisjoint(op, out, out_name, *input.first, (std::string(input.second) + " (unless it is " + input.second +
+                                                     " itself)").c_str());
+  }
+}
+
+// A finite number kept in f64 (optimizer hyperparameters).
+double DoubleArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (!info[index].IsNumber()) op.Fail(std::string(name) + " must be a number");
+  const double value = info[index].As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(value)) op.Fail(std::string(name) + " must be finite, got " + std::to_string(value));
+  return value;
+}
+
+// A float argument that may also be ±inf or NaN (fill values).
+float AnyFloatArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (!info[index].IsNumber()) op.Fail(std::string(name) + " must be a number");
+  return static_cast<float>(info[index].As<Napi::Number>().DoubleValue());
+}
+
+// attentionBackward(q, k, v, out, dOut, lse, keyStart, keyEnd, dq, dk, dv, queries, keys, heads, kvHeads,
+// headDim, scale)
+void AttentionBackward(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "attentionBackward"};
+  CheckArgCount(op, info, 17);
+  const Array q = ArrayArg(op, info, 0, "q", napi_float32_array);
+  const Array k = ArrayArg(op, info, 1, "k", napi_float32_array);
+  const Array v = ArrayArg(op, info, 2, "v", napi_float32_array);
+  const Array out = ArrayArg(op, info, 3, "out", napi_float32_array);
+  const Array d_out = ArrayArg(op, info, 4, "dOut", napi_float32_array);
+  const Array lse = ArrayArg(op, info, 5, "lse", napi_float32_array);
+  const Array key_start = ArrayArg(op, info, 6, "keyStart", napi_int32_array);
+  const Array key_end = ArrayArg(op, info, 7, "keyEnd", napi_int32_array);
+  const Array dq = ArrayArg(op, info, 8, "dq", napi_float32_array);
+  const Array dk = ArrayArg(op, info, 9, "dk", napi_float32_array);
+  const Array dv = ArrayArg(op, info, 10, "dv", napi_float32_array);
+  const int64_t queries = SizeArg(op, info, 11, "queries"), keys = SizeArg(op, info, 12, "keys");
+  const int64_t heads = SizeArg(op, info, 13, "heads"), kv_heads = SizeArg(op, info, 14, "kvHeads");
+  const int64_t head_dim = SizeArg(op, info, 15, "headDim");
+  const float scale = FloatArg(op, info, 16, "scale");
+  CheckHeads(op, heads, kv_heads);
+  const int64_t q_size = Product(op, {queries, heads, head_dim}), kv_size = Product(op, {keys, kv_heads, head_dim});
+  for (const auto& [array, name] : {Named{&q, "q"}, {&out, "out"}, {&d_out, "dOut"}, {&dq, "dq"}}) {
+    ExpectLength(op, *array, name, q_size, "queries·heads·headDim");
+  }
+  for (const auto& [array, name] : {Named{&k, "k"}, {&v, "v"}, {&dk, "dk"}, {&dv, "dv"}}) {
+    ExpectLength(op, *array, name, kv_size, "keys·kvHeads·headDim");
+  }
+  ExpectLength(op, lse, "lse", Product(op, {queries, heads}), "queries·heads");
+  ExpectLength(op, key_start, "keyStart", queries, "queries");
+  ExpectLength(op, key_end, "keyEnd", queries, "queries");
+  const std::initializer_list<Named> inputs = {{&q, "q"}, {&k, "k"}, {&v, "v"}, {&out, "out"}, {&d_out, "dOut"},
+                                               {&lse, "lse"}, {&key_start, "keyStart"}, {&key_end, "keyEnd"}};
+  ExpectDisjointFrom(op, dq, "dq", inputs);
+  ExpectDisjointFrom(op, dk, "dk", inputs);
+  ExpectDisjointFrom(op, dv, "dv", inputs);
+  ExpectDisjointFrom(op, dq, "dq", {{&dk, "dk"}, {&dv, "dv"}});
+  ExpectDisjoint(op, dk, "dk", dv, "dv");
+  const auto* start = static_cast<const int32_t*>(key_start.data);
+  const auto* end = static_cast<const int32_t*>(key_end.data);
+  CheckKeyRanges(op, start, end, queries, keys);
+  const cpu::AttentionBackwardArgs args{
+      static_cast<const float*>(q.data), static_cast<const float*>(k.data), static_cast<const float*>(v.data),
+      static_cast<const float*>(out.data), static_cast<const float*>(d_out.data), static_cast<const float*>(lse.data),
+      start, end, static_cast<float*>(dq.data), static_cast<float*>(dk.data), static_cast<float*>(dv.data),
+      queries, keys, heads, kv_heads, head_dim, scale};
+  RunKernel(op, [&] { cpu::AttentionBackward(args); });
+}
+
+// treeAttention(q, k, v, prefixStart, prefixEnd, extraOffsets, extraKeys, out, queries, keys, heads, kvHeads,
+// headDim, scale)
+void TreeAttention(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "treeAttention"};
+  CheckArgCount(op, info, 14);
+  const Array q = ArrayArg(op, info, 0, "q", napi_float32_array);
+  const Array k = ArrayArg(op, info, 1, "k", napi_float32_array);
+  const Array v = ArrayArg(op, info, 2, "v", napi_float32_array);
+  const Array prefix_start = ArrayArg(op, info, 3, "prefixStart", napi_int32_array);
+  const Array prefix_end = ArrayArg(op, info, 4, "prefixEnd", napi_int32_array);
+  const Array extra_offsets = ArrayArg(op, info, 5, "extraOffsets", napi_int32_array);
+  const Array extra_keys = ArrayArg(op, info, 6, "extraKeys", napi_int32_array);
+  const Array out = ArrayArg(op, info, 7, "out", napi_float32_array);
+  const int64_t queries = SizeArg(op, info, 8, "queries"), keys = SizeArg(op, info, 9, "keys");
+  const int64_t heads = SizeArg(op, info, 10, "heads"), kv_heads = SizeArg(op, info, 11, "kvHeads");
+  const int64_t head_dim = SizeArg(op, info, 12, "headDim");
+  const float scale = FloatArg(op, info, 13, "scale");
+  CheckHeads(op, heads, kv_heads);
+  ExpectLength(op, q, "q", Product(op, {queries, heads, head_dim}), "queries·heads·headDim");
+  ExpectLength(op, out, "out", Product(op, {queries, heads, head_dim}), "queries·heads·headDim");
+  ExpectLength(op, k, "k", Product(op, {keys, kv_heads, head_dim}), "keys·kvHeads·headDim");
+  ExpectLength(op, v, "v", Product(op, {keys, kv_heads, head_dim}), "keys·kvHeads·headDim");
+  ExpectLength(op, prefix_start, "prefixStart", queries, "queries");
+  ExpectLength(op, prefix_end, "prefixEnd", queries, "queries");
+  ExpectLength(op, extra_offsets, "extraOffsets", Product(op, {queries, 1}) + 1, "queries + 1");
+  ExpectDisjointFrom(op, out, "out", {{&q, "q"}, {&k, "k"}, {&v, "v"}});
+  const auto* start = static_cast<const int32_t*>(prefix_start.data);
+  const auto* end = static_cast<const int32_t*>(prefix_end.data);
+  CheckKeyRanges(op, start, end, queries, keys, "prefix range");
+  const auto* offsets = static_cast<const int32_t*>(extra_offsets.data);
+  const auto* extra = static_cast<const int32_t*>(extra_keys.data);
+  for (int64_t t = 0; t <= queries; t++) {
+    const bool ordered = t == queries ? offsets[t] >= 0 : offsets[t] >= 0 && offsets[t] <= offsets[t + 1];
+    if (!ordered || offsets[t] > extra_keys.length) {
+      op.Fail("extraOffsets must be non-decreasing in [0, " + std::to_string(extra_keys.length) +
+              "] (the extraKeys length); extraOffsets[" + std::to_string(t) + "] = " + std::to_string(offsets[t]) +
+              (t < queries ? ", extraOffsets[" + std::to_string(t + 1) + "] = " + std::to_string(offsets[t + 1]) : ""));
+    }
+  }
+  for (int64_t e = 0; e < extra_keys.length; e++) {
+    if (extra[e] < 0 || extra[e] >= keys) {
+      op.Fail("extra key " + std::to_string(extra[e]) + " at index " + std::to_string(e) + " out of range [0, " +
+              std::to_string(keys) + ")");
+    }
+  }
+  const cpu::TreeAttentionArgs args{static_cast<const float*>(q.data), static_cast<const float*>(k.data),
+                                    static_cast<const float*>(v.data), start, end, offsets, extra,
+                                    static_cast<float*>(out.data), queries, keys, heads, kv_heads, head_dim, scale};
+  RunKernel(op, [&] { cpu::TreeAttention(args); });
+}
+
+// embeddingBackward(ids, dOut, dTable, vocab, dim): dTable[ids[t]] += dOut[t]
+void EmbeddingBackward(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "embeddingBackward"};
+  CheckArgCount(op, info, 5);
+  const Array ids = ArrayArg(op, info, 0, "ids", napi_int32_array);
+  const Array d_out = ArrayArg(op, info, 1, "dOut", napi_float32_array);
+  const Array d_table = ArrayArg(op, info, 2, "dTable", napi_float32_array);
+  const int64_t vocab = SizeArg(op, info, 3, "vocab"), dim = SizeArg(op, info, 4, "dim");
+  ExpectLength(op, d_out, "dOut", Product(op, {ids.length, dim}), "ids·dim");
+  ExpectLength(op, d_table, "dTable", Product(op, {vocab, dim}), "vocab·dim");
+  ExpectDisjointFrom(op, d_table, "dTable", {{&ids, "ids"}, {&d_out, "dOut"}});
+  const auto* id = static_cast<const int32_t*>(ids.data);
+  for (int64_t t = 0; t < ids.length; t++) {
+    if (id[t] < 0 || id[t] >= vocab) {
+      op.Fail("id " + std::to_string(id[t]) + " at position " + std::to_string(t) + " out of range [0, " +
+              std::to_string(vocab) + ")");
+    }
+  }
+  RunKernel(op, [&] {
+    cpu::EmbeddingBackward(id, ids.length, static_cast<const float*>(d_out.data), dim, static_cast<float*>(d_table.data));
+  });
+}
+
+// rmsnormBackward(x, weight, weightDtype, dOut, dx, dWeight | null, rows, dim, eps)
+void RmsNormBackward(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "rmsnormBackward"};
+  CheckArgCount(op, info, 9);
+  const DType dtype = DTypeArg(op, info, 2, "weightDtype");
+  const Array x = ArrayArg(op, info, 0, "x", napi_float32_array);
+  const Array weight = FloatArrayArg(op, info, 1, "weight", dtype);
+  const Array d_out = ArrayArg(op, info, 3, "dOut", napi_float32_array);
+  const Array dx = ArrayArg(op, info, 4, "dx", napi_float32_array);
+  const int64_t rows = SizeArg(op, info, 6, "rows"), dim = SizeArg(op, info, 7, "dim");
+  const float eps = FloatArg(op, info, 8, "eps");
+  const int64_t size = Product(op, {rows, dim});
+  ExpectLength(op, x, "x", size, "rows·dim");
+  ExpectLength(op, d_out, "dOut", size, "rows·dim");
+  ExpectLength(op, dx, "dx", size, "rows·dim");
+  ExpectLength(op, weight, "weight", dim, "dim");
+  ExpectDisjointFrom(op, dx, "dx", {{&x, "x"}, {&weight, "weight"}, {&d_out, "dOut"}});
+  float* d_weight = nullptr;
+  if (!info[5].IsNull()) {
+    const Array d_weight_array = ArrayArg(op, info, 5, "dWeight (or null)", napi_float32_array);
+    ExpectLength(op, d_weight_array, "dWeight", dim, "dim");
+    ExpectDisjointFrom(op, d_weight_array, "dWeight", {{&x, "x"}, {&weight, "weight"}, {&d_out, "dOut"}, {&dx, "dx"}});
+    d_weight = static_cast<float*>(d_weight_array.data);
+  }
+  RunKernel(op, [&] {
+    cpu::RmsNormBackward(static_cast<const float*>(x.data), weight.data, dtype, static_cast<const float*>(d_out.data),
+                         static_cast<float*>(dx.data), d_weight, rows, dim, eps);
+  });
+}
+
+// ropeBackward(dOut, positions, invFreq, dx, tokens, heads, headDim): dx may be dOut
+void RopeBackward(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "ropeBackward"};
+  CheckArgCount(op, info, 7);
+  const Array d_out = ArrayArg(op, info, 0, "dOut", napi_float32_array);
+  const Array positions = ArrayArg(op, info, 1, "positions", napi_int32_array);
+  const Array inv_freq = ArrayArg(op, info, 2, "invFreq", napi_float32_array);
+  const Array dx = ArrayArg(op, info, 3, "dx", napi_float32_array);
+  const int64_t tokens = SizeArg(op, info, 4, "tokens"), heads = SizeArg(op, info, 5, "heads");
+  const int64_t head_dim = SizeArg(op, info, 6, "headDim");
+  if (head_dim % 2 != 0) op.Fail("headDim must be even, got " + std::to_string(head_dim));
+  ExpectLength(op, d_out, "dOut", Product(op, {tokens, heads, head_dim}), "tokens·heads·headDim");
+  ExpectLength(op, dx, "dx", Product(op, {tokens, heads, head_dim}), "tokens·heads·headDim");
+  ExpectLength(op, positions, "positions", tokens, "tokens");
+  ExpectLength(op, inv_freq, "invFreq", head_dim / 2, "headDim/2");
+  ExpectSameOrDisjoint(op, dx, "dx", {{&d_out, "dOut"}});
+  ExpectDisjointFrom(op, dx, "dx", {{&positions, "positions"}, {&inv_freq, "invFreq"}});
+  RunKernel(op, [&] {
+    cpu::RopeBackward(static_cast<const float*>(d_out.data), static_cast<const int32_t*>(positions.data),
+                      static_cast<const float*>(inv_freq.data), static_cast<float*>(dx.data), tokens, heads, head_dim);
+  });
+}
+
+// swigluBackward(gate, up, dOut, dGate, dUp, count): each output may be one of the inputs itself
+void SwigluBackward(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "swigluBackward"};
+  CheckArgCount(op, info, 6);
+  const Array gate = ArrayArg(op, info, 0, "gate", napi_float32_array);
+  const Array up = ArrayArg(op, info, 1, "up", napi_float32_array);
+  const Array d_out = ArrayArg(op, info, 2, "dOut", napi_float32_array);
+  const Array d_gate = ArrayArg(op, info, 3, "dGate", napi_float32_array);
+  const Array d_up = ArrayArg(op, info, 4, "dUp", napi_float32_array);
+  const int64_t count = SizeArg(op, info, 5, "count");
+  for (const auto& [array, name] : {Named{&gate, "gate"}, {&up, "up"}, {&d_out, "dOut"}, {&d_gate, "dGate"}, {&d_up, "dUp"}}) {
+    ExpectLength(op, *array, name, count, "count");
+  }
+  ExpectSameOrDisjoint(op, d_gate, "dGate", {{&gate, "gate"}, {&up, "up"}, {&d_out, "dOut"}});
+  ExpectSameOrDisjoint(op, d_up, "dUp", {{&gate, "gate"}, {&up, "up"}, {&d_out, "dOut"}});
+  ExpectDisjoint(op, d_gate, "dGate", d_up, "dUp");
+  RunKernel(op, [&] {
+    cpu::SwigluBackward(static_cast<const float*>(gate.data), static_cast<const float*>(up.data),
+                        static_cast<const float*>(d_out.data), static_cast<float*>(d_gate.data),
+                        static_cast<float*>(d_up.data), count);
+  });
+}
+
+// crossEntropy(logits, targets, losses, dLogits, rows, vocab, gradScale): dLogits may be logits itself
+void CrossEntropy(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "crossEntropy"};
+  CheckArgCount(op, info, 7);
+  const Array logits = ArrayArg(op, info, 0, "logits", napi_float32_array);
+  const Array targets = ArrayArg(op, info, 1, "targets", napi_int32_array);
+  const Array losses = ArrayArg(op, info, 2, "losses", napi_float32_array);
+  const Array d_logits = ArrayArg(op, info, 3, "dLogits", napi_float32_array);
+  const int64_t rows = SizeArg(op, info, 4, "rows"), vocab = SizeArg(op, info, 5, "vocab");
+  const float grad_scale = FloatArg(op, info, 6, "gradScale");
+  ExpectLength(op, logits, "logits", Product(op, {rows, vocab}), "rows·vocab");
+  ExpectLength(op, d_logits, "dLogits", Product(op, {rows, vocab}), "rows·vocab");
+  ExpectLength(op, targets, "targets", rows, "rows");
+  ExpectLength(op, losses, "losses", rows, "rows");
+  ExpectSameOrDisjoint(op, d_logits, "dLogits", {{&logits, "logits"}});
+  ExpectDisjointFrom(op, d_logits, "dLogits", {{&targets, "targets"}, {&losses, "losses"}});
+  ExpectDisjointFrom(op, losses, "losses", {{&logits, "logits"}, {&targets, "targets"}});
+  const auto* target = static_cast<const int32_t*>(targets.data);
+  for (int64_t r = 0; r < rows; r++) {
+    if (target[r] < -1 || target[r] >= vocab) {
+      op.Fail("target " + std::to_string(target[r]) + " at row " + std::to_string(r) +
+              " must be -1 (ignored) or in [0, " + std::to_string(vocab) + ")");
+    }
+  }
+  const cpu::CrossEntropyArgs args{static_cast<const float*>(logits.data), target, static_cast<float*>(losses.data),
+                                   static_cast<float*>(d_logits.data), rows, vocab, grad_scale};
+  RunKernel(op, [&] { cpu::CrossEntropy(args); });
+}
+
+// adamw(param, grad, m, v, count, learningRate, beta1, beta2, epsilon, weightDecay, step)
+void AdamW(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "adamw"};
+  CheckArgCount(op, info, 11);
+  const Array param = ArrayArg(op, info, 0, "param", napi_float32_array);
+  const Array grad = ArrayArg(op, info, 1, "grad", napi_float32_array);
+  const Array m = ArrayArg(op, info, 2, "m", napi_float32_array);
+  const Array v = ArrayArg(op, info, 3, "v", napi_float32_array);
+  const int64_t count = SizeArg(op, info, 4, "count");
+  const double learning_rate = DoubleArg(op, info, 5, "learningRate"), beta1 = DoubleArg(op, info, 6, "beta1");
+  const double beta2 = DoubleArg(op, info, 7, "beta2"), epsilon = DoubleArg(op, info, 8, "epsilon");
+  const double weight_decay = DoubleArg(op, info, 9, "weightDecay");
+  const int64_t step = SizeArg(op, info, 10, "step");
+  if (step < 1) op.Fail("step must be ≥ 1 (1-based), got " + std::to_string(step));
+  for (const auto& [value, name] : {std::pair{beta1, "beta1"}, {beta2, "beta2"}}) {
+    if (!(value >= 0 && value < 1)) op.Fail(std::string(name) + " must be in [0, 1), got " + std::to_string(value));
+  }
+  if (!(epsilon > 0)) op.Fail("epsilon must be > 0, got " + std::to_string(epsilon));
+  for (const auto& [array, name] : {Named{&param, "param"}, {&grad, "grad"}, {&m, "m"}, {&v, "v"}}) {
+    ExpectLength(op, *array, name, count, "count");
+  }
+  ExpectDisjointFrom(op, param, "param", {{&grad, "grad"}, {&m, "m"}, {&v, "v"}});
+  ExpectDisjointFrom(op, m, "m", {{&grad, "grad"}, {&v, "v"}});
+  ExpectDisjoint(op, v, "v", grad, "grad");
+  const cpu::AdamWArgs args{static_cast<float*>(param.data), static_cast<const float*>(grad.data),
+                            static_cast<float*>(m.data), static_cast<float*>(v.data), count,
+                            learning_rate, beta1, beta2, epsilon, weight_decay, step};
+  RunKernel(op, [&] { cpu::AdamW(args); });
+}
+
+// sumOfSquares(x, count) → Σ x² (f64)
+Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "sumOfSquares"};
+  CheckArgCount(op, info, 2);
+  const Array x = ArrayArg(op, info, 0, "x", napi_float32_array);
+  const int64_t count = SizeArg(op, info, 1, "count");
+  ExpectLength(op, x, "x", count, "count");
+  double result = 0;
+  RunKernel(op, [&] { result = cpu::SumOfSquares(static_cast<const float*>(x.data), count); });
+  return Napi::Number::New(info.Env(), result);
+}
+
+// scale(x, factor, out, count): out = x · factor, out may be x itself
+void Scale(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "scale"};
+  CheckArgCount(op, info, 4);
+  const Array x = ArrayArg(op, info, 0, "x", napi_float32_array);
+  const float factor = FloatArg(op, info, 1, "factor");
+  const Array out = ArrayArg(op, info, 2, "out", napi_float32_array);
+  const int64_t count = SizeArg(op, info, 3, "count");
+  ExpectLength(op, x, "x", count, "count");
+  ExpectLength(op, out, "out", count, "count");
+  ExpectSameOrDisjoint(op, out, "out", {{&x, "x"}});
+  RunKernel(op, [&] { cpu::Scale(static_cast<const float*>(x.data), factor, static_cast<float*>(out.data), count); });
+}
+
+// fill(x, count, value)
+void Fill(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "fill"};
+  CheckArgCount(op, info, 3);
+  const Array x = ArrayArg(op, info, 0, "x", napi_float32_array);
+  const int64_t count = SizeArg(op, info, 1, "count");
+  const float value = AnyFloatArg(op, info, 2, "value");
+  ExpectLength(op, x, "x", count, "count");
+  RunKernel(op, [&] { cpu::Fill(static_cast<float*>(x.data), count, value); });
+}
+
 }  // namespace
 
 void RegisterCpuOps(Napi::Env env, Napi::Object exports) {
@@ -436,6 +795,18 @@ void RegisterCpuOps(Napi::Env env, Napi::Object exports) {
   add("logSoftmaxGather", LogSoftmaxGather);
   add("scatterRows", ScatterRows);
   add("convert", Convert);
+  add("attentionForTraining", AttentionForTraining);
+  add("attentionBackward", AttentionBackward);
+  add("treeAttention", TreeAttention);
+  add("embeddingBackward", EmbeddingBackward);
+  add("rmsnormBackward", RmsNormBackward);
+  add("ropeBackward", RopeBackward);
+  add("swigluBackward", SwigluBackward);
+  add("crossEntropy", CrossEntropy);
+  add("adamw", AdamW);
+  add("sumOfSquares", SumOfSquares);
+  add("scale", Scale);
+  add("fill", Fill);
   exports.Set("cpu", cpu);
 }
 

@@ -4,6 +4,7 @@
 // s_j = scale · q·k_j, then the running max mx grows to cover them (rescaling the running sum l and the
 // accumulator acc = Σ exp(s_j − mx)·v_j by exp(old − new)), then each key adds exp(s_j − mx) to l and
 // exp(s_j − mx)·v_j to acc. out = acc / l; an empty key range gives zeros. No Tq × Tk matrix exists.
+// lse = mx + log l when asked for (attention backward recomputes the probabilities from it).
 //
 // Vec provides Dot(a, b, n), Axpy(w, x, y, n) (y += w·x) and Scale(y, s, n) (y *= s) over n floats.
 #pragma once
@@ -55,6 +56,7 @@ void AttentionOnline(const AttentionArgs& p) {
       float* out = p.out + r * hd;
       const float inv = l > 0 ? 1.0f / l : 0.0f;
       for (int64_t d = 0; d < hd; d++) out[d] = acc[d] * inv;
+      if (p.lse != nullptr) p.lse[r] = l > 0 ? mx + logf(l) : -INFINITY;
     }
   });
 }

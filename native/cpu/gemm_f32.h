@@ -117,9 +117,9 @@ void GemmF32(const MatmulArgs& p) {
               float* dst = out + (m0 + i0 + r) * p.n + n0 + j0;
               const float* src = c + r * nr;
               if (overwrite) {
-                for (int64_t col = 0; col < cols; col++) dst[col] = src[col];
+                for (int64_t col = 0; col < cols; col++) dst[col] = p.alpha * src[col];
               } else {
-                for (int64_t col = 0; col < cols; col++) dst[col] += src[col];
+                for (int64_t col = 0; col < cols; col++) dst[col] += p.alpha * src[col];
               }
             }
           }

@@ -9,7 +9,8 @@ enum class DType { kF32, kBf16, kF16 };
 
 // out[bi] (+)= op(a[bi]) · op(b[bi]) for bi < batch. a is f32 [M,K] ([K,M] when trans_a); b is [K,N]
 // ([N,K] when trans_b) in b_dtype (bf16/f16 as raw 16-bit patterns), one per batch item when b_batched,
-// else shared; out f32 [M,N]. Without `accumulate`, out is overwritten (also when K = 0).
+// else shared; out f32 [M,N]. Without `accumulate`, out is overwritten (also when K = 0). The product is
+// scaled by alpha where it is written back: out (+)= alpha · op(a)·op(b).
 struct MatmulArgs {
   const float* a;
   const void* b;
@@ -17,10 +18,13 @@ struct MatmulArgs {
   float* out;
   int64_t batch, m, n, k;
   bool trans_a, trans_b, b_batched, accumulate;
+  float alpha = 1.0f;
 };
 
 // Softmax attention with per-query key ranges [key_start[t], key_end[t]); q, out [queries, heads,
 // head_dim]; k, v [keys, kv_heads, head_dim]; query head h reads kv head h / (heads / kv_heads).
+// Unless null, lse [queries, heads] receives each row's log Σ exp(scaled scores) (−inf for an empty
+// range), which attention backward needs.
 struct AttentionArgs {
   const float* q;
   const float* k;
@@ -30,6 +34,7 @@ struct AttentionArgs {
   float* out;
   int64_t queries, keys, heads, kv_heads, head_dim;
   float scale;
+  float* lse = nullptr;
 };
 
 // Per-ISA kernels (ops_scalar.cc, ops_avx2.cc, ops_avx512.cc, ops_amx.cc).

@@ -174,7 +174,8 @@ void MatmulBf16(const MatmulArgs& p) {
       float* out = p.out + bi * p.m * p.n + m0 * p.n + n0;
       for (int64_t r = 0; r < rows; r++) {
         for (int64_t col = 0; col < cols; col++) {
-          out[r * p.n + col] = p.accumulate ? out[r * p.n + col] + c[r * 32 + col] : c[r * 32 + col];
+          const float product = p.alpha * c[r * 32 + col];
+          out[r * p.n + col] = p.accumulate ? out[r * p.n + col] + product : product;
         }
       }
     }

@@ -56,7 +56,7 @@ void MatmulRows(const MatmulArgs& p) {
         }
       }
       float* out = p.out + r * n;
-      for (int64_t j = 0; j < n; j++) out[j] = p.accumulate ? out[j] + row[j] : row[j];
+      for (int64_t j = 0; j < n; j++) out[j] = p.accumulate ? out[j] + p.alpha * row[j] : p.alpha * row[j];
     }
   });
 }
@@ -103,6 +103,7 @@ void Attention(const AttentionArgs& p) {
       float* out = p.out + r * hd;
       const float inv = l > 0 ? 1.0f / l : 0.0f;  // empty range → zeros
       for (int64_t d = 0; d < hd; d++) out[d] = acc[d] * inv;
+      if (p.lse != nullptr) p.lse[r] = l > 0 ? mx + logf(l) : -INFINITY;
     }
   });
 }

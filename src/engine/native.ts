@@ -37,7 +37,7 @@ export interface NativeCpuOps {
    */
   matmul(a: Float32Array, b: FloatArray, bDtype: NativeFloatDType, out: Float32Array,
     batch: number, m: number, n: number, k: number,
-    transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean): void;
+    transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean, alpha?: number): void;
   embedding(ids: Int32Array, table: FloatArray, tableDtype: NativeFloatDType, out: Float32Array,
     vocab: number, dim: number): void;
   rmsnorm(x: Float32Array, weight: FloatArray, weightDtype: NativeFloatDType, out: Float32Array,
@@ -56,6 +56,38 @@ export interface NativeCpuOps {
     rows: number, dstRows: number, width: number): void;
   /** Convert `count` elements between float dtypes (f32 → bf16/f16 rounds to nearest even). */
   convert(src: FloatArray, srcDtype: NativeFloatDType, dst: FloatArray, dstDtype: NativeFloatDType, count: number): void;
+
+  // ---- training and scoring (native/cpu/training_ops.h) ----
+  /** attention() that also writes lse [queries·heads] (−inf for an empty key range). */
+  attentionForTraining(q: Float32Array, k: Float32Array, v: Float32Array, keyStart: Int32Array, keyEnd: Int32Array,
+    out: Float32Array, queries: number, keys: number, heads: number, kvHeads: number, headDim: number,
+    scale: number, lse: Float32Array): void;
+  /** dq, dk, dv written (each disjoint from every input and from each other). */
+  attentionBackward(q: Float32Array, k: Float32Array, v: Float32Array, out: Float32Array, dOut: Float32Array,
+    lse: Float32Array, keyStart: Int32Array, keyEnd: Int32Array, dq: Float32Array, dk: Float32Array, dv: Float32Array,
+    queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  /** extraOffsets has queries + 1 entries, non-decreasing, within [0, extraKeys.length]. */
+  treeAttention(q: Float32Array, k: Float32Array, v: Float32Array, prefixStart: Int32Array, prefixEnd: Int32Array,
+    extraOffsets: Int32Array, extraKeys: Int32Array, out: Float32Array, queries: number, keys: number, heads: number,
+    kvHeads: number, headDim: number, scale: number): void;
+  embeddingBackward(ids: Int32Array, dOut: Float32Array, dTable: Float32Array, vocab: number, dim: number): void;
+  rmsnormBackward(x: Float32Array, weight: FloatArray, weightDtype: NativeFloatDType, dOut: Float32Array,
+    dx: Float32Array, dWeight: Float32Array | null, rows: number, dim: number, eps: number): void;
+  /** dx may be dOut itself. */
+  ropeBackward(dOut: Float32Array, positions: Int32Array, invFreq: Float32Array, dx: Float32Array,
+    tokens: number, heads: number, headDim: number): void;
+  /** Each output may be one of the inputs itself. */
+  swigluBackward(gate: Float32Array, up: Float32Array, dOut: Float32Array, dGate: Float32Array, dUp: Float32Array,
+    count: number): void;
+  /** Targets are −1 (ignored) or in [0, vocab); dLogits may be logits itself. */
+  crossEntropy(logits: Float32Array, targets: Int32Array, losses: Float32Array, dLogits: Float32Array,
+    rows: number, vocab: number, gradScale: number): void;
+  adamw(param: Float32Array, grad: Float32Array, m: Float32Array, v: Float32Array, count: number,
+    learningRate: number, beta1: number, beta2: number, epsilon: number, weightDecay: number, step: number): void;
+  sumOfSquares(x: Float32Array, count: number): number;
+  /** out may be x itself. */
+  scale(x: Float32Array, factor: number, out: Float32Array, count: number): void;
+  fill(x: Float32Array, count: number, value: number): void;
 }
 
 export interface NativeAddon {

@@ -3,7 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
-import type { Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
+import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CpuIsa, type CpuIsaInfo, type NativeCpuOps, type NativeFloatDType } from "../native.js";
 
 /** A CPU tensor: a typed array (Float32Array for f32, Uint16Array of raw bits for bf16/f16, Int32Array for i32). */
@@ -156,7 +156,8 @@ export class CpuBackend implements Backend {
     const tb = this.tensor(op, "b", b, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
     const transA = options.transA ?? false, transB = options.transB ?? false;
-    if ((options.alpha ?? 1) !== 1) throw new Error(`${op}: alpha ≠ 1 is not implemented on the cpu backend yet`);
+    const alpha = options.alpha ?? 1;
+    if (!Number.isFinite(alpha)) throw new Error(`${op}: alpha must be finite, got ${alpha}`);
     const describe = `${op}: a [${ta.shape.join(",")}]${transA ? "ᵀ" : ""} · b${transB ? "ᵀ" : ""} [${tb.shape.join(",")}] → out [${to.shape.join(",")}]`;
     if (ta.shape.length < 2 || tb.shape.length < 2) throw new Error(`${describe}: a and b need at least 2 dims`);
     const lead = ta.shape.slice(0, -2);
@@ -174,7 +175,7 @@ export class CpuBackend implements Backend {
     const batch = lead.reduce((p, d) => p * d, 1);
     this.run(() =>
       this.native.matmul(ta.data as Float32Array, tb.data as Float32Array | Uint16Array, tb.dtype as NativeFloatDType,
-        to.data as Float32Array, batch, m, n, k, transA, transB, bBatched, options.accumulate ?? false));
+        to.data as Float32Array, batch, m, n, k, transA, transB, bBatched, options.accumulate ?? false, alpha));
   }
 
   embedding(ids: Tensor, table: Tensor, out: Tensor): void {
@@ -222,24 +223,9 @@ export class CpuBackend implements Backend {
   }
 
   attention(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number, out: Tensor): void {
-    const op = "attention";
-    const tq = this.tensor(op, "q", q, ["f32"]);
-    const tk = this.tensor(op, "k", k, ["f32"]);
-    const tv = this.tensor(op, "v", v, ["f32"]);
-    const ts = this.tensor(op, "keyStart", keyStart, ["i32"]);
-    const te = this.tensor(op, "keyEnd", keyEnd, ["i32"]);
-    const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: q [${tq.shape.join(",")}], k [${tk.shape.join(",")}], v [${tv.shape.join(",")}], keyStart [${ts.shape.join(",")}], keyEnd [${te.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (tq.shape.length !== 3 || tk.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
-    const [queries, heads, headDim] = tq.shape;
-    const [keys, kvHeads, kHeadDim] = tk.shape;
-    if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
-    if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
-    if (!sameDims(tv.shape, tk.shape)) throw new Error(`${describe}: v must have k's shape`);
-    if (!sameDims(ts.shape, [queries]) || !sameDims(te.shape, [queries])) throw new Error(`${describe}: key ranges must be [${queries}]`);
-    if (!sameDims(to.shape, tq.shape)) throw new Error(`${describe}: out must have q's shape`);
-    this.run(() => this.native.attention(tq.data as Float32Array, tk.data as Float32Array, tv.data as Float32Array,
-      ts.data as Int32Array, te.data as Int32Array, to.data as Float32Array, queries, keys, heads, kvHeads, headDim, scale));
+    const a = this.attentionShapes("attention", { q, k, v, out }, { keyStart, keyEnd });
+    this.run(() => this.native.attention(a.q, a.k, a.v, a.ranges[0], a.ranges[1], a.out, a.queries, a.keys, a.heads,
+      a.kvHeads, a.headDim, scale));
   }
 
   swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
@@ -276,57 +262,164 @@ export class CpuBackend implements Backend {
       tl.shape[0], tl.shape[1]));
   }
 
-  // Transitional: the ops below are being implemented (training and scoring work in progress).
-  treeAttention(): void {
-    throw new Error("treeAttention: not implemented on the cpu backend yet");
+  // ---- scoring ----
+
+  treeAttention(q: Tensor, k: Tensor, v: Tensor, prefixStart: Tensor, prefixEnd: Tensor, extraOffsets: Tensor,
+    extraKeys: Tensor, scale: number, out: Tensor): void {
+    const op = "treeAttention";
+    const a = this.attentionShapes(op, { q, k, v, out }, { prefixStart, prefixEnd }, { extraOffsets, extraKeys });
+    const offsets = this.tensor(op, "extraOffsets", extraOffsets, ["i32"]);
+    const extra = this.tensor(op, "extraKeys", extraKeys, ["i32"]);
+    if (!sameDims(offsets.shape, [a.queries + 1])) throw new Error(`${a.describe}: extraOffsets must be [${a.queries + 1}]`);
+    if (extra.shape.length !== 1) throw new Error(`${a.describe}: extraKeys must be 1-D`);
+    this.run(() => this.native.treeAttention(a.q, a.k, a.v, a.ranges[0], a.ranges[1], offsets.data as Int32Array,
+      extra.data as Int32Array, a.out, a.queries, a.keys, a.heads, a.kvHeads, a.headDim, scale));
   }
 
-  attentionForTraining(): void {
-    throw new Error("attentionForTraining: not implemented on the cpu backend yet");
+  // ---- training ----
+
+  attentionForTraining(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number,
+    out: Tensor, lse: Tensor): void {
+    const op = "attentionForTraining";
+    const tl = this.tensor(op, "lse", lse, ["f32"]);
+    const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { lse: tl });
+    if (!sameDims(tl.shape, [a.queries, a.heads])) throw new Error(`${a.describe}: lse must be [${a.queries},${a.heads}]`);
+    this.run(() => this.native.attentionForTraining(a.q, a.k, a.v, a.ranges[0], a.ranges[1], a.out, a.queries, a.keys,
+      a.heads, a.kvHeads, a.headDim, scale, tl.data as Float32Array));
   }
 
-  attentionBackward(): void {
-    throw new Error("attentionBackward: not implemented on the cpu backend yet");
+  attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, lse: Tensor, keyStart: Tensor,
+    keyEnd: Tensor, scale: number, dq: Tensor, dk: Tensor, dv: Tensor): void {
+    const op = "attentionBackward";
+    const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { dOut, lse, dq, dk, dv });
+    const t = (name: string, x: Tensor) => this.tensor(op, name, x, ["f32"]);
+    const [tdo, tl, tdq, tdk, tdv] = [t("dOut", dOut), t("lse", lse), t("dq", dq), t("dk", dk), t("dv", dv)];
+    const qShape = [a.queries, a.heads, a.headDim], kvShape = [a.keys, a.kvHeads, a.headDim];
+    if (!sameDims(tdo.shape, qShape) || !sameDims(tdq.shape, qShape)) throw new Error(`${a.describe}: dOut and dq must have q's shape`);
+    if (!sameDims(tdk.shape, kvShape) || !sameDims(tdv.shape, kvShape)) throw new Error(`${a.describe}: dk and dv must have k's shape`);
+    if (!sameDims(tl.shape, [a.queries, a.heads])) throw new Error(`${a.describe}: lse must be [${a.queries},${a.heads}]`);
+    this.run(() => this.native.attentionBackward(a.q, a.k, a.v, a.out, tdo.data as Float32Array, tl.data as Float32Array,
+      a.ranges[0], a.ranges[1], tdq.data as Float32Array, tdk.data as Float32Array, tdv.data as Float32Array,
+      a.queries, a.keys, a.heads, a.kvHeads, a.headDim, scale));
   }
 
-  embeddingBackward(): void {
-    throw new Error("embeddingBackward: not implemented on the cpu backend yet");
+  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor): void {
+    const op = "embeddingBackward";
+    const ti = this.tensor(op, "ids", ids, ["i32"]);
+    const td = this.tensor(op, "dOut", dOut, ["f32"]);
+    const tt = this.tensor(op, "dTable", dTable, ["f32"]);
+    const describe = `${op}: ids [${ti.shape.join(",")}], dOut [${td.shape.join(",")}], dTable [${tt.shape.join(",")}]`;
+    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and dTable 2-D`);
+    const [vocab, dim] = tt.shape;
+    if (!sameDims(td.shape, [ti.shape[0], dim])) throw new Error(`${describe}: dOut must be [${ti.shape[0]},${dim}]`);
+    this.run(() => this.native.embeddingBackward(ti.data as Int32Array, td.data as Float32Array, tt.data as Float32Array,
+      vocab, dim));
   }
 
-  rmsnormBackward(): void {
-    throw new Error("rmsnormBackward: not implemented on the cpu backend yet");
+  rmsnormBackward(x: Tensor, weight: Tensor, dOut: Tensor, eps: number, dx: Tensor, dWeight: Tensor | null): void {
+    const op = "rmsnormBackward";
+    const tx = this.tensor(op, "x", x, ["f32"]);
+    const tw = this.tensor(op, "weight", weight, ["f32", "bf16", "f16"]);
+    const td = this.tensor(op, "dOut", dOut, ["f32"]);
+    const tdx = this.tensor(op, "dx", dx, ["f32"]);
+    const tdw = dWeight === null ? null : this.tensor(op, "dWeight", dWeight, ["f32"]);
+    const describe = `${op}: x [${tx.shape.join(",")}], weight [${tw.shape.join(",")}], dOut [${td.shape.join(",")}], ` +
+      `dx [${tdx.shape.join(",")}], dWeight ${tdw ? `[${tdw.shape.join(",")}]` : "null"}`;
+    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
+    const dim = tx.shape[tx.shape.length - 1];
+    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
+    if (tdw && !sameDims(tdw.shape, [dim])) throw new Error(`${describe}: dWeight must be [${dim}]`);
+    if (!sameDims(td.shape, tx.shape) || !sameDims(tdx.shape, tx.shape)) throw new Error(`${describe}: dOut and dx must have x's shape`);
+    this.run(() => this.native.rmsnormBackward(tx.data as Float32Array, tw.data as Float32Array | Uint16Array,
+      tw.dtype as NativeFloatDType, td.data as Float32Array, tdx.data as Float32Array,
+      tdw ? (tdw.data as Float32Array) : null, dim === 0 ? 0 : tx.size / dim, dim, eps));
   }
 
-  ropeBackward(): void {
-    throw new Error("ropeBackward: not implemented on the cpu backend yet");
+  ropeBackward(dOut: Tensor, positions: Tensor, invFreq: Tensor, dx: Tensor): void {
+    const op = "ropeBackward";
+    const td = this.tensor(op, "dOut", dOut, ["f32"]);
+    const tp = this.tensor(op, "positions", positions, ["i32"]);
+    const tf = this.tensor(op, "invFreq", invFreq, ["f32"]);
+    const tdx = this.tensor(op, "dx", dx, ["f32"]);
+    const describe = `${op}: dOut [${td.shape.join(",")}], positions [${tp.shape.join(",")}], invFreq [${tf.shape.join(",")}], dx [${tdx.shape.join(",")}]`;
+    if (td.shape.length !== 3) throw new Error(`${describe}: dOut must be [T, heads, headDim]`);
+    const [tokens, heads, headDim] = td.shape;
+    if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
+    if (!sameDims(tp.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
+    if (!sameDims(tf.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
+    if (!sameDims(tdx.shape, td.shape)) throw new Error(`${describe}: dx must have dOut's shape`);
+    this.run(() => this.native.ropeBackward(td.data as Float32Array, tp.data as Int32Array, tf.data as Float32Array,
+      tdx.data as Float32Array, tokens, heads, headDim));
   }
 
-  swigluBackward(): void {
-    throw new Error("swigluBackward: not implemented on the cpu backend yet");
+  swigluBackward(gate: Tensor, up: Tensor, dOut: Tensor, dGate: Tensor, dUp: Tensor): void {
+    const [g, u, d, dg, du] = this.sameShape("swigluBackward", ["gate", "up", "dOut", "dGate", "dUp"], [gate, up, dOut, dGate, dUp]);
+    this.run(() => this.native.swigluBackward(g.data as Float32Array, u.data as Float32Array, d.data as Float32Array,
+      dg.data as Float32Array, du.data as Float32Array, g.size));
   }
 
-  crossEntropy(): void {
-    throw new Error("crossEntropy: not implemented on the cpu backend yet");
+  crossEntropy(logits: Tensor, targets: Tensor, gradScale: number, losses: Tensor, dLogits: Tensor): void {
+    const op = "crossEntropy";
+    const tl = this.tensor(op, "logits", logits, ["f32"]);
+    const tt = this.tensor(op, "targets", targets, ["i32"]);
+    const tlo = this.tensor(op, "losses", losses, ["f32"]);
+    const td = this.tensor(op, "dLogits", dLogits, ["f32"]);
+    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], losses [${tlo.shape.join(",")}], dLogits [${td.shape.join(",")}]`;
+    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
+    const [rows, vocab] = tl.shape;
+    if (!sameDims(tt.shape, [rows]) || !sameDims(tlo.shape, [rows])) throw new Error(`${describe}: targets and losses must be [${rows}]`);
+    if (!sameDims(td.shape, tl.shape)) throw new Error(`${describe}: dLogits must have logits' shape`);
+    this.run(() => this.native.crossEntropy(tl.data as Float32Array, tt.data as Int32Array, tlo.data as Float32Array,
+      td.data as Float32Array, rows, vocab, gradScale));
   }
 
-  adamw(): void {
-    throw new Error("adamw: not implemented on the cpu backend yet");
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, hyper: AdamWHyper): void {
+    const [p, g, tm, tv] = this.sameShape("adamw", ["param", "grad", "m", "v"], [param, grad, m, v]);
+    this.run(() => this.native.adamw(p.data as Float32Array, g.data as Float32Array, tm.data as Float32Array,
+      tv.data as Float32Array, p.size, hyper.learningRate, hyper.beta1, hyper.beta2, hyper.epsilon, hyper.weightDecay,
+      hyper.step));
   }
 
-  async sumOfSquares(): Promise<number> {
-    throw new Error("sumOfSquares: not implemented on the cpu backend yet");
+  async sumOfSquares(x: Tensor): Promise<number> {
+    const tx = this.tensor("sumOfSquares", "x", x, ["f32"]);
+    let result = 0;
+    this.run(() => {
+      result = this.native.sumOfSquares(tx.data as Float32Array, tx.size);
+    });
+    return result;
   }
 
-  scale(): void {
-    throw new Error("scale: not implemented on the cpu backend yet");
+  scale(x: Tensor, factor: number, out: Tensor): void {
+    const [tx, to] = this.sameShape("scale", ["x", "out"], [x, out]);
+    this.run(() => this.native.scale(tx.data as Float32Array, factor, to.data as Float32Array, tx.size));
   }
 
-  fill(): void {
-    throw new Error("fill: not implemented on the cpu backend yet");
+  fill(t: Tensor, value: number): void {
+    const tt = this.tensor("fill", "t", t, ["f32", "bf16", "f16", "i32"]);
+    if (tt.dtype === "f32") {
+      this.run(() => this.native.fill(tt.data as Float32Array, tt.size, value));
+    } else if (tt.dtype === "i32") {
+      if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) {
+        throw new Error(`fill: ${value} is not an i32 value (t is ${dtypeShape(tt)})`);
+      }
+      (tt.data as Int32Array).fill(value);
+    } else {
+      // One element converted natively (round to nearest even), then repeated.
+      const bits = new Uint16Array(1);
+      this.native.convert(Float32Array.of(value), "f32", bits, tt.dtype as NativeFloatDType, 1);
+      (tt.data as Uint16Array).fill(bits[0]);
+    }
   }
 
-  convert(): void {
-    throw new Error("convert: not implemented on the cpu backend yet");
+  convert(src: Tensor, dst: Tensor): void {
+    const op = "convert";
+    const ts = this.tensor(op, "src", src, ["f32", "bf16", "f16"]);
+    const td = this.tensor(op, "dst", dst, ["f32", "bf16", "f16"]);
+    if (!sameDims(ts.shape, td.shape)) {
+      throw new Error(`${op}: src ${dtypeShape(ts)} and dst ${dtypeShape(td)} must have the same shape`);
+    }
+    this.run(() => this.native.convert(ts.data as Float32Array | Uint16Array, ts.dtype as NativeFloatDType,
+      td.data as Float32Array | Uint16Array, td.dtype as NativeFloatDType, ts.size));
   }
 
   scatterRows(src: Tensor, index: Tensor, dst: Tensor): void {
@@ -358,6 +451,33 @@ export class CpuBackend implements Backend {
     }
     void t.data;  // throws if freed
     return t;
+  }
+
+  /**
+   * Shape checks shared by the attention ops: q, out [Tq, H, hd]; k, v [Tk, KV, hd] with H a multiple of KV;
+   * the two per-query range tensors i32 [Tq]. `more` only adds tensors to the error message.
+   */
+  private attentionShapes(op: string, main: { q: Tensor; k: Tensor; v: Tensor; out: Tensor },
+    rangeTensors: Record<string, Tensor>, more: Record<string, Tensor> = {}) {
+    const [tq, tk, tv, to] = (["q", "k", "v", "out"] as const).map((name) => this.tensor(op, name, main[name], ["f32"]));
+    const ranges = Object.entries(rangeTensors).map(([name, t]) => this.tensor(op, name, t, ["i32"]));
+    const shapes = [["q", tq], ["k", tk], ["v", tv], ...Object.entries(rangeTensors), ["out", to], ...Object.entries(more)] as const;
+    const describe = `${op}: ${shapes.map(([name, t]) => `${name} [${(t as Tensor).shape.join(",")}]`).join(", ")}`;
+    if (tq.shape.length !== 3 || tk.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
+    const [queries, heads, headDim] = tq.shape;
+    const [keys, kvHeads, kHeadDim] = tk.shape;
+    if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
+    if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
+    if (!sameDims(tv.shape, tk.shape)) throw new Error(`${describe}: v must have k's shape`);
+    if (!ranges.every((t) => sameDims(t.shape, [queries]))) {
+      throw new Error(`${describe}: ${Object.keys(rangeTensors).join(" and ")} must be [${queries}]`);
+    }
+    if (!sameDims(to.shape, tq.shape)) throw new Error(`${describe}: out must have q's shape`);
+    return {
+      describe, queries, keys, heads, kvHeads, headDim,
+      q: tq.data as Float32Array, k: tk.data as Float32Array, v: tv.data as Float32Array, out: to.data as Float32Array,
+      ranges: ranges.map((t) => t.data as Int32Array),
+    };
   }
 
   private sameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): CpuTensor[] {
