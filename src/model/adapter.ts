@@ -126,14 +126,14 @@ export function hostToInput(name: string, original: HostTensor, values: Float32A
 
 /** Write config.json (torch_dtype updated), the weights, and copy the base's tokenizer/generation files. */
 export async function writeModelDirectory(
-  baseDir: string, outDir: string, config: LlamaConfig, tensors: SafetensorsInput[], dtype: "f32" | "bf16",
+  baseDir: string | null, outDir: string, config: LlamaConfig, tensors: SafetensorsInput[], dtype: "f32" | "bf16",
 ): Promise<void> {
   mkdirSync(outDir, { recursive: true });
   writeCheckpoint(outDir, tensors);
   const hf = llamaConfigToHf({ ...config, torchDtype: dtype === "bf16" ? "bfloat16" : "float32" });
   const bytes = Buffer.from(JSON.stringify(hf, null, 2) + "\n", "utf8");
   writeFileAtomic(join(outDir, "config.json"), (sink) => sink.write(bytes));
-  for (const file of MODEL_SIDE_FILES) {
-    if (existsSync(join(baseDir, file))) copyFileSync(join(baseDir, file), join(outDir, file));
+  for (const file of baseDir === null ? [] : MODEL_SIDE_FILES) {
+    if (existsSync(join(baseDir!, file))) copyFileSync(join(baseDir!, file), join(outDir, file));
   }
 }

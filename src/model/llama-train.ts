@@ -262,6 +262,25 @@ export class TrainableLlama {
     for (const p of this.parameters) this.backend.fill(p.grad, 0);
   }
 
+  /** Current values of every trainable tensor on the host, by parameter name. */
+  async parameterValues(): Promise<Map<string, Float32Array>> {
+    const out = new Map<string, Float32Array>();
+    for (const p of this.parameters) out.set(p.name, (await this.backend.download(p.value)) as Float32Array);
+    return out;
+  }
+
+  /** Overwrite trainable tensors in place (resuming): every parameter must be given, with its size. */
+  setParameterValues(values: Map<string, Float32Array>): void {
+    const be = this.backend;
+    for (const p of this.parameters) {
+      const v = values.get(p.name);
+      if (!v || v.length !== p.value.size) throw new Error(`no saved values of the right size for ${p.name}`);
+      const staged = be.upload(v, "f32", p.value.shape);
+      be.scale(staged, 1, p.value); // an exact copy into the tensor the layers hold
+      be.free(staged);
+    }
+  }
+
   /** Current adapter values on the host (LoRA mode). */
   async loraMatrices(): Promise<LoraMatrices[]> {
     const out: LoraMatrices[] = [];
