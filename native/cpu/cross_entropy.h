@@ -1,6 +1,6 @@
 // Fused cross-entropy over rows of logits, shared by the per-ISA training TUs (internal linkage as in
 // numeric.h). REFERENCE §6: per row z with target y,
-//   mx = max z,  lse = mx + log Σ exp(z_j − mx),  loss = lse − z_y,  dz_j = gradScale·(exp(z_j − lse) − [j = y]).
+//   mx = max z,  S = Σ exp(z_j − mx),  loss = (mx − z_y) + log S,  dz_j = gradScale·(exp(z_j − mx)/S − [j = y]).
 // Three streaming passes over the row (max, Σ exp, gradient); z_y is read before the row is overwritten,
 // so d_logits may be logits itself. A target of −1 gives loss 0 and a zero gradient row.
 //
@@ -32,9 +32,11 @@ void CrossEntropyRows(const CrossEntropyArgs& p) {
       }
       const float z_y = z[y];
       const float mx = Vec::Max(z, vocab);
-      const float lse = mx + logf(Vec::ExpSum(z, mx, vocab));
-      p.losses[r] = lse - z_y;
-      Vec::ExpScale(z, lse, p.grad_scale, dz, vocab);
+      const float sum = Vec::ExpSum(z, mx, vocab);
+      // lse = mx + log S is never rounded to f32: near a large mx its rounding (half an ulp of mx) would
+      // shift every probability, while z_j − mx is exact for nearby values.
+      p.losses[r] = (mx - z_y) + logf(sum);
+      Vec::ExpScale(z, mx, p.grad_scale / sum, dz, vocab);
       dz[y] -= p.grad_scale;
     }
   });
