@@ -56,4 +56,26 @@ describe("LLM scoring", () => {
       expect(normalised.reduce((sum, lp) => sum + Math.exp(lp), 0)).toBeCloseTo(1, 12);
     }
   });
+
+  it("the prefix-shared path equals the naive path to 1e-5 for every candidate of every person-year", async () => {
+    // Small blocks so targets of both documents share passes and the prefix pass is split.
+    const blocked = new LlmScorer(model, tokenizer, { maxRows: 2 * scorer.trie.nodeCount, documentsPerGroup: 2 });
+    const shared = await blocked.scorePeople(people);
+    const naive = await scorer.scorePeopleNaive(people);
+    let worst = 0;
+    let compared = 0;
+    people.forEach((person, p) => {
+      expect(shared[p]).toHaveLength(person.waves.length);
+      person.waves.forEach((_, w) => {
+        for (let c = 0; c < naive[p][w].length; c++) {
+          // Relative to the size of the sum (a candidate's log-prob adds up to ~20 token terms).
+          worst = Math.max(worst, Math.abs(shared[p][w][c] - naive[p][w][c]) / Math.max(1, Math.abs(naive[p][w][c])));
+          compared++;
+        }
+      });
+    });
+    expect(compared).toBe(people.length * 2 * scorer.trie.candidates.length);
+    console.log(`prefix-shared vs naive: worst difference ${worst.toExponential(2)} over ${compared} log-probs`);
+    expect(worst).toBeLessThan(1e-5);
+  });
 });

@@ -31,6 +31,8 @@ import {
 } from "../text/documents.js";
 import { CandidateTrie } from "./trie.js";
 
+export { normaliseLogprobs } from "./normalise.js";
+
 export interface LlmScorerOptions {
   template?: DocumentTemplate;
   taxonomy?: OccupationTaxonomy;
@@ -298,19 +300,4 @@ export class LlmScorer {
     }
     return results;
   }
-}
-
-/**
- * log of the valid mass Σ_c exp(raw[c]) and the log-probabilities normalised over the valid set
- * (raw[c] − log mass), computed stably.
- */
-export function normaliseLogprobs(raw: ArrayLike<number>): { logMass: number; normalised: Float64Array } {
-  let max = -Infinity;
-  for (let i = 0; i < raw.length; i++) if (raw[i] > max) max = raw[i];
-  let sum = 0;
-  for (let i = 0; i < raw.length; i++) sum += Math.exp(raw[i] - max);
-  const logMass = max + Math.log(sum);
-  const normalised = new Float64Array(raw.length);
-  for (let i = 0; i < raw.length; i++) normalised[i] = raw[i] - logMass;
-  return { logMass, normalised };
 }

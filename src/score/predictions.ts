@@ -1,0 +1,194 @@
+/**
+ * The predictions file every model and baseline writes and `labor-llm eval` reads: JSON Lines.
+ *
+ * Line 1 — header: {"format": "labor-llm-predictions", "version": 1, "model": NAME, "codes": [outcome codes in
+ *   the order of every log_probs array], "normalised": true when each row's log-probs already sum to 1
+ *   (baselines), false for raw LLM log-probabilities, "meta": {…free-form…}}.
+ * Then one line per person-year: {"person_id", "dataset", "year", "sex", "race", "region", "birth_year",
+ *   "education" (key, e.g. "some-college"), "previous" (outcome code of the person's previous wave, or null at
+ *   the first wave), "truth" (the observed outcome code), "log_probs": [natural-log probability of each code;
+ *   null stands for −∞]}.
+ */
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { EDUCATION_LEVELS, type EducationLevel, type PersonRecord } from "../data/panel.js";
+import type { OccupationTaxonomy } from "../data/taxonomy.js";
+import { writeFileAtomic } from "../io/atomic-write.js";
+
+export const PREDICTIONS_FORMAT = "labor-llm-predictions";
+
+export interface PredictionHeader {
+  format: typeof PREDICTIONS_FORMAT;
+  version: 1;
+  model: string;
+  codes: number[];
+  normalised: boolean;
+  meta?: Record<string, unknown>;
+}
+
+export interface PredictionRecord {
+  personId: string;
+  dataset: string;
+  year: number;
+  sex: string;
+  race: string;
+  region: string;
+  birthYear: number;
+  education: EducationLevel;
+  /** Outcome code of the previous wave; null at a person's first wave. */
+  previous: number | null;
+  truth: number;
+  /** log-probabilities in the header's code order (raw or normalised). */
+  logProbs: Float64Array;
+}
+
+/** One record per person-year, from people and their per-wave log-probabilities. */
+export function predictionRecords(people: readonly PersonRecord[], logProbs: readonly (readonly Float64Array[])[]): PredictionRecord[] {
+  const records: PredictionRecord[] = [];
+  people.forEach((person, p) => {
+    if (logProbs[p].length !== person.waves.length) throw new Error(`person "${person.personId}": ${logProbs[p].length} predictions for ${person.waves.length} waves`);
+    person.waves.forEach((wave, w) =>
+      records.push({
+        personId: person.personId,
+        dataset: person.dataset,
+        year: wave.year,
+        sex: person.sex,
+        race: person.race,
+        region: person.region,
+        birthYear: person.birthYear,
+        education: wave.education,
+        previous: w > 0 ? person.waves[w - 1].occupation : null,
+        truth: wave.occupation,
+        logProbs: logProbs[p][w],
+      }),
+    );
+  });
+  return records;
+}
+
+/** A log-probability as JSON: 8 significant digits (f32 needs ≤ 9; the metrics never notice), null for −∞. */
+function formatLogprob(value: number): string {
+  if (value === -Infinity) return "null";
+  if (!Number.isFinite(value)) throw new Error(`predictions: log-probability ${value} is not finite`);
+  return String(Number(value.toPrecision(8)));
+}
+
+export function recordToJson(record: PredictionRecord): string {
+  const head = JSON.stringify({
+    person_id: record.personId,
+    dataset: record.dataset,
+    year: record.year,
+    sex: record.sex,
+    race: record.race,
+    region: record.region,
+    birth_year: record.birthYear,
+    education: EDUCATION_LEVELS[record.education].key,
+    previous: record.previous,
+    truth: record.truth,
+  });
+  const values: string[] = new Array(record.logProbs.length);
+  for (let i = 0; i < values.length; i++) values[i] = formatLogprob(record.logProbs[i]);
+  return `${head.slice(0, -1)},"log_probs":[${values.join(",")}]}`;
+}
+
+/** Header for predictions over a taxonomy's outcomes (codes in taxonomy order). */
+export function predictionHeader(model: string, taxonomy: OccupationTaxonomy, normalised: boolean, meta?: Record<string, unknown>): PredictionHeader {
+  return { format: PREDICTIONS_FORMAT, version: 1, model, codes: taxonomy.outcomes.map((o) => o.code), normalised, ...(meta ? { meta } : {}) };
+}
+
+/** Write a predictions file atomically (temp file + rename). */
+export function writePredictions(path: string, header: PredictionHeader, records: Iterable<PredictionRecord>): number {
+  let count = 0;
+  writeFileAtomic(path, (sink) => {
+    let buffer = JSON.stringify(header) + "\n";
+    for (const record of records) {
+      if (record.logProbs.length !== header.codes.length) {
+        throw new Error(`predictions: person "${record.personId}" ${record.year} has ${record.logProbs.length} log-probs for ${header.codes.length} codes`);
+      }
+      buffer += recordToJson(record) + "\n";
+      count++;
+      if (buffer.length >= 1 << 20) {
+        sink.write(Buffer.from(buffer, "utf8"));
+        buffer = "";
+      }
+    }
+    if (buffer.length > 0) sink.write(Buffer.from(buffer, "utf8"));
+  });
+  return count;
+}
+
+function parseHeader(path: string, line: string): PredictionHeader {
+  let json: unknown;
+  try {
+    json = JSON.parse(line);
+  } catch (error) {
+    throw new Error(`${path}:1: not a predictions header (invalid JSON: ${(error as Error).message})`, { cause: error });
+  }
+  const header = json as Partial<PredictionHeader> | null;
+  if (!header || header.format !== PREDICTIONS_FORMAT) throw new Error(`${path}:1: not a labor-llm predictions file (header "format" must be "${PREDICTIONS_FORMAT}")`);
+  if (header.version !== 1) throw new Error(`${path}:1: unsupported predictions version ${String(header.version)}`);
+  if (typeof header.model !== "string" || !Array.isArray(header.codes) || header.codes.length === 0 || typeof header.normalised !== "boolean") {
+    throw new Error(`${path}:1: the header needs "model" (string), "codes" (non-empty array) and "normalised" (boolean)`);
+  }
+  return header as PredictionHeader;
+}
+
+function parseRecord(path: string, lineNumber: number, line: string, header: PredictionHeader, codeSet: Set<number>): PredictionRecord {
+  const where = `${path}:${lineNumber}`;
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(line) as Record<string, unknown>;
+  } catch (error) {
+    throw new Error(`${where}: invalid JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const logProbs = json.log_probs;
+  if (!Array.isArray(logProbs) || logProbs.length !== header.codes.length) {
+    throw new Error(`${where}: "log_probs" must be an array of ${header.codes.length} numbers (one per header code)`);
+  }
+  const truth = json.truth;
+  if (typeof truth !== "number" || !codeSet.has(truth)) throw new Error(`${where}: "truth" ${JSON.stringify(truth)} is not one of the header's codes`);
+  const previous = json.previous ?? null;
+  if (previous !== null && (typeof previous !== "number" || !codeSet.has(previous))) throw new Error(`${where}: "previous" ${JSON.stringify(previous)} is not one of the header's codes`);
+  const education = EDUCATION_LEVELS.findIndex((level) => level.key === json.education);
+  if (education < 0) throw new Error(`${where}: unknown education ${JSON.stringify(json.education)}`);
+  const values = new Float64Array(logProbs.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = logProbs[i];
+    if (v === null) values[i] = -Infinity;
+    else if (typeof v === "number" && v <= 1e-6) values[i] = v;
+    else throw new Error(`${where}: log_probs[${i}] = ${JSON.stringify(v)} is not a log-probability (a number ≤ 0 or null)`);
+  }
+  return {
+    personId: String(json.person_id),
+    dataset: String(json.dataset),
+    year: Number(json.year),
+    sex: String(json.sex),
+    race: String(json.race),
+    region: String(json.region),
+    birthYear: Number(json.birth_year),
+    education: education as EducationLevel,
+    previous: previous as number | null,
+    truth,
+    logProbs: values,
+  };
+}
+
+/** Stream a predictions file: the header, then each record (errors name file:line). */
+export async function readPredictions(path: string, onRecord: (record: PredictionRecord, header: PredictionHeader) => void): Promise<PredictionHeader> {
+  const lines = createInterface({ input: createReadStream(path, { encoding: "utf8" }), crlfDelay: Infinity });
+  let header: PredictionHeader | undefined;
+  let codeSet = new Set<number>();
+  let lineNumber = 0;
+  for await (const line of lines) {
+    lineNumber++;
+    if (line.trim().length === 0) continue;
+    if (!header) {
+      header = parseHeader(path, line);
+      codeSet = new Set(header.codes);
+      continue;
+    }
+    onRecord(parseRecord(path, lineNumber, line, header, codeSet), header);
+  }
+  if (!header) throw new Error(`${path}: empty predictions file`);
+  return header;
+}
