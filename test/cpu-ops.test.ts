@@ -56,6 +56,45 @@ describe("cpu backend", () => {
     }
   });
 
+  it("training reductions (attention backward, embedding/rmsnorm backward, sumOfSquares) don't depend on the thread count", async () => {
+    // Each gradient row has one writer and sums run in a fixed order, so 1 and 4 threads agree bit for bit.
+    const random = makeRandom(7);
+    const [T, H, KV, hd, vocab] = [37, 4, 2, 24, 9];
+    const q = randomF32(random, T * H * hd), k = randomF32(random, T * KV * hd), v = randomF32(random, T * KV * hd);
+    const dOut = randomF32(random, T * H * hd);
+    const ids = Int32Array.from({ length: T }, (_, t) => (t * 5) % vocab);
+    const previous = cpu.getThreads();
+    try {
+      for (const isa of info.available) {
+        const results: number[][] = [];
+        for (const threads of [1, 4]) {
+          const be = createCpuBackend({ isa, threads });
+          const [qT, kT, vT, dOutT] = [be.upload(q, "f32", [T, H, hd]), be.upload(k, "f32", [T, KV, hd]),
+            be.upload(v, "f32", [T, KV, hd]), be.upload(dOut, "f32", [T, H, hd])];
+          const start = be.upload(new Int32Array(T), "i32", [T]);
+          const end = be.upload(Int32Array.from({ length: T }, (_, t) => t + 1), "i32", [T]);
+          const out = be.alloc("f32", [T, H, hd]), lse = be.alloc("f32", [T, H]);
+          const dq = be.alloc("f32", [T, H, hd]), dk = be.alloc("f32", [T, KV, hd]), dv = be.alloc("f32", [T, KV, hd]);
+          be.attentionForTraining(qT, kT, vT, start, end, 0.2, out, lse);
+          be.attentionBackward(qT, kT, vT, out, dOutT, lse, start, end, 0.2, dq, dk, dv);
+          const rows = be.reshape(dOutT, [T, H * hd]);
+          const dTable = be.alloc("f32", [vocab, H * hd]);
+          be.fill(dTable, 0);
+          be.embeddingBackward(be.upload(ids, "i32", [T]), rows, dTable);
+          const dx = be.alloc("f32", [T, H * hd]), dWeight = be.alloc("f32", [H * hd]);
+          be.fill(dWeight, 0);
+          be.rmsnormBackward(be.reshape(qT, [T, H * hd]), be.upload(randomF32(makeRandom(3), H * hd), "f32", [H * hd]), rows, 1e-5, dx, dWeight);
+          const sum = await be.sumOfSquares(be.upload(randomF32(makeRandom(4), 100_000), "f32", [100_000]));
+          const all = [dq, dk, dv, dTable, dx, dWeight].map(async (t) => Array.from(await be.download(t)));
+          results.push([...(await Promise.all(all)).flat(), sum]);
+        }
+        expect(results[1], isa).toEqual(results[0]);
+      }
+    } finally {
+      cpu.setThreads(previous);
+    }
+  });
+
   it("converts f32 → bf16/f16 with round-to-nearest-even, like the TS reference, edge cases included", () => {
     const special = [0, -0, 1, -1, 65504, 65519, 65520, 1e6, -1e6, Infinity, -Infinity, NaN, 2 ** -24, 2 ** -25,
       3 * 2 ** -25, 2 ** -14, 2 ** -15 + 2 ** -25, 1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -11, 1e-40, 3.4e38];

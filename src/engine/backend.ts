@@ -114,7 +114,10 @@ export interface Backend {
     extraKeys: Tensor, scale: number, out: Tensor): void;
 
   // ---- training (backward ops: parameter gradients accumulate (+=), activation gradients are written (=)) ----
-  /** attention() that also writes the log-sum-exp of each query's scaled scores: lse f32 [Tq, H] (for backward). */
+  /**
+   * attention() that also writes the log-sum-exp of each query's scaled scores: lse f32 [Tq, H] (for backward;
+   * −inf for an empty key range).
+   */
   attentionForTraining(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number,
     out: Tensor, lse: Tensor): void;
   /** dq, dk, dv (written) from dOut, given the forward's inputs, output and lse (same shapes as forward). */
@@ -131,7 +134,8 @@ export interface Backend {
   /**
    * Fused cross-entropy: losses[r] = logsumexp(logits[r]) − logits[r, targets[r]] (0 where target is −1), and
    * dLogits[r] = gradScale · (softmax(logits[r]) − onehot(targets[r])) (all 0 where target is −1). logits,
-   * dLogits f32 [R, V] (dLogits may alias logits: the logits are then overwritten); targets i32 [R]; losses f32 [R].
+   * dLogits f32 [R, V] (dLogits may alias logits: the logits are then overwritten); targets i32 [R], each −1 or in
+   * [0, V) (any other value is an error); losses f32 [R].
    */
   crossEntropy(logits: Tensor, targets: Tensor, gradScale: number, losses: Tensor, dLogits: Tensor): void;
   /** One AdamW step on f32 param with f32 grad, m, v (REFERENCE §6: decay first, eps outside the sqrt). */
