@@ -107,6 +107,7 @@ function fingerprint(options: TrainOptions, sequences: readonly TrainingSequence
     warmupSteps: options.warmupSteps,
     minLearningRateRatio: options.minLearningRateRatio ?? 0,
     epochs: options.epochs,
+    maxSteps: options.maxSteps ?? null,
     batchTokens: options.batchTokens,
     gradientAccumulation: options.gradientAccumulation ?? 1,
     adamw: options.adamw,
@@ -164,6 +165,12 @@ export async function trainLlama(options: TrainOptions): Promise<TrainResult> {
     const startStep = state.step;
     const logPath = join(options.outDir, "train_log.jsonl");
     const log = (record: object) => appendFileSync(logPath, JSON.stringify(record) + "\n");
+    // The log restarts from what the checkpoint holds (steps after it, logged by a run that crashed, go).
+    rmSync(logPath, { force: true });
+    for (const record of state.history) {
+      log(record);
+      for (const v of state.validation) if (v.step === record.step) log({ validation: true, ...v });
+    }
 
     const checkpoint = async () => {
       saveCheckpoint(options.outDir, { state, parameters: await model.parameterValues(), moments: await optimizer.state() });

@@ -1,5 +1,6 @@
 import { readFileSync } from "node:fs";
 import { loadLlama } from "../../model/load.js";
+import { loadLlamaWithAdapter } from "../../model/adapter.js";
 import { Tokenizer } from "../../text/tokenizer.js";
 import { writeFileAtomic } from "../../io/atomic-write.js";
 import { optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
@@ -12,6 +13,7 @@ For each input text, writes one JSON line {"line": N, "tokens": [...], "logprobs
 (BOS first) and the natural-log probability of each token given the ones before it (the first is null).
   --input    a text file (one text per non-blank line) or a .jsonl file of {"text": "..."} objects
   --batch N  sequences evaluated together (default 8)
+  --adapter DIR  a PEFT LoRA adapter (e.g. train's OUT/final) merged into the model on load
 ${BACKEND_HELP}`;
 
 interface InputText {
@@ -46,6 +48,7 @@ export function readTexts(path: string): InputText[] {
 export async function runLogprobs(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
     model: { type: "string" },
+    adapter: { type: "string" },
     input: { type: "string" },
     out: { type: "string" },
     batch: { type: "string" },
@@ -63,7 +66,7 @@ export async function runLogprobs(argv: string[]): Promise<number> {
   const texts = readTexts(inputPath);
   if (texts.length === 0) throw new UsageError(`${inputPath}: no texts found`);
 
-  const { model, config } = loadLlama(modelDir, backend);
+  const { model, config } = typeof values.adapter === "string" ? loadLlamaWithAdapter(modelDir, values.adapter, backend) : loadLlama(modelDir, backend);
   const tokenizer = Tokenizer.fromDirectory(modelDir);
   const encoded = texts.map(({ line, text }) => {
     const ids = tokenizer.encode(text, { addBos: true });

@@ -7,8 +7,10 @@ import { exportGguf } from "../../io/export-gguf.js";
 import type { LlamaConfig } from "../../model/config.js";
 import { oneOf, optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
 import { ProgressBar } from "../progress.js";
+import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
+import { mergeAdapterIntoCheckpoint } from "../../model/adapter.js";
 
-export const MODEL_HELP = `labor-llm model <init | export-gguf> [flags]
+export const MODEL_HELP = `labor-llm model <init | export-gguf | merge> [flags]
 
 labor-llm model init --config <preset|config.json> --out DIR [--seed N] [--dtype f32|bf16]
   Writes a random-initialised Llama in HF layout: config.json, model.safetensors, tokenizer.json
@@ -20,17 +22,24 @@ labor-llm model init --config <preset|config.json> --out DIR [--seed N] [--dtype
 
 labor-llm model export-gguf --model DIR --out FILE.gguf [--dtype f32|bf16]
   Writes a GGUF v3 file llama.cpp loads (q/k rows permuted to its RoPE layout, tokenizer included).
-  --dtype    tensor dtype in the file (default: the checkpoint's; norms stay f32)`;
+  --dtype    tensor dtype in the file (default: the checkpoint's; norms stay f32)
 
-export function runModel(argv: string[]): number {
+labor-llm model merge --model DIR --adapter DIR --out DIR [--dtype f32|bf16]
+  Merges a PEFT LoRA adapter (adapter_config.json + adapter_model.safetensors, e.g. train's OUT/final)
+  into the base weights, W' = W + (alpha/r)·B·A, and writes a plain HF model directory.
+  --dtype    weight dtype written (default: the base model's)
+${BACKEND_HELP}`;
+
+export function runModel(argv: string[]): number | Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "init") return runInit(rest);
   if (sub === "export-gguf") return runExportGguf(rest);
+  if (sub === "merge") return runMerge(rest);
   if (sub === undefined || sub === "--help" || sub === "-h" || sub === "help") {
     console.log(MODEL_HELP);
     return sub === undefined ? 2 : 0;
   }
-  throw new UsageError(`model: unknown subcommand "${sub}" (init, export-gguf)`);
+  throw new UsageError(`model: unknown subcommand "${sub}" (init, export-gguf, merge)`);
 }
 
 function resolveConfig(spec: string): LlamaConfig {
@@ -106,5 +115,28 @@ function runExportGguf(argv: string[]): number {
   const dtype = oneOf(values, "dtype", ["f32", "bf16"] as const, fallback);
   exportGguf(modelDir, out, dtype);
   console.log(`wrote ${out} (${dtype})`);
+  return 0;
+}
+
+async function runMerge(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, {
+    model: { type: "string" },
+    adapter: { type: "string" },
+    out: { type: "string" },
+    dtype: { type: "string" },
+    ...BACKEND_FLAGS,
+  });
+  if (values.help) {
+    console.log(MODEL_HELP);
+    return 0;
+  }
+  const modelDir = requireString(values, "model");
+  const adapterDir = requireString(values, "adapter");
+  const outDir = requireString(values, "out");
+  if (!existsSync(join(modelDir, "config.json"))) throw new UsageError(`--model: ${modelDir} has no config.json`);
+  if (existsSync(outDir) && readdirSync(outDir).length > 0) throw new UsageError(`--out: ${outDir} is not empty (refusing to overwrite)`);
+  const dtype = values.dtype === undefined ? undefined : oneOf(values, "dtype", ["f32", "bf16"] as const, "f32");
+  await mergeAdapterIntoCheckpoint(modelDir, adapterDir, outDir, backendFromFlags(values), dtype);
+  console.log(`wrote ${outDir} (${modelDir} with ${adapterDir} merged)`);
   return 0;
 }
