@@ -36,3 +36,15 @@ export {
   type RenderedDocument,
   type TokenizedDocument,
 } from "./text/documents.js";
+
+// Training: LoRA / full fine-tuning, PEFT adapters, merging.
+export { TrainableLlama, randomLlamaWeights, type TrainingMode, type PackedBatch, type TrainableParameter } from "./model/llama-train.js";
+export { LORA_TARGET_MODULES, loraScaling, parseTargetModules, type LoraConfig, type LoraTargetModule, type LoraMatrices } from "./model/lora.js";
+export { readPeftAdapter, writePeftAdapter, type PeftAdapter } from "./io/peft.js";
+export { loadLlamaWithAdapter, mergeAdapterIntoCheckpoint } from "./model/adapter.js";
+export { trainLlama, validationLoss, type TrainOptions, type TrainResult } from "./train/loop.js";
+export { readTrainingSequences } from "./train/data.js";
+export { buildPackedBatch, epochOrder, packInOrder, windowSequences, type TrainingSequence } from "./train/batches.js";
+export { AdamW, ADAMW_DEFAULTS, clipGradientNorm, type AdamWConfig } from "./train/optimizer.js";
+export { learningRateAt, SCHEDULE_KINDS, type ScheduleKind } from "./train/schedule.js";
+export { trainingStep, benchmarkTrainingSteps, type StepBenchmarkOptions, type StepBenchmarkResult } from "./train/step.js";
