@@ -24,7 +24,7 @@ class AlignedBuffer {
 // Per-thread 64-byte aligned scratch for small per-task buffers (packing panels, accumulators): `slot`
 // in [0, kScratchSlots) picks one of several independent buffers; each grows to the largest size asked
 // and lives as long as the thread. Contents are unspecified.
-constexpr int kScratchSlots = 4;
+constexpr int kScratchSlots = 6;
 void* ThreadScratch(int slot, size_t bytes);
 
 }  // namespace labor::cpu

@@ -1,56 +1,88 @@
-// AVX2 + FMA path: f32 GEMM with a 6×16 register tile (12 ymm accumulators), bf16/f16 B decoded to f32
-// while packing (F16C for f16); attention with 8-wide dot/axpy and masked tails.
+// AVX2 + FMA path: the blocked GEMM of gemm_blocked.h in f32 (bf16/f16 B decoded exactly); attention with
+// 8-wide dot/axpy and masked tails.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "cpu/attention_online.h"
-#include "cpu/gemm_f32.h"
+#include "cpu/gemm_blocked.h"
 #include "cpu/numeric.h"
 #include "cpu/ops.h"
 
 namespace labor::cpu::avx2 {
 namespace {
 
-struct Kernel {
-  static constexpr int64_t kMr = 6, kNr = 16;
+// The blocked GEMM of gemm_blocked.h with a 4 × 24 register tile of Cᵀ (12 ymm accumulators, 3 for the
+// A row vectors, 1 broadcast); every B dtype is multiplied in f32 (bf16/f16 decode exactly).
+struct KernelF32 {
+  using Unit = float;
+  static constexpr int64_t kNr = 4, kMs = 24, kStepK = 1, kStripsPerBlock = 8, kNb = 64, kStepsPerChunk = 256;
 
-  static void Micro(const float* ap, const float* bp, int64_t kc, float* c) {
-    __m256 acc[kMr][2];
-    for (int r = 0; r < kMr; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, ap += kMr, bp += kNr) {
-      const __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8);
-      for (int r = 0; r < kMr; r++) {
-        const __m256 a = _mm256_broadcast_ss(ap + r);
-        acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
-        acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+  static bool InPlace(const MatmulArgs& p) { return p.b_dtype == DType::kF32; }
+
+  template <bool kInPlace>
+  static void Micro(const float* ap, const float* b, int64_t row_stride, int64_t steps, float* ct, int64_t ct_stride,
+                    bool load) {
+    __m256 acc[kNr][3];
+    for (int r = 0; r < kNr; r++) {
+      for (int j = 0; j < 3; j++) acc[r][j] = load ? _mm256_loadu_ps(ct + r * ct_stride + 8 * j) : _mm256_setzero_ps();
+    }
+    const float* rows[kNr];
+    for (int r = 0; r < kNr; r++) rows[r] = kInPlace ? b + r * row_stride : b + r;
+    for (int64_t s = 0; s < steps; s++, ap += kMs) {
+      const __m256 a0 = _mm256_load_ps(ap), a1 = _mm256_load_ps(ap + 8), a2 = _mm256_load_ps(ap + 16);
+#pragma GCC unroll 4
+      for (int r = 0; r < kNr; r++) {
+        const __m256 w = _mm256_broadcast_ss(kInPlace ? rows[r] + s : rows[r] + s * kNr);
+        acc[r][0] = _mm256_fmadd_ps(w, a0, acc[r][0]);
+        acc[r][1] = _mm256_fmadd_ps(w, a1, acc[r][1]);
+        acc[r][2] = _mm256_fmadd_ps(w, a2, acc[r][2]);
       }
     }
-    for (int r = 0; r < kMr; r++) {
-      _mm256_storeu_ps(c + r * kNr, acc[r][0]);
-      _mm256_storeu_ps(c + r * kNr + 8, acc[r][1]);
+    for (int r = 0; r < kNr; r++) {
+      for (int j = 0; j < 3; j++) _mm256_storeu_ps(ct + r * ct_stride + 8 * j, acc[r][j]);
     }
   }
 
-  static void DecodeRow(const void* src, DType dtype, int64_t offset, int64_t count, float* dst) {
-    if (dtype == DType::kF32) {
-      std::memcpy(dst, static_cast<const float*>(src) + offset, sizeof(float) * count);
+  // dst[k][i] = A(m0 + i, k), zero past M.
+  static void PackStrip(const MatmulArgs& p, const float* a, int64_t strip, float* dst) {
+    const int64_t m0 = strip * kMs, rows = Min64(kMs, p.m - m0);
+    if (p.trans_a) {
+      for (int64_t k = 0; k < p.k; k++) {
+        const float* src = a + k * p.m + m0;
+        for (int64_t i = 0; i < kMs; i++) dst[k * kMs + i] = i < rows ? src[i] : 0.0f;
+      }
       return;
     }
-    const uint16_t* h = static_cast<const uint16_t*>(src) + offset;
-    int64_t i = 0;
-    if (dtype == DType::kBf16) {
-      for (; i + 8 <= count; i += 8) {
-        const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i));
-        _mm256_storeu_ps(dst + i, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16)));
+    for (int64_t i = 0; i < kMs; i++) {
+      if (i >= rows) {
+        for (int64_t k = 0; k < p.k; k++) dst[k * kMs + i] = 0;
+        continue;
       }
-      for (; i < count; i++) dst[i] = Bf16ToFloat(h[i]);
-    } else {
-      for (; i + 8 <= count; i += 8) {
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
-      }
-      for (; i < count; i++) dst[i] = F16ToFloat(h[i]);
+      const float* src = a + (m0 + i) * p.k;
+      for (int64_t k = 0; k < p.k; k++) dst[k * kMs + i] = src[k];
     }
+  }
+
+  // dst[s][r] = B(s0 + s, n + r) as f32, zero for r ≥ rows.
+  static void PackPanel(const MatmulArgs& p, const void* b, int64_t b_offset, int64_t n, int64_t rows, int64_t s0,
+                        int64_t steps, float* dst) {
+    for (int64_t r = 0; r < kNr; r++) {
+      for (int64_t s = 0; s < steps; s++) {
+        const int64_t k = s0 + s;
+        dst[s * kNr + r] =
+            r < rows ? LoadElement(b, p.b_dtype, b_offset + (p.trans_b ? (n + r) * p.k + k : k * p.n + n + r)) : 0.0f;
+      }
+    }
+  }
+
+  static float LoadElement(const void* b, DType dtype, int64_t index) {
+    switch (dtype) {
+      case DType::kBf16: return Bf16ToFloat(static_cast<const uint16_t*>(b)[index]);
+      case DType::kF16: return F16ToFloat(static_cast<const uint16_t*>(b)[index]);
+      case DType::kF32: break;
+    }
+    return static_cast<const float*>(b)[index];
   }
 };
 
@@ -99,7 +131,7 @@ struct Vec {
 
 }  // namespace
 
-void Matmul(const MatmulArgs& args) { GemmF32<Kernel>(args); }
+void Matmul(const MatmulArgs& args) { GemmBlocked<KernelF32>(args); }
 void Attention(const AttentionArgs& args) { AttentionOnline<Vec>(args); }
 
 }  // namespace labor::cpu::avx2

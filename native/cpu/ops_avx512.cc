@@ -1,5 +1,6 @@
-// AVX-512 path: f32 GEMM with an 8×32 register tile (16 zmm accumulators), bf16/f16 B decoded to f32
-// while packing (exact, so results match the f32 reference to rounding); attention with 16-wide
+// AVX-512 path: the blocked GEMM of gemm_blocked.h with an 8 × 48 register tile of Cᵀ (24 zmm
+// accumulators) — f32 FMA for f32/f16 B (f16 decoded exactly), vdpbf16ps on bf16 pairs for bf16 B when the
+// CPU has AVX512_BF16 (A rounded to bf16 once per call), weights read in place; attention with 16-wide
 // dot/axpy and masked tails.
 // GCC 12 warns inside its own AVX-512 intrinsics (_mm512_undefined_* operands, GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -8,55 +9,324 @@
 #include <cstring>
 
 #include "cpu/attention_online.h"
-#include "cpu/gemm_f32.h"
+#include "cpu/gemm_blocked.h"
 #include "cpu/numeric.h"
 #include "cpu/ops.h"
 
 namespace labor::cpu::avx512 {
 namespace {
 
-struct Kernel {
-  static constexpr int64_t kMr = 8, kNr = 32;
+// 16×16 transpose of 32-bit elements: r[i] lane j ↔ r[j] lane i.
+inline void Transpose16(__m512i r[16]) {
+  __m512i t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+  }
+  // u[g][c]: 128-bit lane L holds element 4L + c of rows 4g … 4g + 3.
+  __m512i u[4][4];
+  for (int g = 0; g < 4; g++) {
+    u[g][0] = _mm512_unpacklo_epi64(t[4 * g], t[4 * g + 2]);
+    u[g][1] = _mm512_unpackhi_epi64(t[4 * g], t[4 * g + 2]);
+    u[g][2] = _mm512_unpacklo_epi64(t[4 * g + 1], t[4 * g + 3]);
+    u[g][3] = _mm512_unpackhi_epi64(t[4 * g + 1], t[4 * g + 3]);
+  }
+  for (int c = 0; c < 4; c++) {
+    const __m512i x0 = _mm512_shuffle_i32x4(u[0][c], u[1][c], 0x88), y0 = _mm512_shuffle_i32x4(u[0][c], u[1][c], 0xdd);
+    const __m512i x1 = _mm512_shuffle_i32x4(u[2][c], u[3][c], 0x88), y1 = _mm512_shuffle_i32x4(u[2][c], u[3][c], 0xdd);
+    r[c] = _mm512_shuffle_i32x4(x0, x1, 0x88);
+    r[8 + c] = _mm512_shuffle_i32x4(x0, x1, 0xdd);
+    r[4 + c] = _mm512_shuffle_i32x4(y0, y1, 0x88);
+    r[12 + c] = _mm512_shuffle_i32x4(y0, y1, 0xdd);
+  }
+}
 
-  static void Micro(const float* ap, const float* bp, int64_t kc, float* c) {
-    __m512 acc[kMr][2];
-    for (int r = 0; r < kMr; r++) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
-    for (int64_t k = 0; k < kc; k++, ap += kMr, bp += kNr) {
-      const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
-      for (int r = 0; r < kMr; r++) {
-        const __m512 a = _mm512_set1_ps(ap[r]);
-        acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
-        acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+inline __mmask16 Mask16(int64_t n) { return n >= 16 ? 0xffff : n <= 0 ? 0 : static_cast<__mmask16>((1u << n) - 1u); }
+
+// A possibly unaligned 32-bit load (bf16 pairs inside a Uint16Array that is only 2-byte aligned).
+inline uint32_t LoadU32(const uint32_t* p) {
+  uint32_t value;
+  std::memcpy(&value, p, sizeof value);
+  return value;
+}
+
+// 32 floats → 32 bf16 (nearest even; like vdpbf16ps, denormals become zero), as 16 pairs: lane i holds
+// elements 2i (low half) and 2i + 1 (high half).
+inline __m512i PairsFromFloats(__m512 lo, __m512 hi) { return reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi, lo)); }
+
+// Shared by both kernels: 48 rows per strip (3 vectors of 16), 8 columns per tile → 24 accumulators.
+struct Tile {
+  static constexpr int64_t kNr = 8, kMs = 48, kStripsPerBlock = 4, kNb = 64;
+};
+
+// f32 B (any dtype decoded to f32): ct[r][i] += Σ_k B(r, k)·A(i, k) with 24 FMAs per k.
+struct KernelF32 : Tile {
+  using Unit = float;
+  static constexpr int64_t kStepK = 1, kStepsPerChunk = 256;
+
+  static bool InPlace(const MatmulArgs& p) { return p.b_dtype == DType::kF32; }
+
+  template <bool kInPlace>
+  static void Micro(const float* ap, const float* b, int64_t row_stride, int64_t steps, float* ct, int64_t ct_stride,
+                    bool load) {
+    __m512 acc[kNr][3];
+    for (int r = 0; r < kNr; r++) {
+      for (int j = 0; j < 3; j++) acc[r][j] = load ? _mm512_loadu_ps(ct + r * ct_stride + 16 * j) : _mm512_setzero_ps();
+    }
+    const float* rows[kNr];
+    for (int r = 0; r < kNr; r++) rows[r] = kInPlace ? b + r * row_stride : b + r;
+    for (int64_t s = 0; s < steps; s++, ap += kMs) {
+      const __m512 a0 = _mm512_load_ps(ap), a1 = _mm512_load_ps(ap + 16), a2 = _mm512_load_ps(ap + 32);
+#pragma GCC unroll 8
+      for (int r = 0; r < kNr; r++) {
+        const __m512 w = _mm512_set1_ps(kInPlace ? rows[r][s] : rows[r][s * kNr]);
+        acc[r][0] = _mm512_fmadd_ps(w, a0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(w, a1, acc[r][1]);
+        acc[r][2] = _mm512_fmadd_ps(w, a2, acc[r][2]);
       }
     }
-    for (int r = 0; r < kMr; r++) {
-      _mm512_storeu_ps(c + r * kNr, acc[r][0]);
-      _mm512_storeu_ps(c + r * kNr + 16, acc[r][1]);
+    for (int r = 0; r < kNr; r++) {
+      for (int j = 0; j < 3; j++) _mm512_storeu_ps(ct + r * ct_stride + 16 * j, acc[r][j]);
     }
   }
 
-  static void DecodeRow(const void* src, DType dtype, int64_t offset, int64_t count, float* dst) {
-    if (dtype == DType::kF32) {
-      std::memcpy(dst, static_cast<const float*>(src) + offset, sizeof(float) * count);
+  // dst[k][i] = A(m0 + i, k), zero past M.
+  static void PackStrip(const MatmulArgs& p, const float* a, int64_t strip, float* dst) {
+    const int64_t m0 = strip * kMs;
+    if (p.trans_a) {
+      for (int64_t k = 0; k < p.k; k++) {
+        const float* src = a + k * p.m + m0;
+        for (int j = 0; j < 3; j++) {
+          _mm512_store_ps(dst + k * kMs + 16 * j, _mm512_maskz_loadu_ps(Mask16(p.m - m0 - 16 * j), src + 16 * j));
+        }
+      }
       return;
     }
-    const uint16_t* h = static_cast<const uint16_t*>(src) + offset;
-    int64_t i = 0;
-    if (dtype == DType::kBf16) {
-      // bf16 → f32: widen to 32 bits and shift into the top half.
-      for (; i + 16 <= count; i += 16) {
-        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i));
-        _mm512_storeu_ps(dst + i, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16)));
+    for (int64_t k0 = 0; k0 < p.k; k0 += 16) {
+      const __mmask16 k_mask = Mask16(p.k - k0);
+      const int64_t valid_k = Min64(16, p.k - k0);
+      for (int j = 0; j < 3; j++) {
+        __m512i rows[16];
+        for (int i = 0; i < 16; i++) {
+          const int64_t m = m0 + 16 * j + i;
+          rows[i] = m < p.m ? _mm512_castps_si512(_mm512_maskz_loadu_ps(k_mask, a + m * p.k + k0)) : _mm512_setzero_si512();
+        }
+        Transpose16(rows);
+        for (int64_t u = 0; u < valid_k; u++) _mm512_store_si512(dst + (k0 + u) * kMs + 16 * j, rows[u]);
       }
-      for (; i < count; i++) dst[i] = Bf16ToFloat(h[i]);
-    } else {
-      for (; i + 16 <= count; i += 16) {
-        _mm512_storeu_ps(dst + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i))));
+    }
+  }
+
+  // dst[s][r] = B(s0 + s, n + r) as f32, zero for r ≥ rows.
+  static void PackPanel(const MatmulArgs& p, const void* b, int64_t b_offset, int64_t n, int64_t rows, int64_t s0,
+                        int64_t steps, float* dst) {
+    for (int64_t r = 0; r < kNr; r++) {
+      if (r >= rows) {
+        for (int64_t s = 0; s < steps; s++) dst[s * kNr + r] = 0;
+        continue;
       }
-      for (; i < count; i++) dst[i] = F16ToFloat(h[i]);
+      for (int64_t s = 0; s < steps; s++) {
+        const int64_t k = s0 + s;
+        dst[s * kNr + r] = LoadElement(b, p.b_dtype, b_offset + (p.trans_b ? (n + r) * p.k + k : k * p.n + n + r));
+      }
+    }
+  }
+
+  static float LoadElement(const void* b, DType dtype, int64_t index) {
+    switch (dtype) {
+      case DType::kBf16: return Bf16ToFloat(static_cast<const uint16_t*>(b)[index]);
+      case DType::kF16: return F16ToFloat(static_cast<const uint16_t*>(b)[index]);
+      case DType::kF32: break;
+    }
+    return static_cast<const float*>(b)[index];
+  }
+};
+
+// bf16 B with AVX512_BF16: vdpbf16ps multiplies bf16 pairs (k, k + 1) and adds both products into f32
+// lanes, so a step is a k pair: ct[r][i] += B(r, 2s)·A(i, 2s) + B(r, 2s+1)·A(i, 2s+1). A is rounded to
+// bf16 once, while packing (llama.cpp rounds activations for bf16 weights too).
+struct KernelBf16 : Tile {
+  using Unit = uint32_t;
+  static constexpr int64_t kStepK = 2, kStepsPerChunk = 256;
+
+  static bool InPlace(const MatmulArgs& p) { return p.b_dtype == DType::kBf16 && p.k % 2 == 0; }
+
+  template <bool kInPlace>
+  static void Micro(const uint32_t* ap, const uint32_t* b, int64_t row_stride, int64_t steps, float* ct,
+                    int64_t ct_stride, bool load) {
+    __m512 acc[kNr][3];
+    for (int r = 0; r < kNr; r++) {
+      for (int j = 0; j < 3; j++) acc[r][j] = load ? _mm512_loadu_ps(ct + r * ct_stride + 16 * j) : _mm512_setzero_ps();
+    }
+    const uint32_t* rows[kNr];
+    for (int r = 0; r < kNr; r++) rows[r] = kInPlace ? b + r * row_stride : b + r;
+    for (int64_t s = 0; s < steps; s++, ap += kMs) {
+      const __m512bh a0 = reinterpret_cast<__m512bh>(_mm512_load_si512(ap));
+      const __m512bh a1 = reinterpret_cast<__m512bh>(_mm512_load_si512(ap + 16));
+      const __m512bh a2 = reinterpret_cast<__m512bh>(_mm512_load_si512(ap + 32));
+#pragma GCC unroll 8
+      for (int r = 0; r < kNr; r++) {
+        const uint32_t pair = kInPlace ? LoadU32(rows[r] + s) : rows[r][s * kNr];
+        const __m512bh w = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(pair)));
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], w, a0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], w, a1);
+        acc[r][2] = _mm512_dpbf16_ps(acc[r][2], w, a2);
+      }
+    }
+    for (int r = 0; r < kNr; r++) {
+      for (int j = 0; j < 3; j++) _mm512_storeu_ps(ct + r * ct_stride + 16 * j, acc[r][j]);
+    }
+  }
+
+  // dst[s][i] = bf16 pair (A(m0 + i, 2s), A(m0 + i, 2s + 1)), zero past M and K.
+  static void PackStrip(const MatmulArgs& p, const float* a, int64_t strip, uint32_t* dst) {
+    const int64_t m0 = strip * kMs, steps = (p.k + 1) / 2;
+    if (p.trans_a) {
+      // a is [K, M]: rows 2s and 2s + 1 give the low and high halves of 16 pairs; interleave them.
+      const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
+                                                  22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+      for (int64_t s = 0; s < steps; s++) {
+        const float* even = a + 2 * s * p.m + m0;
+        const bool has_odd = 2 * s + 1 < p.k;
+        for (int j = 0; j < 3; j++) {
+          const __mmask16 mask = Mask16(p.m - m0 - 16 * j);
+          const __m512 lo = _mm512_maskz_loadu_ps(mask, even + 16 * j);
+          const __m512 hi = has_odd ? _mm512_maskz_loadu_ps(mask, even + p.m + 16 * j) : _mm512_setzero_ps();
+          _mm512_store_si512(dst + s * kMs + 16 * j, _mm512_permutexvar_epi16(interleave, PairsFromFloats(lo, hi)));
+        }
+      }
+      return;
+    }
+    for (int64_t k0 = 0; k0 < p.k; k0 += 32) {
+      const __mmask16 lo_mask = Mask16(p.k - k0), hi_mask = Mask16(p.k - k0 - 16);
+      const int64_t valid_steps = Min64(16, steps - k0 / 2);
+      for (int j = 0; j < 3; j++) {
+        __m512i rows[16];
+        for (int i = 0; i < 16; i++) {
+          const int64_t m = m0 + 16 * j + i;
+          if (m < p.m) {
+            const float* src = a + m * p.k + k0;
+            rows[i] = PairsFromFloats(_mm512_maskz_loadu_ps(lo_mask, src), _mm512_maskz_loadu_ps(hi_mask, src + 16));
+          } else {
+            rows[i] = _mm512_setzero_si512();
+          }
+        }
+        Transpose16(rows);
+        for (int64_t u = 0; u < valid_steps; u++) _mm512_store_si512(dst + (k0 / 2 + u) * kMs + 16 * j, rows[u]);
+      }
+    }
+  }
+
+  // dst[s][r] = raw bf16 pair (B(2(s0 + s), n + r), B(2(s0 + s) + 1, n + r)), zero past K and for r ≥ rows.
+  static void PackPanel(const MatmulArgs& p, const void* b, int64_t b_offset, int64_t n, int64_t rows, int64_t s0,
+                        int64_t steps, uint32_t* dst) {
+    const uint16_t* h = static_cast<const uint16_t*>(b) + b_offset;
+    auto at = [&](int64_t k, int64_t col) -> uint32_t {
+      if (k >= p.k) return 0;
+      return p.trans_b ? h[col * p.k + k] : h[k * p.n + col];
+    };
+    for (int64_t s = 0; s < steps; s++) {
+      const int64_t k = 2 * (s0 + s);
+      for (int64_t r = 0; r < kNr; r++) dst[s * kNr + r] = r < rows ? at(k, n + r) | (at(k + 1, n + r) << 16) : 0;
     }
   }
 };
+
+bool HasAvx512Bf16() {
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+}
+
+// Few rows of A (decoding one token at a time): the blocked kernel would mostly multiply zero padding, so
+// each output is a dot product of an A row with a B row (transB: a weight row, read in place), 16 (f32) or
+// 32 (bf16 pairs) k per instruction, 4 weight rows at a time; memory-bound on B. A is first copied to
+// contiguous rows (rounded to bf16 for the bf16 kernel), zero-padded to whole vectors.
+constexpr int64_t kSmallM = 8;  // measured: from 8 rows on the blocked kernel is faster
+
+bool UseRowDots(const MatmulArgs& p, bool bf16) {
+  return p.m < kSmallM && p.trans_b && p.k > 0 && (bf16 ? p.b_dtype == DType::kBf16 : p.b_dtype == DType::kF32);
+}
+
+template <bool kBf16>
+void RowDots(const MatmulArgs& p) {
+  constexpr int64_t kVector = kBf16 ? 32 : 16;  // k per instruction
+  constexpr int64_t kRows = 4;                   // B rows per pass
+  const int64_t k_pad = CeilDiv(p.k, kVector) * kVector;
+  const int64_t rows = p.batch * p.m;
+  const int64_t elem = kBf16 ? 2 : 4;
+  uint8_t* a_rows = static_cast<uint8_t*>(ThreadScratch(kScratchPackedA, static_cast<size_t>(rows * k_pad * elem)));
+  for (int64_t row = 0; row < rows; row++) {
+    const int64_t bi = row / p.m, i = row % p.m;
+    const float* a = p.a + bi * p.m * p.k;
+    for (int64_t k0 = 0; k0 < k_pad; k0 += 16) {
+      const __mmask16 mask = Mask16(p.k - k0);
+      __m512 x;
+      if (p.trans_a) {
+        alignas(64) float column[16];
+        for (int64_t j = 0; j < 16; j++) column[j] = k0 + j < p.k ? a[(k0 + j) * p.m + i] : 0.0f;
+        x = _mm512_load_ps(column);
+      } else {
+        x = _mm512_maskz_loadu_ps(mask, a + i * p.k + k0);
+      }
+      if constexpr (kBf16) {
+        _mm256_store_si256(reinterpret_cast<__m256i*>(a_rows + (row * k_pad + k0) * 2),
+                           reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)));
+      } else {
+        _mm512_store_ps(reinterpret_cast<float*>(a_rows) + row * k_pad + k0, x);
+      }
+    }
+  }
+  const int64_t quads = CeilDiv(p.n, kRows);
+  ParallelFor(p.batch * quads, [&](int64_t begin, int64_t end) {
+    for (int64_t task = begin; task < end; task++) {
+      const int64_t bi = task / quads, n0 = (task % quads) * kRows, count = Min64(kRows, p.n - n0);
+      const int64_t b_offset = p.b_batched ? bi * p.k * p.n : 0;
+      // Up to 4 rows of A × 4 rows of B: 16 accumulators, 8 loads per 16 instructions.
+      for (int64_t i0 = 0; i0 < p.m; i0 += kRows) {
+        const int64_t a_count = Min64(kRows, p.m - i0);
+        const uint8_t* a_row = a_rows + (bi * p.m + i0) * k_pad * elem;
+        __m512 acc[kRows][kRows];
+        for (int i = 0; i < kRows; i++) {
+          for (int r = 0; r < kRows; r++) acc[i][r] = _mm512_setzero_ps();
+        }
+        for (int64_t k0 = 0; k0 < p.k; k0 += kVector) {
+          if constexpr (kBf16) {
+            const __mmask32 mask = p.k - k0 >= 32 ? 0xffffffffu : static_cast<__mmask32>((1ull << (p.k - k0)) - 1u);
+            __m512bh w[kRows];
+            for (int r = 0; r < kRows; r++) {
+              const uint16_t* row = static_cast<const uint16_t*>(p.b) + b_offset + (n0 + r) * p.k + k0;
+              w[r] = reinterpret_cast<__m512bh>(r < count ? _mm512_maskz_loadu_epi16(mask, row) : _mm512_setzero_si512());
+            }
+            for (int i = 0; i < kRows; i++) {
+              if (i >= a_count) break;
+              const __m512bh x = reinterpret_cast<__m512bh>(_mm512_load_si512(a_row + (i * k_pad + k0) * 2));
+              for (int r = 0; r < kRows; r++) acc[i][r] = _mm512_dpbf16_ps(acc[i][r], x, w[r]);
+            }
+          } else {
+            const __mmask16 mask = Mask16(p.k - k0);
+            __m512 w[kRows];
+            for (int r = 0; r < kRows; r++) {
+              const float* row = static_cast<const float*>(p.b) + b_offset + (n0 + r) * p.k + k0;
+              w[r] = r < count ? _mm512_maskz_loadu_ps(mask, row) : _mm512_setzero_ps();
+            }
+            for (int i = 0; i < kRows; i++) {
+              if (i >= a_count) break;
+              const __m512 x = _mm512_load_ps(reinterpret_cast<const float*>(a_row) + i * k_pad + k0);
+              for (int r = 0; r < kRows; r++) acc[i][r] = _mm512_fmadd_ps(x, w[r], acc[i][r]);
+            }
+          }
+        }
+        for (int64_t i = 0; i < a_count; i++) {
+          float* out = p.out + (bi * p.m + i0 + i) * p.n + n0;
+          for (int r = 0; r < count; r++) {
+            const float product = p.alpha * _mm512_reduce_add_ps(acc[i][r]);
+            out[r] = p.accumulate ? out[r] + product : product;
+          }
+        }
+      }
+    }
+  });
+}
 
 inline __mmask16 TailMask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
@@ -93,7 +363,12 @@ struct Vec {
 
 }  // namespace
 
-void Matmul(const MatmulArgs& args) { GemmF32<Kernel>(args); }
+void Matmul(const MatmulArgs& args) {
+  if (args.b_dtype == DType::kBf16 && HasAvx512Bf16()) {
+    return UseRowDots(args, true) ? RowDots<true>(args) : GemmBlocked<KernelBf16>(args);
+  }
+  return UseRowDots(args, false) ? RowDots<false>(args) : GemmBlocked<KernelF32>(args);
+}
 void Attention(const AttentionArgs& args) { AttentionOnline<Vec>(args); }
 
 }  // namespace labor::cpu::avx512
