@@ -20,6 +20,10 @@ import { trainLlama, type TrainOptions } from "../src/train/loop.js";
 import { ADAMW_DEFAULTS } from "../src/train/optimizer.js";
 import { buildPackedBatch, type TrainingSequence } from "../src/train/batches.js";
 import { makeRandom } from "./op-suite.js";
+import { float32ToBfloat16 } from "../src/io/dtype.js";
+import { AdamW } from "../src/train/optimizer.js";
+import { trainingStep } from "../src/train/step.js";
+import type { LlamaWeights } from "../src/model/weights.js";
 
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-train-"));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
@@ -142,5 +146,35 @@ describe("training loop (cpu)", () => {
       offset += sequences[i].ids.length;
     }
     model.free();
+  });
+
+  it("bf16 checkpoints: full training keeps f32 master weights; LoRA runs on the bf16 base", async () => {
+    const backend = createCpuBackend();
+    const f32 = randomLlamaWeights(SMALL, 4);
+    const toBf16 = (t: LlamaWeights["norm"]) => ({ dtype: "bf16" as const, shape: t.shape, data: float32ToBfloat16(t.data as Float32Array) });
+    const bf16: LlamaWeights = {
+      embedTokens: toBf16(f32.embedTokens),
+      layers: f32.layers.map((l) => Object.fromEntries(Object.entries(l).map(([k, t]) => [k, toBf16(t)])) as unknown as LlamaWeights["layers"][number]),
+      norm: toBf16(f32.norm),
+      lmHead: toBf16(f32.lmHead),
+    };
+    const batch = buildPackedBatch(patternSequences(2, 3), [0, 1], 0);
+    const full = new TrainableLlama(backend, SMALL, bf16, { mode: { kind: "full" }, maxTokens: 200 });
+    expect(full.parameters.every((p) => p.value.dtype === "f32")).toBe(true);
+    const before = await full.parameterValues();
+    const optimizer = new AdamW(backend, full.parameters, { ...ADAMW_DEFAULTS, weightDecay: 0 });
+    await trainingStep(full, optimizer, [batch], { step: 1, learningRate: 1e-5, maxGradNorm: 1 });
+    const after = await full.parameterValues();
+    // An update of ~1e-5 is far below bf16's resolution (~4e-3 relative) yet is kept by the f32 master.
+    const name = "model.layers.0.self_attn.q_proj.weight";
+    const moved = after.get(name)!.reduce((n, x, i) => n + (x !== before.get(name)![i] ? 1 : 0), 0);
+    expect(moved).toBeGreaterThan(after.get(name)!.length / 2);
+    const lora = new TrainableLlama(backend, SMALL, bf16, { mode: LORA, maxTokens: 200 });
+    const outcome = await lora.forwardBackward(batch, 1 / batch.targetCount);
+    expect(Number.isFinite(outcome.lossSum)).toBe(true);
+    for (const p of lora.parameters) expect(Number.isFinite(await backend.sumOfSquares(p.grad))).toBe(true);
+    optimizer.free();
+    full.free();
+    lora.free();
   });
 });
