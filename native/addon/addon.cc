@@ -6,6 +6,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   labor::RegisterMappedFile(env, exports);
   labor::RegisterCpuOps(env, exports);
+  labor::RegisterCudaOps(env, exports);
   return exports;
 }
 

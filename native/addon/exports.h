@@ -5,4 +5,5 @@
 namespace labor {
 void RegisterMappedFile(Napi::Env env, Napi::Object exports);
 void RegisterCpuOps(Napi::Env env, Napi::Object exports);
+void RegisterCudaOps(Napi::Env env, Napi::Object exports);
 }  // namespace labor

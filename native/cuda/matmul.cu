@@ -1,0 +1,395 @@
+// Matmul: out[b] (+)= alpha · op(a[b]) · op(b[b]), a f32, b f32 / bf16 / f16, out f32 (row-major throughout).
+//
+// Two kernels:
+// - bf16 b → tensor cores (wmma 16×16×16 bf16, f32 accumulators; sm_80+). a is first rounded to bf16 (nearest
+//   even) into a scratch copy [batch, M, K8] with rows padded to K8 = ⌈K/8⌉·8 by zeros and any transpose
+//   applied, so the GEMM streams two bf16 operands with 16-byte loads. That pass reads a once (M·K·4 bytes);
+//   the GEMM then reads each a tile N/128 times at half the bytes. Block tile 128×128×32, 8 warps of 64×32,
+//   register-prefetch double buffering (global → registers during the MMAs, → the other shared stage after).
+// - f32 / f16 b → a tiled f32 SIMT kernel (64×64×16, 4×4 outputs per thread), so those dtypes keep f32
+//   accuracy (tf32/f16 tensor cores would round a). Small output grids with long K split K over blocks that
+//   atomically add their partial products (out zeroed first unless accumulating).
+#include <mma.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <string>
+
+#include "cuda/common.cuh"
+
+namespace labor::cuda {
+namespace {
+
+// ---------------------------------------------------------------- a → bf16 (padded, transpose applied)
+
+// dst[bi][m][k] = bf16(op(a)[m][k]) for k < K, 0 for K ≤ k < K8.
+__global__ void ConvertAKernel(const float* __restrict__ a, uint16_t* __restrict__ dst, int64_t batch, int64_t m,
+                               int64_t k, int64_t k8, bool trans_a) {
+  const int64_t total = batch * m * k8;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t col = i % k8, row = (i / k8) % m, bi = i / (k8 * m);
+    float value = 0.0f;
+    if (col < k) value = trans_a ? a[(bi * k + col) * m + row] : a[(bi * m + row) * k + col];
+    dst[i] = FloatToBf16Bits(value);
+  }
+}
+
+// ---------------------------------------------------------------- tensor-core GEMM (bf16 × bf16 → f32)
+
+constexpr int kBM = 128, kBN = 128, kBK = 32, kPad = 8;
+constexpr int kTcThreads = 256;
+// Shared tiles: a [BM][BK+pad]; b [BK][BN+pad] (b stored [K,N]) or [BN][BK+pad] (b stored [N,K]).
+constexpr int kATile = kBM * (kBK + kPad);
+constexpr int kBTile = std::max(kBK * (kBN + kPad), kBN * (kBK + kPad));
+
+struct TcParams {
+  const uint16_t* a;  // [batch, M, K8] bf16 bits
+  const uint16_t* b;  // bf16 bits
+  float* out;
+  int64_t m, n, k, k8;
+  int64_t a_batch_stride, b_batch_stride, out_batch_stride;
+  float alpha;
+  bool accumulate;
+};
+
+// Loads the 8 consecutive elements (row, col..col+7) of a row-major [rows, cols] matrix with leading dim ld,
+// zero outside. kVector: one 16-byte load (needs cols % 8 == 0, ld % 8 == 0 and a 16-byte-aligned base).
+template <bool kVector>
+__device__ inline uint4 LoadChunk(const uint16_t* base, int64_t rows, int64_t cols, int64_t ld, int64_t row,
+                                  int64_t col) {
+  uint4 chunk = make_uint4(0, 0, 0, 0);
+  if (row >= rows) return chunk;
+  if (kVector) {
+    if (col < cols) chunk = *reinterpret_cast<const uint4*>(base + row * ld + col);
+  } else {
+    uint16_t values[8];
+#pragma unroll
+    for (int j = 0; j < 8; j++) values[j] = col + j < cols ? base[row * ld + col + j] : uint16_t(0);
+    chunk.x = values[0] | (uint32_t(values[1]) << 16);
+    chunk.y = values[2] | (uint32_t(values[3]) << 16);
+    chunk.z = values[4] | (uint32_t(values[5]) << 16);
+    chunk.w = values[6] | (uint32_t(values[7]) << 16);
+  }
+  return chunk;
+}
+
+template <bool kTransB, bool kVectorB>
+__global__ void __launch_bounds__(kTcThreads) MatmulBf16Kernel(TcParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  using namespace nvcuda;
+  __shared__ __align__(128) uint16_t shared[2 * (kATile + kBTile)];
+  uint16_t* a_tiles[2] = {shared, shared + kATile};
+  uint16_t* b_tiles[2] = {shared + 2 * kATile, shared + 2 * kATile + kBTile};
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int warp_m = warp >> 2, warp_n = warp & 3;  // 2 × 4 warps, each 64 (m) × 32 (n)
+  const int64_t bi = blockIdx.z;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM, n0 = static_cast<int64_t>(blockIdx.x) * kBN;
+  const uint16_t* a = p.a + bi * p.a_batch_stride;
+  const uint16_t* b = p.b + bi * p.b_batch_stride;
+  float* out = p.out + bi * p.out_batch_stride;
+  const int64_t b_ld = kTransB ? p.k : p.n;
+
+  // Each thread moves 2 chunks of 8 for a and 2 for b per K tile.
+  uint4 a_regs[2], b_regs[2];
+  auto load_tile = [&](int64_t k0) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      const int c = tid + i * kTcThreads;  // 512 chunks per tile
+      a_regs[i] = LoadChunk<true>(a, p.m, p.k8, p.k8, m0 + c / 4, k0 + (c % 4) * 8);
+      if (kTransB) {  // b [N, K]: tile [BN][BK]
+        b_regs[i] = LoadChunk<kVectorB>(b, p.n, p.k, b_ld, n0 + c / 4, k0 + (c % 4) * 8);
+      } else {        // b [K, N]: tile [BK][BN]
+        b_regs[i] = LoadChunk<kVectorB>(b, p.k, p.n, b_ld, k0 + c / 16, n0 + (c % 16) * 8);
+      }
+    }
+  };
+  auto store_tile = [&](int stage) {
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      const int c = tid + i * kTcThreads;
+      *reinterpret_cast<uint4*>(a_tiles[stage] + (c / 4) * (kBK + kPad) + (c % 4) * 8) = a_regs[i];
+      if (kTransB) {
+        *reinterpret_cast<uint4*>(b_tiles[stage] + (c / 4) * (kBK + kPad) + (c % 4) * 8) = b_regs[i];
+      } else {
+        *reinterpret_cast<uint4*>(b_tiles[stage] + (c / 16) * (kBN + kPad) + (c % 16) * 8) = b_regs[i];
+      }
+    }
+  };
+
+  using BLayout = typename std::conditional<kTransB, wmma::col_major, wmma::row_major>::type;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[4][2];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+
+  const int64_t tiles = (p.k8 + kBK - 1) / kBK;
+  load_tile(0);
+  store_tile(0);
+  __syncthreads();
+  for (int64_t t = 0; t < tiles; t++) {
+    const int stage = static_cast<int>(t & 1);
+    if (t + 1 < tiles) load_tile((t + 1) * kBK);
+    const __nv_bfloat16* as = reinterpret_cast<const __nv_bfloat16*>(a_tiles[stage]);
+    const __nv_bfloat16* bs = reinterpret_cast<const __nv_bfloat16*>(b_tiles[stage]);
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> fa[4];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, BLayout> fb[2];
+#pragma unroll
+      for (int i = 0; i < 4; i++) wmma::load_matrix_sync(fa[i], as + (warp_m * 64 + i * 16) * (kBK + kPad) + kk, kBK + kPad);
+#pragma unroll
+      for (int j = 0; j < 2; j++) {
+        const int nn = warp_n * 32 + j * 16;
+        if (kTransB) {
+          wmma::load_matrix_sync(fb[j], bs + nn * (kBK + kPad) + kk, kBK + kPad);  // element (k,n) at [n][k]
+        } else {
+          wmma::load_matrix_sync(fb[j], bs + kk * (kBN + kPad) + nn, kBN + kPad);  // element (k,n) at [k][n]
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+    }
+    if (t + 1 < tiles) store_tile(stage ^ 1);
+    __syncthreads();
+  }
+
+  // Epilogue through a per-warp 16×16 scratch (the tiles' memory, free after the last __syncthreads).
+  float* scratch = reinterpret_cast<float*>(shared) + warp * 256;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+#pragma unroll
+    for (int j = 0; j < 2; j++) {
+      wmma::store_matrix_sync(scratch, acc[i][j], 16, wmma::mem_row_major);
+      __syncwarp();
+      const int64_t row0 = m0 + warp_m * 64 + i * 16, col0 = n0 + warp_n * 32 + j * 16;
+#pragma unroll
+      for (int e = lane; e < 256; e += 32) {
+        const int64_t row = row0 + e / 16, col = col0 + e % 16;
+        if (row < p.m && col < p.n) {
+          const float value = p.alpha * scratch[e];
+          float* target = out + row * p.n + col;
+          *target = p.accumulate ? *target + value : value;
+        }
+      }
+      __syncwarp();
+    }
+  }
+#endif
+}
+
+// ---------------------------------------------------------------- f32 SIMT GEMM (f32 / f16 b)
+
+constexpr int kSM = 64, kSN = 64, kSK = 16, kSimtThreads = 256;
+
+struct SimtParams {
+  const float* a;
+  const void* b;
+  float* out;
+  int64_t m, n, k;
+  int64_t a_batch_stride, b_batch_stride, out_batch_stride;
+  int64_t k_per_split;
+  int splits;
+  float alpha;
+  bool accumulate;  // false: plain store (splits == 1 only)
+};
+
+template <class BType>
+__device__ inline float LoadB(const void* b, int64_t i) {
+  if constexpr (std::is_same<BType, float>::value) {
+    return static_cast<const float*>(b)[i];
+  } else {
+    return HalfBitsToFloat(static_cast<const uint16_t*>(b)[i]);
+  }
+}
+
+template <bool kTransA, bool kTransB, class BType>
+__global__ void __launch_bounds__(kSimtThreads) MatmulSimtKernel(SimtParams p) {
+  __shared__ float as[kSK][kSM + 4];
+  __shared__ float bs[kSK][kSN + 4];
+  const int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+  const int64_t bi = blockIdx.z / p.splits, split = blockIdx.z % p.splits;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kSM, n0 = static_cast<int64_t>(blockIdx.x) * kSN;
+  const float* a = p.a + bi * p.a_batch_stride;
+  const int64_t b_offset = bi * p.b_batch_stride;
+  float* out = p.out + bi * p.out_batch_stride;
+  const int64_t k_begin = split * p.k_per_split;
+  const int64_t k_end = k_begin + p.k_per_split < p.k ? k_begin + p.k_per_split : p.k;
+
+  float acc[4][4] = {};
+  for (int64_t k0 = k_begin; k0 < k_end; k0 += kSK) {
+    // 1024 elements of each tile, 4 per thread, consecutive threads along the contiguous global dim.
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+      const int e = tid + i * kSimtThreads;
+      const int mm = kTransA ? e % kSM : e / kSK, ka = kTransA ? e / kSM : e % kSK;
+      const int64_t gm = m0 + mm, gk = k0 + ka;
+      float value = 0.0f;
+      if (gm < p.m && gk < k_end) value = kTransA ? a[gk * p.m + gm] : a[gm * p.k + gk];
+      as[ka][mm] = value;
+      const int nn = kTransB ? e / kSK : e % kSN, kb = kTransB ? e % kSK : e / kSN;
+      const int64_t gn = n0 + nn, gkb = k0 + kb;
+      float bvalue = 0.0f;
+      if (gn < p.n && gkb < k_end) bvalue = LoadB<BType>(p.b, b_offset + (kTransB ? gn * p.k + gkb : gkb * p.n + gn));
+      bs[kb][nn] = bvalue;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kSK; kk++) {
+      float av[4], bv[4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) av[i] = as[kk][ty + 16 * i];
+#pragma unroll
+      for (int j = 0; j < 4; j++) bv[j] = bs[kk][tx + 16 * j];
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+      const int64_t row = m0 + ty + 16 * i, col = n0 + tx + 16 * j;
+      if (row < p.m && col < p.n) {
+        float* target = out + row * p.n + col;
+        const float value = p.alpha * acc[i][j];
+        if (p.splits > 1) {
+          atomicAdd(target, value);
+        } else {
+          *target = p.accumulate ? *target + value : value;
+        }
+      }
+    }
+  }
+}
+
+template <bool kTransA, bool kTransB>
+void LaunchSimt(const SimtParams& p, dim3 grid, DType b_dtype) {
+  if (b_dtype == DType::kF16) {
+    MatmulSimtKernel<kTransA, kTransB, __half><<<grid, kSimtThreads, 0, Stream()>>>(p);
+  } else {
+    MatmulSimtKernel<kTransA, kTransB, float><<<grid, kSimtThreads, 0, Stream()>>>(p);
+  }
+}
+
+constexpr int64_t kMaxGridYZ = 65535;
+
+void MatmulSimt(const MatmulArgs& args) {
+  SimtParams p{};
+  p.a = args.a;
+  p.b = args.b;
+  p.out = args.out;
+  p.m = args.m;
+  p.n = args.n;
+  p.k = args.k;
+  p.a_batch_stride = args.m * args.k;
+  p.b_batch_stride = args.b_batched ? args.k * args.n : 0;
+  p.out_batch_stride = args.m * args.n;
+  p.alpha = args.alpha;
+  const int64_t tiles_n = (args.n + kSN - 1) / kSN, tiles_m = (args.m + kSM - 1) / kSM;
+  // Split K when the output grid can't fill the GPU and K is long (LoRA's rank-r products).
+  const int64_t blocks = tiles_n * tiles_m * args.batch;
+  const int64_t target = 2 * std::max(1, Probe().multiprocessors);
+  int64_t splits = 1;
+  if (blocks < target && args.k >= 512) {
+    splits = std::min<int64_t>({(target + blocks - 1) / blocks, args.k / 256, 64});
+    splits = std::max<int64_t>(splits, 1);
+  }
+  p.k_per_split = ((args.k + splits - 1) / splits + kSK - 1) / kSK * kSK;
+  if (p.k_per_split == 0) p.k_per_split = kSK;
+  splits = (args.k + p.k_per_split - 1) / p.k_per_split;
+  if (splits < 1) splits = 1;
+  p.splits = static_cast<int>(splits);
+  p.accumulate = args.accumulate;
+  if (splits > 1 && !args.accumulate) Zero(args.out, static_cast<size_t>(args.batch * args.m * args.n) * sizeof(float));
+  if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
+  // Batches in chunks so gridDim.z = chunk · splits stays ≤ 65535.
+  const int64_t chunk = std::max<int64_t>(1, kMaxGridYZ / splits);
+  for (int64_t b0 = 0; b0 < args.batch; b0 += chunk) {
+    const int64_t count = std::min(chunk, args.batch - b0);
+    SimtParams q = p;
+    q.a += b0 * p.a_batch_stride;
+    q.b = static_cast<const char*>(args.b) + b0 * p.b_batch_stride * static_cast<int64_t>(DTypeBytes(args.b_dtype));
+    q.out += b0 * p.out_batch_stride;
+    const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count * splits));
+    if (args.trans_a) {
+      args.trans_b ? LaunchSimt<true, true>(q, grid, args.b_dtype) : LaunchSimt<true, false>(q, grid, args.b_dtype);
+    } else {
+      args.trans_b ? LaunchSimt<false, true>(q, grid, args.b_dtype) : LaunchSimt<false, false>(q, grid, args.b_dtype);
+    }
+    CheckLaunch("matmul (f32 tiled kernel)");
+  }
+}
+
+void MatmulTensorCores(const MatmulArgs& args) {
+  const int64_t k8 = (args.k + 7) / 8 * 8;
+  const int64_t a_elements = args.batch * args.m * k8;
+  uint16_t* a16 = static_cast<uint16_t*>(Malloc(static_cast<size_t>(a_elements) * 2));
+  try {
+    ConvertAKernel<<<GridFor(a_elements, 256), 256, 0, Stream()>>>(args.a, a16, args.batch, args.m, args.k, k8,
+                                                                   args.trans_a);
+    CheckLaunch("matmul (a → bf16)");
+    TcParams p{};
+    p.a = a16;
+    p.b = static_cast<const uint16_t*>(args.b);
+    p.out = args.out;
+    p.m = args.m;
+    p.n = args.n;
+    p.k = args.k;
+    p.k8 = k8;
+    p.a_batch_stride = args.m * k8;
+    p.b_batch_stride = args.b_batched ? args.k * args.n : 0;
+    p.out_batch_stride = args.m * args.n;
+    p.alpha = args.alpha;
+    p.accumulate = args.accumulate;
+    const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
+    const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;
+    const int64_t tiles_n = (args.n + kBN - 1) / kBN, tiles_m = (args.m + kBM - 1) / kBM;
+    if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
+    for (int64_t b0 = 0; b0 < args.batch; b0 += kMaxGridYZ) {
+      const int64_t count = std::min(kMaxGridYZ, args.batch - b0);
+      TcParams q = p;
+      q.a += b0 * p.a_batch_stride;
+      q.b += b0 * p.b_batch_stride;
+      q.out += b0 * p.out_batch_stride;
+      const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count));
+      if (args.trans_b) {
+        vector ? MatmulBf16Kernel<true, true><<<grid, kTcThreads, 0, Stream()>>>(q)
+               : MatmulBf16Kernel<true, false><<<grid, kTcThreads, 0, Stream()>>>(q);
+      } else {
+        vector ? MatmulBf16Kernel<false, true><<<grid, kTcThreads, 0, Stream()>>>(q)
+               : MatmulBf16Kernel<false, false><<<grid, kTcThreads, 0, Stream()>>>(q);
+      }
+      CheckLaunch("matmul (bf16 tensor-core kernel)");
+    }
+  } catch (...) {
+    Free(a16);
+    throw;
+  }
+  Free(a16);
+}
+
+}  // namespace
+
+void Matmul(const MatmulArgs& args) {
+  if (args.batch == 0 || args.m == 0 || args.n == 0) return;
+  if (args.k == 0) {
+    // An empty sum: out = 0 (or unchanged when accumulating).
+    if (!args.accumulate) Zero(args.out, static_cast<size_t>(args.batch * args.m * args.n) * sizeof(float));
+    return;
+  }
+  if (args.b_dtype == DType::kBf16) {
+    MatmulTensorCores(args);
+  } else {
+    MatmulSimt(args);
+  }
+}
+
+}  // namespace labor::cuda
