@@ -4,6 +4,8 @@
 // array kinds against dtype strings, every length against the product of the sizes (64-bit, overflow-
 // checked), index ranges, and that an output doesn't overlap an input it is computed from. Failures throw
 // a JS Error "<op>: <what>" naming the sizes involved.
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -775,6 +777,55 @@ void Fill(const Napi::CallbackInfo& info) {
   RunKernel(op, [&] { cpu::Fill(static_cast<float*>(x.data), count, value); });
 }
 
+// peakFlops(kind, iterations): this machine's ceiling for `kind` ("avx512-fma", "avx512-bf16", "amx-bf16",
+// "avx2-fma"), measured by a register-only micro-loop on every pool thread at once; returns FLOP/s summed
+// over the threads (the benchmarks print kernels next to it).
+Napi::Value PeakFlops(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "peakFlops"};
+  CheckArgCount(op, info, 2);
+  if (!info[0].IsString()) op.Fail("kind must be a string");
+  const std::string kind = info[0].As<Napi::String>().Utf8Value();
+  const int64_t iterations = SizeArg(op, info, 1, "iterations");
+  const auto& available = cpu::DetectIsa().available;
+  const auto has = [&](cpu::Isa isa) {
+    for (cpu::Isa a : available) {
+      if (a == isa) return true;
+    }
+    return false;
+  };
+  double (*loop)(int64_t) = nullptr;
+  if (kind == "avx512-fma" && has(cpu::Isa::kAvx512)) loop = [](int64_t n) { return cpu::avx512::PeakLoop(false, n); };
+  if (kind == "avx512-bf16" && has(cpu::Isa::kAvx512) && cpu::avx512::HasBf16()) {
+    loop = [](int64_t n) { return cpu::avx512::PeakLoop(true, n); };
+  }
+  if (kind == "amx-bf16" && has(cpu::Isa::kAmx)) loop = [](int64_t n) { return cpu::amx::PeakLoop(n); };
+  if (kind == "avx2-fma" && has(cpu::Isa::kAvx2)) loop = [](int64_t n) { return cpu::avx2::PeakLoop(n); };
+  if (loop == nullptr) op.Fail("\"" + kind + "\" is not available on this CPU");
+  cpu::ThreadPool& pool = cpu::ThreadPool::Global();
+  const int threads = pool.Threads();
+  struct Context {
+    double (*loop)(int64_t);
+    int64_t iterations;
+    std::atomic<double>* flops;
+  };
+  std::atomic<double> flops{0};
+  Context context{loop, iterations, &flops};
+  const auto start = std::chrono::steady_clock::now();
+  RunKernel(op, [&] {
+    pool.Run(threads, [](void* c, int64_t begin, int64_t end) {
+      auto* ctx = static_cast<Context*>(c);
+      for (int64_t i = begin; i < end; i++) {
+        const double done = ctx->loop(ctx->iterations);
+        double seen = ctx->flops->load();
+        while (!ctx->flops->compare_exchange_weak(seen, seen + done)) {
+        }
+      }
+    }, &context);
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return Napi::Number::New(info.Env(), seconds > 0 ? flops.load() / seconds : 0);
+}
+
 }  // namespace
 
 void RegisterCpuOps(Napi::Env env, Napi::Object exports) {
@@ -807,6 +858,7 @@ void RegisterCpuOps(Napi::Env env, Napi::Object exports) {
   add("sumOfSquares", SumOfSquares);
   add("scale", Scale);
   add("fill", Fill);
+  add("peakFlops", PeakFlops);
   exports.Set("cpu", cpu);
 }
 

@@ -44,15 +44,24 @@ void Attention(const AttentionArgs& args);
 }  // namespace scalar
 namespace avx2 {
 void Matmul(const MatmulArgs& args);
+// Machine-ceiling micro-loop (benchmarks): `iterations` × 10 independent ymm FMAs; returns the FLOPs done.
+double PeakLoop(int64_t iterations);
 void Attention(const AttentionArgs& args);
 }  // namespace avx2
 namespace avx512 {
 void Matmul(const MatmulArgs& args);
+// Machine-ceiling micro-loops (benchmarks): `iterations` × 20 independent zmm FMAs (f32) or vdpbf16ps
+// (bf16; needs AVX512_BF16, see HasBf16); return the FLOPs done.
+double PeakLoop(bool bf16, int64_t iterations);
+bool HasBf16();
 void Attention(const AttentionArgs& args);
 }  // namespace avx512
 namespace amx {
 // bf16 b on AMX tiles; other b dtypes go to avx512::Matmul.
 void Matmul(const MatmulArgs& args);
+// Machine-ceiling micro-loop (benchmarks): `iterations` × 4 independent 16×16×32 TDPBF16PS on tmm0–3
+// (configures the calling thread's tiles); returns the FLOPs done.
+double PeakLoop(int64_t iterations);
 }  // namespace amx
 
 // Entry points: route to the selected ISA's kernel (dispatch.cc).

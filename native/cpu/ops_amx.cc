@@ -189,4 +189,27 @@ void Matmul(const MatmulArgs& args) {
   MatmulBf16(args);
 }
 
+double PeakLoop(int64_t iterations) {
+  // Tile operands from a small in-cache buffer; 4 independent accumulators (tmm0–3) share A (tmm4) and
+  // B (tmm6), so the loop measures TDPBF16PS issue rate, not loads.
+  ConfigureTiles();
+  alignas(64) static const uint16_t zeros[kTileRows * 32] = {};
+  _tile_loadd(4, zeros, 64);
+  _tile_loadd(6, zeros, 64);
+  _tile_zero(0);
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  for (int64_t i = 0; i < iterations; i++) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 6);
+    _tile_dpbf16ps(2, 4, 6);
+    _tile_dpbf16ps(3, 4, 6);
+  }
+  alignas(64) float sink[16 * 16];
+  _tile_stored(0, sink, 64);
+  _tile_release();
+  return static_cast<double>(iterations) * 4 * 16 * 16 * 32 * 2;
+}
+
 }  // namespace labor::cpu::amx

@@ -132,6 +132,24 @@ struct Vec {
 }  // namespace
 
 void Matmul(const MatmulArgs& args) { GemmBlocked<KernelF32>(args); }
+
+double PeakLoop(int64_t iterations) {
+  if (iterations <= 0) return 0;
+  int64_t left = iterations;
+  __asm__ volatile(
+      "vxorps %%ymm14, %%ymm14, %%ymm14\n vxorps %%ymm15, %%ymm15, %%ymm15\n"
+      "1:\n"
+      "vfmadd231ps %%ymm14, %%ymm15, %%ymm0\n vfmadd231ps %%ymm14, %%ymm15, %%ymm1\n"
+      "vfmadd231ps %%ymm14, %%ymm15, %%ymm2\n vfmadd231ps %%ymm14, %%ymm15, %%ymm3\n"
+      "vfmadd231ps %%ymm14, %%ymm15, %%ymm4\n vfmadd231ps %%ymm14, %%ymm15, %%ymm5\n"
+      "vfmadd231ps %%ymm14, %%ymm15, %%ymm6\n vfmadd231ps %%ymm14, %%ymm15, %%ymm7\n"
+      "vfmadd231ps %%ymm14, %%ymm15, %%ymm8\n vfmadd231ps %%ymm14, %%ymm15, %%ymm9\n"
+      "dec %0\n jnz 1b\n"
+      : "+r"(left)
+      :
+      : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm14", "xmm15", "cc");
+  return static_cast<double>(iterations) * 10 * 16;
+}
 void Attention(const AttentionArgs& args) { AttentionOnline<Vec>(args); }
 
 }  // namespace labor::cpu::avx2

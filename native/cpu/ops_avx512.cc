@@ -363,6 +363,37 @@ struct Vec {
 
 }  // namespace
 
+bool HasBf16() { return HasAvx512Bf16(); }
+
+double PeakLoop(bool bf16, int64_t iterations) {
+  // 20 independent accumulators cover the FMA latency × throughput product of current cores.
+#define LABOR_20(OP) OP(0) OP(1) OP(2) OP(3) OP(4) OP(5) OP(6) OP(7) OP(8) OP(9) OP(10) OP(11) OP(12) OP(13) OP(14) \
+  OP(15) OP(16) OP(17) OP(18) OP(19)
+#define LABOR_FMA(i) "vfmadd231ps %%zmm30, %%zmm31, %%zmm" #i "\n"
+#define LABOR_DP(i) "vdpbf16ps %%zmm30, %%zmm31, %%zmm" #i "\n"
+  if (iterations <= 0) return 0;
+  int64_t left = iterations;
+  if (bf16) {
+    __asm__ volatile("vpxord %%zmm30, %%zmm30, %%zmm30\n vpxord %%zmm31, %%zmm31, %%zmm31\n"
+                     "1:\n" LABOR_20(LABOR_DP) "dec %0\n jnz 1b\n"
+                     : "+r"(left)
+                     :
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                       "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm30", "xmm31", "cc");
+    return static_cast<double>(iterations) * 20 * 64;
+  }
+  __asm__ volatile("vpxord %%zmm30, %%zmm30, %%zmm30\n vpxord %%zmm31, %%zmm31, %%zmm31\n"
+                   "1:\n" LABOR_20(LABOR_FMA) "dec %0\n jnz 1b\n"
+                   : "+r"(left)
+                   :
+                   : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                     "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm30", "xmm31", "cc");
+#undef LABOR_20
+#undef LABOR_FMA
+#undef LABOR_DP
+  return static_cast<double>(iterations) * 20 * 32;
+}
+
 void Matmul(const MatmulArgs& args) {
   if (args.b_dtype == DType::kBf16 && HasAvx512Bf16()) {
     return UseRowDots(args, true) ? RowDots<true>(args) : GemmBlocked<KernelBf16>(args);

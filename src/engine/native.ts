@@ -88,6 +88,13 @@ export interface NativeCpuOps {
   /** out may be x itself. */
   scale(x: Float32Array, factor: number, out: Float32Array, count: number): void;
   fill(x: Float32Array, count: number, value: number): void;
+
+  // ---- benchmarks ----
+  /**
+   * This machine's ceiling in FLOP/s for "avx512-fma" | "avx512-bf16" | "amx-bf16" | "avx2-fma": a
+   * register-only micro-loop of `iterations` rounds on every pool thread at once (throws if unavailable).
+   */
+  peakFlops(kind: string, iterations: number): number;
 }
 
 export interface NativeAddon {
