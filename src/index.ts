@@ -48,3 +48,28 @@ export { buildPackedBatch, epochOrder, packInOrder, windowSequences, type Traini
 export { AdamW, ADAMW_DEFAULTS, clipGradientNorm, type AdamWConfig } from "./train/optimizer.js";
 export { learningRateAt, SCHEDULE_KINDS, type ScheduleKind } from "./train/schedule.js";
 export { trainingStep, benchmarkTrainingSteps, type StepBenchmarkOptions, type StepBenchmarkResult } from "./train/step.js";
+
+// Scoring and evaluation: next-occupation distributions (prefix-shared through a candidate trie, or naive),
+// the predictions format, metrics, baselines, reports.
+export { CandidateTrie } from "./score/trie.js";
+export { LlmScorer, type LlmScorerOptions, type ScoringProgress } from "./score/llm-scorer.js";
+export { normaliseLogprobs } from "./score/normalise.js";
+export { forwardRows, type RowForwardRequest } from "./model/llama-rows.js";
+export { benchmarkScoringPaths, type ScoringBenchmark, type ScoringPathTiming } from "./score/benchmark.js";
+export { LlmPredictor, type Predictor, type PredictionProgress } from "./score/predictor.js";
+export { OraclePredictor } from "./score/baselines/oracle.js";
+export { MarkovPredictor, fitMarkovTuned, type MarkovOptions } from "./score/baselines/markov.js";
+export { LogitPredictor } from "./score/baselines/logit.js";
+export { CareerFeatureSpace, MultinomialLogit, lbfgsMinimise, type LogitFitOptions } from "./model/logit.js";
+export {
+  predictionHeader,
+  predictionRecords,
+  readPredictions,
+  writePredictions,
+  PREDICTIONS_FORMAT,
+  type PredictionHeader,
+  type PredictionRecord,
+} from "./score/predictions.js";
+export { MetricsAccumulator, computeMetrics, areaUnderCurve, ReliabilityAccumulator, type ModelMetrics, type Calibration, type ReliabilityBin, type BinaryTaskMetrics } from "./score/metrics.js";
+export { metricsMarkdown, metricsCsv, groupsCsv } from "./report/tables.js";
+export { metricsHtml } from "./report/html.js";

@@ -5,6 +5,9 @@ import { DEMO_HELP, runDemo } from "./commands/demo.js";
 import { INFO_HELP, runInfo } from "./commands/info.js";
 import { LOGPROBS_HELP, runLogprobs } from "./commands/logprobs.js";
 import { MODEL_HELP, runModel } from "./commands/model.js";
+import { BASELINE_HELP, runBaseline } from "./commands/baseline.js";
+import { EVAL_HELP, runEval } from "./commands/eval.js";
+import { SCORE_HELP, runScore } from "./commands/score.js";
 import { TRAIN_HELP, runTrain } from "./commands/train.js";
 
 export const MAIN_HELP = `labor-llm — predict a worker's next occupation with a fine-tuned Llama (LABOR-LLM)
@@ -16,6 +19,9 @@ commands:
   data         synthetic panels with a known truth; check, textify and describe panels
   model        init a random Llama in HF layout; export a checkpoint to GGUF; merge a LoRA adapter
   train        fine-tune (LoRA or full) or train a Llama on documents; resumable
+  score        every person-year's probability of each next occupation under a model (+ adapter)
+  baseline     comparison models (markov, logit, oracle) in the same predictions format
+  eval         metrics of predictions files in one table (markdown, JSON, CSV, HTML report)
   logprobs     per-token log-probabilities of texts under a model
   info         backends and CPU kernel paths available on this machine`;
 
@@ -24,6 +30,9 @@ const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<numbe
   data: { run: runData, help: DATA_HELP },
   model: { run: runModel, help: MODEL_HELP },
   train: { run: runTrain, help: TRAIN_HELP },
+  score: { run: runScore, help: SCORE_HELP },
+  baseline: { run: runBaseline, help: BASELINE_HELP },
+  eval: { run: runEval, help: EVAL_HELP },
   logprobs: { run: runLogprobs, help: LOGPROBS_HELP },
   info: { run: runInfo, help: INFO_HELP },
 };

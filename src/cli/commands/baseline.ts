@@ -1,0 +1,124 @@
+/** `labor-llm baseline markov|logit|oracle`: the comparison models, writing the same predictions format as `score`. */
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { countPersonYears } from "../../data/panel.js";
+import { PROFILE_NAMES, SYNTHETIC_PROFILES, type ProfileName } from "../../data/profiles.js";
+import { occupationTaxonomy } from "../../data/taxonomy.js";
+import { fitMarkovTuned, MarkovPredictor } from "../../score/baselines/markov.js";
+import { LogitPredictor } from "../../score/baselines/logit.js";
+import { OraclePredictor } from "../../score/baselines/oracle.js";
+import type { Predictor } from "../../score/predictor.js";
+import { predictionHeader, predictionRecords, writePredictions } from "../../score/predictions.js";
+import { oneOf, optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
+import { loadPanelSplits, SPLIT_HELP, splitFlag } from "../panel-split.js";
+import { ProgressBar } from "../progress.js";
+
+const KINDS = ["markov", "logit", "oracle"] as const;
+type BaselineKind = (typeof KINDS)[number];
+
+export const BASELINE_HELP = `labor-llm baseline <markov|logit|oracle> --panel FILE --out predictions.jsonl [flags]
+
+Fits a baseline on the training split and writes predictions for --split in the format of \`labor-llm score\`.
+  markov   first-order transitions with additive smoothing towards the marginal (α tuned on the valid split
+           unless --smoothing is given)
+  logit    multinomial logit on CAREER's features (previous two outcomes, tenure, total years, year, age,
+           education, demographics), L-BFGS
+  oracle   synthetic panels only: the generator's exact probabilities (profile from --profile or meta.json
+           next to the panel)
+  CAREER (transformer over occupation tokens) is not here yet.
+  --panel FILE       panel (.csv or .jsonl)
+${SPLIT_HELP}
+  --smoothing A      markov: α (default: best of 0.1…100 on the valid split; 1 without one)
+  --l2 L             logit: L2 penalty (default 0.001)
+  --iterations N     logit: L-BFGS iterations (default 50)
+  --profile P        oracle: ${PROFILE_NAMES.join(", ")}
+  --name NAME        model name in the predictions header (default: the baseline's)
+  --limit N          predict only the first N people of the split (training always uses the whole train split)`;
+
+function oracleProfile(values: Record<string, unknown>, panelPath: string, datasets: Set<string>): ProfileName {
+  if (values.profile !== undefined) return oneOf(values, "profile", PROFILE_NAMES, "nlsy79");
+  const meta = join(dirname(panelPath), "meta.json");
+  if (existsSync(meta)) {
+    const profile = (JSON.parse(readFileSync(meta, "utf8")) as { profile?: string }).profile;
+    if (PROFILE_NAMES.includes(profile as ProfileName)) return profile as ProfileName;
+  }
+  const byDataset = PROFILE_NAMES.filter((name) => datasets.has(SYNTHETIC_PROFILES[name].dataset));
+  if (datasets.size === 1 && byDataset.length === 1) return byDataset[0];
+  throw new UsageError(`oracle: pass --profile (no meta.json with a profile next to ${panelPath}); the oracle exists only for synthetic panels`);
+}
+
+export async function runBaseline(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(
+    argv,
+    {
+      panel: { type: "string" },
+      split: { type: "string" },
+      splits: { type: "string" },
+      out: { type: "string" },
+      smoothing: { type: "string" },
+      l2: { type: "string" },
+      iterations: { type: "string" },
+      profile: { type: "string" },
+      name: { type: "string" },
+      limit: { type: "string" },
+    },
+    true,
+  );
+  if (values.help || positionals.length === 0) {
+    console.log(BASELINE_HELP);
+    return values.help ? 0 : 2;
+  }
+  if (positionals.length !== 1 || !KINDS.includes(positionals[0] as BaselineKind)) {
+    throw new UsageError(`expected one baseline (${KINDS.join(", ")}), got ${positionals.join(" ")}`);
+  }
+  const kind = positionals[0] as BaselineKind;
+  const panelPath = requireString(values, "panel");
+  const outPath = requireString(values, "out");
+  const split = splitFlag(values);
+  const splits = await loadPanelSplits(panelPath, typeof values.splits === "string" ? values.splits : undefined);
+  const limit = optionalInteger(values, "limit", -1, 1);
+  const people = limit > 0 ? splits.pick(split).slice(0, limit) : splits.pick(split);
+  const taxonomy = occupationTaxonomy();
+  const meta: Record<string, unknown> = { panel: panelPath, split };
+  const started = performance.now();
+
+  let predictor: Predictor;
+  if (kind === "oracle") {
+    const profile = oracleProfile(values, panelPath, new Set(people.map((p) => p.dataset)));
+    predictor = new OraclePredictor(profile, taxonomy);
+    meta.profile = profile;
+  } else {
+    const train = splits.pick("train");
+    if (train.length === 0) throw new Error(`${panelPath}: the training split is empty`);
+    meta.trainPersonYears = countPersonYears({ people: train });
+    if (kind === "markov") {
+      const valid = values.smoothing === undefined ? splits.pick("valid") : [];
+      const markov =
+        values.smoothing !== undefined
+          ? new MarkovPredictor(train, { smoothing: Number(values.smoothing), taxonomy })
+          : valid.length > 0
+            ? fitMarkovTuned(train, valid, undefined, taxonomy)
+            : new MarkovPredictor(train, { taxonomy });
+      meta.smoothing = markov.smoothing;
+      predictor = markov;
+    } else {
+      const l2 = values.l2 === undefined ? 1e-3 : Number(values.l2);
+      if (!(l2 >= 0)) throw new UsageError(`--l2 must be a non-negative number, got "${String(values.l2)}"`);
+      const maxIterations = optionalInteger(values, "iterations", 50, 1);
+      const bar = new ProgressBar("logit L-BFGS", maxIterations, " iterations");
+      predictor = LogitPredictor.fit(train, { l2, maxIterations, taxonomy, onIteration: (i, value) => bar.update(i, `objective ${value.toFixed(5)}`) });
+      bar.finish();
+      meta.l2 = l2;
+      meta.iterations = maxIterations;
+    }
+  }
+  const personYears = countPersonYears({ people });
+  const bar = new ProgressBar(kind, personYears, " person-years");
+  const logProbs = await predictor.predict(people, (done) => bar.update(done));
+  bar.finish();
+  meta.seconds = (performance.now() - started) / 1000;
+  const name = typeof values.name === "string" ? values.name : predictor.name;
+  writePredictions(outPath, predictionHeader(name, taxonomy, predictor.normalised, meta), predictionRecords(people, logProbs));
+  console.log(`wrote ${outPath}: ${name}, ${personYears} person-years (${split}), ${(meta.seconds as number).toFixed(1)} s`);
+  return 0;
+}
