@@ -97,10 +97,98 @@ export interface NativeCpuOps {
   peakFlops(kind: string, iterations: number): number;
 }
 
+/** What the addon knows about CUDA on this machine (native/addon/cuda_ops.cc). */
+export interface CudaProbe {
+  /** Whether the addon was compiled with the CUDA kernels (nvcc found at build time). */
+  built: boolean;
+  available: boolean;
+  /** Why CUDA can't be used (empty when available). */
+  reason: string;
+  /** Built only: CMAKE_CUDA_ARCHITECTURES of the build, e.g. "80-real,90". */
+  archs?: string;
+  device?: string;
+  computeCapability?: string;
+  multiprocessors?: number;
+  memoryBytes?: number;
+  /** CUDA versions ×1000 (12040 = 12.4); driverVersion 0 = no driver. */
+  driverVersion?: number;
+  runtimeVersion?: number;
+}
+
+/** An opaque device allocation (a type-tagged External; freed by free() or when garbage-collected). */
+export interface CudaBufferHandle {
+  readonly __cudaBuffer: unique symbol;
+}
+
+/**
+ * A tensor as the CUDA bindings read it: `size` elements of `dtype` at `byteOffset` in `handle`'s allocation.
+ * i32 tensors carry `host`, a mirror of their values that index checks (ids, targets, ranges) read.
+ */
+export interface CudaTensorView {
+  readonly handle: CudaBufferHandle;
+  readonly byteOffset: number;
+  readonly size: number;
+  readonly dtype: "f32" | "bf16" | "f16" | "i32";
+  readonly host?: Int32Array;
+}
+
+/** exports.cuda when the addon was built with CUDA (every function validates sizes and throws "<op>: …"). */
+export interface NativeCudaOps {
+  probe(): CudaProbe;
+  alloc(bytes: number, zero: boolean): CudaBufferHandle;
+  free(handle: CudaBufferHandle): void;
+  /** data: a typed array with exactly t's bytes. */
+  upload(t: CudaTensorView, data: Float32Array | Uint16Array | Int32Array): void;
+  /** Snapshot now (later ops can't change it), read back off the JS thread; 16-bit floats come back as f32. */
+  download(t: CudaTensorView): Promise<Float32Array | Int32Array>;
+  sumOfSquares(x: CudaTensorView, count: number): Promise<number>;
+  /** Resolves when everything queued so far has finished. */
+  synchronize(): Promise<void>;
+  matmul(a: CudaTensorView, b: CudaTensorView, out: CudaTensorView, batch: number, m: number, n: number, k: number,
+    transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean, alpha: number): void;
+  embedding(ids: CudaTensorView, table: CudaTensorView, out: CudaTensorView, vocab: number, dim: number): void;
+  embeddingBackward(ids: CudaTensorView, dOut: CudaTensorView, dTable: CudaTensorView, vocab: number, dim: number): void;
+  rmsnorm(x: CudaTensorView, weight: CudaTensorView, out: CudaTensorView, rows: number, dim: number, eps: number): void;
+  rmsnormBackward(x: CudaTensorView, weight: CudaTensorView, dOut: CudaTensorView, dx: CudaTensorView,
+    dWeight: CudaTensorView | null, rows: number, dim: number, eps: number): void;
+  rope(x: CudaTensorView, positions: CudaTensorView, invFreq: CudaTensorView, out: CudaTensorView, tokens: number,
+    heads: number, headDim: number): void;
+  ropeBackward(dOut: CudaTensorView, positions: CudaTensorView, invFreq: CudaTensorView, dx: CudaTensorView,
+    tokens: number, heads: number, headDim: number): void;
+  attention(q: CudaTensorView, k: CudaTensorView, v: CudaTensorView, keyStart: CudaTensorView, keyEnd: CudaTensorView,
+    out: CudaTensorView, queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  attentionForTraining(q: CudaTensorView, k: CudaTensorView, v: CudaTensorView, keyStart: CudaTensorView,
+    keyEnd: CudaTensorView, out: CudaTensorView, queries: number, keys: number, heads: number, kvHeads: number,
+    headDim: number, scale: number, lse: CudaTensorView): void;
+  attentionBackward(q: CudaTensorView, k: CudaTensorView, v: CudaTensorView, out: CudaTensorView, dOut: CudaTensorView,
+    lse: CudaTensorView, keyStart: CudaTensorView, keyEnd: CudaTensorView, dq: CudaTensorView, dk: CudaTensorView,
+    dv: CudaTensorView, queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  treeAttention(q: CudaTensorView, k: CudaTensorView, v: CudaTensorView, prefixStart: CudaTensorView,
+    prefixEnd: CudaTensorView, extraOffsets: CudaTensorView, extraKeys: CudaTensorView, out: CudaTensorView,
+    queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+  swiglu(gate: CudaTensorView, up: CudaTensorView, out: CudaTensorView, count: number): void;
+  swigluBackward(gate: CudaTensorView, up: CudaTensorView, dOut: CudaTensorView, dGate: CudaTensorView,
+    dUp: CudaTensorView, count: number): void;
+  add(a: CudaTensorView, b: CudaTensorView, out: CudaTensorView, count: number): void;
+  scale(x: CudaTensorView, factor: number, out: CudaTensorView, count: number): void;
+  fill(t: CudaTensorView, value: number): void;
+  convert(src: CudaTensorView, dst: CudaTensorView): void;
+  logSoftmax(logits: CudaTensorView, out: CudaTensorView, rows: number, vocab: number): void;
+  logSoftmaxGather(logits: CudaTensorView, targets: CudaTensorView, out: CudaTensorView, rows: number, vocab: number): void;
+  crossEntropy(logits: CudaTensorView, targets: CudaTensorView, losses: CudaTensorView, dLogits: CudaTensorView,
+    rows: number, vocab: number, gradScale: number): void;
+  scatterRows(src: CudaTensorView, index: CudaTensorView, dst: CudaTensorView, rows: number, dstRows: number,
+    width: number): void;
+  adamw(param: CudaTensorView, grad: CudaTensorView, m: CudaTensorView, v: CudaTensorView, count: number,
+    learningRate: number, beta1: number, beta2: number, epsilon: number, weightDecay: number, step: number): void;
+}
+
 export interface NativeAddon {
   /** A private, copy-on-write memory mapping of the whole file (the file itself is never written). */
   mapFile(path: string): ArrayBuffer;
   cpu: NativeCpuOps;
+  /** Always present; only `probe` unless the addon was built with CUDA (then check probe().built). */
+  cuda: Pick<NativeCudaOps, "probe"> & Partial<NativeCudaOps>;
 }
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), findUp(dirname(fileURLToPath(import.meta.url))));

@@ -4,6 +4,7 @@
  */
 import type { Backend } from "./backend.js";
 import { createCpuBackend } from "./cpu/backend.js";
+import { createCudaBackend, cudaStatus, describeCudaProbe } from "./cuda/backend.js";
 import type { CpuIsa } from "./native.js";
 
 export type BackendName = "auto" | "cpu" | "webgpu" | "cuda";
@@ -22,10 +23,17 @@ export interface BackendAvailability {
   reason: string;
 }
 
+/** CUDA: the addon must have been built with nvcc, and a driver and a GPU of compute capability ≥ 8.0 found. */
+function probeCuda(): BackendAvailability {
+  const status = cudaStatus();
+  if ("reason" in status) return { name: "cuda", available: false, reason: status.reason };
+  return { name: "cuda", available: true, reason: describeCudaProbe(status.probe) };
+}
+
 /** What each backend would do on this machine, without starting any. */
 export function probeBackends(): BackendAvailability[] {
   return [
-    { name: "cuda", available: false, reason: "the CUDA backend is not implemented yet (issue: CUDA backend)" },
+    probeCuda(),
     { name: "webgpu", available: false, reason: "the WebGPU backend is not implemented yet (issue: WebGPU backend)" },
     { name: "cpu", available: true, reason: "native C++ kernels" },
   ];
@@ -38,5 +46,6 @@ export function createBackend(name: BackendName, options: BackendOptions = {}): 
   const probes = probeBackends();
   const pick = name === "auto" ? probes.find((p) => p.available)! : probes.find((p) => p.name === name)!;
   if (!pick.available) throw new Error(`--backend ${name}: unavailable: ${pick.reason}`);
+  if (pick.name === "cuda") return createCudaBackend();
   return createCpuBackend({ isa: options.isa, threads: options.threads });
 }

@@ -1,0 +1,474 @@
+/**
+ * The CUDA backend: tensors are views of device allocations owned by the addon (freed by free() or by the
+ * garbage collector), ops are the hand-written kernels of native/cuda queued on one stream. Shapes are checked
+ * here so errors name the op and the shapes; the addon checks every size, offset and index value again before
+ * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
+ * so index errors are reported synchronously with the op that received them, as on the CPU.
+ */
+import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
+import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
+
+const ELEMENT_BYTES: Record<DType, number> = { f32: 4, i32: 4, bf16: 2, f16: 2 };
+const ARRAY_KIND: Record<DType, string> = { f32: "Float32Array", bf16: "Uint16Array", f16: "Uint16Array", i32: "Int32Array" };
+
+/** One device allocation, shared by a tensor and its views. */
+class DeviceStorage {
+  freed = false;
+  constructor(readonly handle: CudaBufferHandle, readonly bytes: number) {}
+}
+
+export class CudaTensor implements Tensor, CudaTensorView {
+  readonly size: number;
+
+  constructor(
+    readonly dtype: DType,
+    readonly shape: readonly number[],
+    readonly storage: DeviceStorage,
+    readonly byteOffset: number,
+    /** i32 only: the values, kept in step with the device by every op that writes i32. */
+    readonly host?: Int32Array,
+  ) {
+    this.size = shapeSize(shape);
+  }
+
+  /** The allocation, as the addon reads it; throws once freed. */
+  get handle(): CudaBufferHandle {
+    if (this.storage.freed) throw new Error(`tensor ${dtypeShape(this)} was used after free()`);
+    return this.storage.handle;
+  }
+}
+
+function shapeSize(shape: readonly number[]): number {
+  let size = 1;
+  for (const dim of shape) {
+    if (!Number.isSafeInteger(dim) || dim < 0) throw new Error(`shape [${shape.join(",")}]: dims must be non-negative integers`);
+    size *= dim;
+  }
+  if (!Number.isSafeInteger(size)) throw new Error(`shape [${shape.join(",")}]: too many elements`);
+  return size;
+}
+
+function dtypeShape(t: Tensor): string {
+  return `${t.dtype} [${t.shape.join(",")}]`;
+}
+
+function sameDims(x: readonly number[], y: readonly number[]): boolean {
+  return x.length === y.length && x.every((d, i) => d === y[i]);
+}
+
+function arrayMatches(data: HostArray, dtype: DType): boolean {
+  if (dtype === "f32") return data instanceof Float32Array;
+  if (dtype === "i32") return data instanceof Int32Array;
+  return data instanceof Uint16Array;
+}
+
+/** The addon's CUDA functions, or why there are none / no usable device. */
+export function cudaStatus(): { ops: NativeCudaOps; probe: CudaProbe } | { reason: string; probe?: CudaProbe } {
+  let cuda;
+  try {
+    cuda = loadNative().cuda;
+  } catch (error) {
+    return { reason: (error as Error).message };
+  }
+  if (cuda === undefined) return { reason: "the native addon predates the CUDA backend: rebuild it (npm run build:native)" };
+  const probe = cuda.probe();
+  if (!probe.built) return { reason: probe.reason, probe };
+  if (!probe.available) return { reason: probe.reason, probe };
+  return { ops: cuda as NativeCudaOps, probe };
+}
+
+/** One line for `labor-llm info` / the backend list: the device, or why CUDA can't be used. */
+export function describeCudaProbe(probe: CudaProbe): string {
+  if (!probe.available) return probe.reason;
+  const gib = ((probe.memoryBytes ?? 0) / 2 ** 30).toFixed(0);
+  return `${probe.device} (compute ${probe.computeCapability}, ${gib} GiB, ${probe.multiprocessors} SMs; kernels built for ${probe.archs})`;
+}
+
+export class CudaBackend implements Backend {
+  readonly name = "cuda";
+
+  private constructor(private readonly native: NativeCudaOps, private readonly probe: CudaProbe) {}
+
+  /** Throws, with the reason, when the addon has no CUDA or this machine has no usable GPU. */
+  static create(): CudaBackend {
+    const status = cudaStatus();
+    if ("reason" in status) throw new Error(`cuda backend: unavailable: ${status.reason}`);
+    return new CudaBackend(status.ops, status.probe);
+  }
+
+  describe(): string {
+    return `cuda (${describeCudaProbe(this.probe)})`;
+  }
+
+  // ---- buffers ----
+
+  alloc(dtype: DType, shape: readonly number[]): CudaTensor {
+    const size = shapeSize(shape);
+    const bytes = size * ELEMENT_BYTES[dtype];
+    // i32 tensors start zeroed so the host mirror (zeros) describes them.
+    const storage = new DeviceStorage(this.native.alloc(bytes, dtype === "i32"), bytes);
+    return new CudaTensor(dtype, [...shape], storage, 0, dtype === "i32" ? new Int32Array(size) : undefined);
+  }
+
+  upload(data: HostArray, dtype: DType, shape: readonly number[]): CudaTensor {
+    this.checkHost("upload", data, dtype, shape);
+    const size = shapeSize(shape);
+    const bytes = size * ELEMENT_BYTES[dtype];
+    const storage = new DeviceStorage(this.native.alloc(bytes, false), bytes);
+    const tensor = new CudaTensor(dtype, [...shape], storage, 0, dtype === "i32" ? (data as Int32Array).slice() : undefined);
+    this.native.upload(tensor, data);
+    return tensor;
+  }
+
+  /** GPU memory can't alias host memory here: a weight is uploaded like any tensor. */
+  weight(data: HostArray, dtype: DType, shape: readonly number[]): CudaTensor {
+    this.checkHost("weight", data, dtype, shape);
+    return this.upload(data, dtype, shape);
+  }
+
+  download(t: Tensor): Promise<Float32Array | Int32Array> {
+    return this.native.download(this.tensor("download", "t", t));
+  }
+
+  free(t: Tensor): void {
+    const tensor = this.tensor("free", "t", t);
+    this.native.free(tensor.storage.handle);
+    tensor.storage.freed = true;
+  }
+
+  reshape(t: Tensor, shape: readonly number[]): CudaTensor {
+    const tensor = this.tensor("reshape", "t", t);
+    const size = shapeSize(shape);
+    if (size !== tensor.size) {
+      throw new Error(`reshape: ${dtypeShape(tensor)} has ${tensor.size} elements, [${shape.join(",")}] needs ${size}`);
+    }
+    return new CudaTensor(tensor.dtype, [...shape], tensor.storage, tensor.byteOffset, tensor.host);
+  }
+
+  sliceRows(t: Tensor, start: number, count: number): CudaTensor {
+    const tensor = this.tensor("sliceRows", "t", t);
+    const rows = tensor.shape[0];
+    if (tensor.shape.length === 0 || !Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 ||
+      count < 0 || start + count > rows) {
+      throw new Error(`sliceRows: rows [${start}, ${start} + ${count}) outside ${dtypeShape(tensor)}`);
+    }
+    const rowSize = rows === 0 ? 0 : tensor.size / rows;
+    return new CudaTensor(tensor.dtype, [count, ...tensor.shape.slice(1)], tensor.storage,
+      tensor.byteOffset + start * rowSize * ELEMENT_BYTES[tensor.dtype],
+      tensor.host?.subarray(start * rowSize, (start + count) * rowSize));
+  }
+
+  // ---- ops ----
+
+  matmul(a: Tensor, b: Tensor, out: Tensor, options: MatmulOptions = {}): void {
+    const op = "matmul";
+    const ta = this.tensor(op, "a", a, ["f32"]);
+    const tb = this.tensor(op, "b", b, ["f32", "bf16", "f16"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const transA = options.transA ?? false, transB = options.transB ?? false;
+    const alpha = options.alpha ?? 1;
+    if (!Number.isFinite(alpha)) throw new Error(`${op}: alpha must be finite, got ${alpha}`);
+    const describe = `${op}: a [${ta.shape.join(",")}]${transA ? "ᵀ" : ""} · b${transB ? "ᵀ" : ""} [${tb.shape.join(",")}] → out [${to.shape.join(",")}]`;
+    if (ta.shape.length < 2 || tb.shape.length < 2) throw new Error(`${describe}: a and b need at least 2 dims`);
+    const lead = ta.shape.slice(0, -2);
+    const [aRows, aCols] = ta.shape.slice(-2);
+    const [bRows, bCols] = tb.shape.slice(-2);
+    const m = transA ? aCols : aRows, k = transA ? aRows : aCols;
+    const kb = transB ? bCols : bRows, n = transB ? bRows : bCols;
+    if (k !== kb) throw new Error(`${describe}: inner dims ${k} and ${kb} differ`);
+    const bLead = tb.shape.slice(0, -2);
+    const bBatched = bLead.length > 0;
+    if (bBatched && !sameDims(bLead, lead)) {
+      throw new Error(`${describe}: b's batch dims [${bLead.join(",")}] differ from a's [${lead.join(",")}] (b may also be 2-D, shared)`);
+    }
+    if (!sameDims(to.shape, [...lead, m, n])) throw new Error(`${describe}: out must be [${[...lead, m, n].join(",")}]`);
+    const batch = lead.reduce((p, d) => p * d, 1);
+    this.native.matmul(ta, tb, to, batch, m, n, k, transA, transB, bBatched, options.accumulate ?? false, alpha);
+  }
+
+  embedding(ids: Tensor, table: Tensor, out: Tensor): void {
+    const op = "embedding";
+    const ti = this.tensor(op, "ids", ids, ["i32"]);
+    const tt = this.tensor(op, "table", table, ["f32", "bf16", "f16"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: ids [${ti.shape.join(",")}], table [${tt.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and table 2-D`);
+    const [vocab, dim] = tt.shape;
+    if (!sameDims(to.shape, [ti.shape[0], dim])) throw new Error(`${describe}: out must be [${ti.shape[0]},${dim}]`);
+    this.native.embedding(ti, tt, to, vocab, dim);
+  }
+
+  rmsnorm(x: Tensor, weight: Tensor, eps: number, out: Tensor): void {
+    const op = "rmsnorm";
+    const tx = this.tensor(op, "x", x, ["f32"]);
+    const tw = this.tensor(op, "weight", weight, ["f32", "bf16", "f16"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: x [${tx.shape.join(",")}], weight [${tw.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
+    const dim = tx.shape[tx.shape.length - 1];
+    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
+    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: out must have x's shape`);
+    this.native.rmsnorm(tx, tw, to, dim === 0 ? 0 : tx.size / dim, dim, eps);
+  }
+
+  rope(x: Tensor, positions: Tensor, invFreq: Tensor, out: Tensor): void {
+    const [tx, tp, tf, to, tokens, heads, headDim] = this.ropeShapes("rope", ["x", "out"], x, positions, invFreq, out);
+    this.native.rope(tx, tp, tf, to, tokens, heads, headDim);
+  }
+
+  attention(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number, out: Tensor): void {
+    const a = this.attentionShapes("attention", { q, k, v, out }, { keyStart, keyEnd });
+    this.native.attention(a.q, a.k, a.v, a.ranges[0], a.ranges[1], a.out, a.queries, a.keys, a.heads, a.kvHeads,
+      a.headDim, scale);
+  }
+
+  swiglu(gate: Tensor, up: Tensor, out: Tensor): void {
+    const [g, u, o] = this.sameShape("swiglu", ["gate", "up", "out"], [gate, up, out]);
+    this.native.swiglu(g, u, o, g.size);
+  }
+
+  add(a: Tensor, b: Tensor, out: Tensor): void {
+    const [x, y, o] = this.sameShape("add", ["a", "b", "out"], [a, b, out]);
+    this.native.add(x, y, o, x.size);
+  }
+
+  logSoftmax(logits: Tensor, out: Tensor): void {
+    const op = "logSoftmax";
+    const tl = this.tensor(op, "logits", logits, ["f32"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: logits [${tl.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
+    if (!sameDims(to.shape, tl.shape)) throw new Error(`${describe}: out must have logits' shape`);
+    this.native.logSoftmax(tl, to, tl.shape[0], tl.shape[1]);
+  }
+
+  logSoftmaxGather(logits: Tensor, targets: Tensor, out: Tensor): void {
+    const op = "logSoftmaxGather";
+    const tl = this.tensor(op, "logits", logits, ["f32"]);
+    const tt = this.tensor(op, "targets", targets, ["i32"]);
+    const to = this.tensor(op, "out", out, ["f32"]);
+    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], out [${to.shape.join(",")}]`;
+    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
+    if (!sameDims(tt.shape, [tl.shape[0]]) || !sameDims(to.shape, [tl.shape[0]])) {
+      throw new Error(`${describe}: targets and out must be [${tl.shape[0]}]`);
+    }
+    this.native.logSoftmaxGather(tl, tt, to, tl.shape[0], tl.shape[1]);
+  }
+
+  scatterRows(src: Tensor, index: Tensor, dst: Tensor): void {
+    const op = "scatterRows";
+    const ts = this.tensor(op, "src", src);
+    const ti = this.tensor(op, "index", index, ["i32"]);
+    const td = this.tensor(op, "dst", dst, [ts.dtype]);
+    const describe = `${op}: src [${ts.shape.join(",")}], index [${ti.shape.join(",")}], dst [${td.shape.join(",")}]`;
+    if (ts.shape.length !== 2 || td.shape.length !== 2) throw new Error(`${describe}: src and dst must be 2-D`);
+    const width = ts.shape[1];
+    if (width !== td.shape[1]) throw new Error(`${describe}: row widths ${width} and ${td.shape[1]} differ`);
+    if (!sameDims(ti.shape, [ts.shape[0]])) throw new Error(`${describe}: index must be [${ts.shape[0]}]`);
+    this.native.scatterRows(ts, ti, td, ts.shape[0], td.shape[0], width);
+    if (td.host && ts.host) {  // keep the i32 mirror in step (in order, so the last duplicate wins here too)
+      const rows = ti.host!;
+      for (let t = 0; t < rows.length; t++) td.host.set(ts.host.subarray(t * width, (t + 1) * width), rows[t] * width);
+    }
+  }
+
+  // ---- scoring ----
+
+  treeAttention(q: Tensor, k: Tensor, v: Tensor, prefixStart: Tensor, prefixEnd: Tensor, extraOffsets: Tensor,
+    extraKeys: Tensor, scale: number, out: Tensor): void {
+    const op = "treeAttention";
+    const a = this.attentionShapes(op, { q, k, v, out }, { prefixStart, prefixEnd }, { extraOffsets, extraKeys });
+    const offsets = this.tensor(op, "extraOffsets", extraOffsets, ["i32"]);
+    const extra = this.tensor(op, "extraKeys", extraKeys, ["i32"]);
+    if (!sameDims(offsets.shape, [a.queries + 1])) throw new Error(`${a.describe}: extraOffsets must be [${a.queries + 1}]`);
+    if (extra.shape.length !== 1) throw new Error(`${a.describe}: extraKeys must be 1-D`);
+    this.native.treeAttention(a.q, a.k, a.v, a.ranges[0], a.ranges[1], offsets, extra, a.out, a.queries, a.keys,
+      a.heads, a.kvHeads, a.headDim, scale);
+  }
+
+  // ---- training ----
+
+  attentionForTraining(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number,
+    out: Tensor, lse: Tensor): void {
+    const op = "attentionForTraining";
+    const tl = this.tensor(op, "lse", lse, ["f32"]);
+    const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { lse: tl });
+    if (!sameDims(tl.shape, [a.queries, a.heads])) throw new Error(`${a.describe}: lse must be [${a.queries},${a.heads}]`);
+    this.native.attentionForTraining(a.q, a.k, a.v, a.ranges[0], a.ranges[1], a.out, a.queries, a.keys, a.heads,
+      a.kvHeads, a.headDim, scale, tl);
+  }
+
+  attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, lse: Tensor, keyStart: Tensor,
+    keyEnd: Tensor, scale: number, dq: Tensor, dk: Tensor, dv: Tensor): void {
+    const op = "attentionBackward";
+    const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { dOut, lse, dq, dk, dv });
+    const t = (name: string, x: Tensor) => this.tensor(op, name, x, ["f32"]);
+    const [tdo, tl, tdq, tdk, tdv] = [t("dOut", dOut), t("lse", lse), t("dq", dq), t("dk", dk), t("dv", dv)];
+    const qShape = [a.queries, a.heads, a.headDim], kvShape = [a.keys, a.kvHeads, a.headDim];
+    if (!sameDims(tdo.shape, qShape) || !sameDims(tdq.shape, qShape)) throw new Error(`${a.describe}: dOut and dq must have q's shape`);
+    if (!sameDims(tdk.shape, kvShape) || !sameDims(tdv.shape, kvShape)) throw new Error(`${a.describe}: dk and dv must have k's shape`);
+    if (!sameDims(tl.shape, [a.queries, a.heads])) throw new Error(`${a.describe}: lse must be [${a.queries},${a.heads}]`);
+    this.native.attentionBackward(a.q, a.k, a.v, a.out, tdo, tl, a.ranges[0], a.ranges[1], tdq, tdk, tdv, a.queries,
+      a.keys, a.heads, a.kvHeads, a.headDim, scale);
+  }
+
+  embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor): void {
+    const op = "embeddingBackward";
+    const ti = this.tensor(op, "ids", ids, ["i32"]);
+    const td = this.tensor(op, "dOut", dOut, ["f32"]);
+    const tt = this.tensor(op, "dTable", dTable, ["f32"]);
+    const describe = `${op}: ids [${ti.shape.join(",")}], dOut [${td.shape.join(",")}], dTable [${tt.shape.join(",")}]`;
+    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and dTable 2-D`);
+    const [vocab, dim] = tt.shape;
+    if (!sameDims(td.shape, [ti.shape[0], dim])) throw new Error(`${describe}: dOut must be [${ti.shape[0]},${dim}]`);
+    this.native.embeddingBackward(ti, td, tt, vocab, dim);
+  }
+
+  rmsnormBackward(x: Tensor, weight: Tensor, dOut: Tensor, eps: number, dx: Tensor, dWeight: Tensor | null): void {
+    const op = "rmsnormBackward";
+    const tx = this.tensor(op, "x", x, ["f32"]);
+    const tw = this.tensor(op, "weight", weight, ["f32", "bf16", "f16"]);
+    const td = this.tensor(op, "dOut", dOut, ["f32"]);
+    const tdx = this.tensor(op, "dx", dx, ["f32"]);
+    const tdw = dWeight === null ? null : this.tensor(op, "dWeight", dWeight, ["f32"]);
+    const describe = `${op}: x [${tx.shape.join(",")}], weight [${tw.shape.join(",")}], dOut [${td.shape.join(",")}], ` +
+      `dx [${tdx.shape.join(",")}], dWeight ${tdw ? `[${tdw.shape.join(",")}]` : "null"}`;
+    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
+    const dim = tx.shape[tx.shape.length - 1];
+    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
+    if (tdw && !sameDims(tdw.shape, [dim])) throw new Error(`${describe}: dWeight must be [${dim}]`);
+    if (!sameDims(td.shape, tx.shape) || !sameDims(tdx.shape, tx.shape)) throw new Error(`${describe}: dOut and dx must have x's shape`);
+    this.native.rmsnormBackward(tx, tw, td, tdx, tdw, dim === 0 ? 0 : tx.size / dim, dim, eps);
+  }
+
+  ropeBackward(dOut: Tensor, positions: Tensor, invFreq: Tensor, dx: Tensor): void {
+    const [td, tp, tf, tdx, tokens, heads, headDim] = this.ropeShapes("ropeBackward", ["dOut", "dx"], dOut, positions, invFreq, dx);
+    this.native.ropeBackward(td, tp, tf, tdx, tokens, heads, headDim);
+  }
+
+  swigluBackward(gate: Tensor, up: Tensor, dOut: Tensor, dGate: Tensor, dUp: Tensor): void {
+    const [g, u, d, dg, du] = this.sameShape("swigluBackward", ["gate", "up", "dOut", "dGate", "dUp"], [gate, up, dOut, dGate, dUp]);
+    this.native.swigluBackward(g, u, d, dg, du, g.size);
+  }
+
+  crossEntropy(logits: Tensor, targets: Tensor, gradScale: number, losses: Tensor, dLogits: Tensor): void {
+    const op = "crossEntropy";
+    const tl = this.tensor(op, "logits", logits, ["f32"]);
+    const tt = this.tensor(op, "targets", targets, ["i32"]);
+    const tlo = this.tensor(op, "losses", losses, ["f32"]);
+    const td = this.tensor(op, "dLogits", dLogits, ["f32"]);
+    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], losses [${tlo.shape.join(",")}], dLogits [${td.shape.join(",")}]`;
+    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
+    const [rows, vocab] = tl.shape;
+    if (!sameDims(tt.shape, [rows]) || !sameDims(tlo.shape, [rows])) throw new Error(`${describe}: targets and losses must be [${rows}]`);
+    if (!sameDims(td.shape, tl.shape)) throw new Error(`${describe}: dLogits must have logits' shape`);
+    this.native.crossEntropy(tl, tt, tlo, td, rows, vocab, gradScale);
+  }
+
+  adamw(param: Tensor, grad: Tensor, m: Tensor, v: Tensor, hyper: AdamWHyper): void {
+    const [p, g, tm, tv] = this.sameShape("adamw", ["param", "grad", "m", "v"], [param, grad, m, v]);
+    this.native.adamw(p, g, tm, tv, p.size, hyper.learningRate, hyper.beta1, hyper.beta2, hyper.epsilon,
+      hyper.weightDecay, hyper.step);
+  }
+
+  sumOfSquares(x: Tensor): Promise<number> {
+    const tx = this.tensor("sumOfSquares", "x", x, ["f32"]);
+    return this.native.sumOfSquares(tx, tx.size);
+  }
+
+  scale(x: Tensor, factor: number, out: Tensor): void {
+    const [tx, to] = this.sameShape("scale", ["x", "out"], [x, out]);
+    this.native.scale(tx, factor, to, tx.size);
+  }
+
+  fill(t: Tensor, value: number): void {
+    const tt = this.tensor("fill", "t", t, ["f32", "bf16", "f16", "i32"]);
+    if (tt.dtype === "i32" && (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31)) {
+      throw new Error(`fill: ${value} is not an i32 value (t is ${dtypeShape(tt)})`);
+    }
+    this.native.fill(tt, value);
+    tt.host?.fill(value);
+  }
+
+  convert(src: Tensor, dst: Tensor): void {
+    const op = "convert";
+    const ts = this.tensor(op, "src", src, ["f32", "bf16", "f16"]);
+    const td = this.tensor(op, "dst", dst, ["f32", "bf16", "f16"]);
+    if (!sameDims(ts.shape, td.shape)) {
+      throw new Error(`${op}: src ${dtypeShape(ts)} and dst ${dtypeShape(td)} must have the same shape`);
+    }
+    this.native.convert(ts, td);
+  }
+
+  sync(): Promise<void> {
+    return this.native.synchronize();
+  }
+
+  // ---- helpers ----
+
+  private tensor(op: string, name: string, t: Tensor, dtypes?: readonly DType[]): CudaTensor {
+    if (!(t instanceof CudaTensor)) throw new Error(`${op}: ${name} is not a CUDA tensor`);
+    if (dtypes && !dtypes.includes(t.dtype)) {
+      throw new Error(`${op}: ${name} is ${dtypeShape(t)}, dtype must be ${dtypes.join(" or ")}`);
+    }
+    void t.handle;  // throws if freed
+    return t;
+  }
+
+  private ropeShapes(op: string, [inName, outName]: readonly [string, string], x: Tensor, positions: Tensor,
+    invFreq: Tensor, out: Tensor): [CudaTensor, CudaTensor, CudaTensor, CudaTensor, number, number, number] {
+    const tx = this.tensor(op, inName, x, ["f32"]);
+    const tp = this.tensor(op, "positions", positions, ["i32"]);
+    const tf = this.tensor(op, "invFreq", invFreq, ["f32"]);
+    const to = this.tensor(op, outName, out, ["f32"]);
+    const describe = `${op}: ${inName} [${tx.shape.join(",")}], positions [${tp.shape.join(",")}], invFreq [${tf.shape.join(",")}], ${outName} [${to.shape.join(",")}]`;
+    if (tx.shape.length !== 3) throw new Error(`${describe}: ${inName} must be [T, heads, headDim]`);
+    const [tokens, heads, headDim] = tx.shape;
+    if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
+    if (!sameDims(tp.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
+    if (!sameDims(tf.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
+    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: ${outName} must have ${inName}'s shape`);
+    return [tx, tp, tf, to, tokens, heads, headDim];
+  }
+
+  /**
+   * Shape checks shared by the attention ops: q, out [Tq, H, hd]; k, v [Tk, KV, hd] with H a multiple of KV;
+   * the two per-query range tensors i32 [Tq]. `more` only adds tensors to the error message.
+   */
+  private attentionShapes(op: string, main: { q: Tensor; k: Tensor; v: Tensor; out: Tensor },
+    rangeTensors: Record<string, Tensor>, more: Record<string, Tensor> = {}) {
+    const [tq, tk, tv, to] = (["q", "k", "v", "out"] as const).map((name) => this.tensor(op, name, main[name], ["f32"]));
+    const ranges = Object.entries(rangeTensors).map(([name, t]) => this.tensor(op, name, t, ["i32"]));
+    const shapes = [["q", tq], ["k", tk], ["v", tv], ...Object.entries(rangeTensors), ["out", to], ...Object.entries(more)] as const;
+    const describe = `${op}: ${shapes.map(([name, t]) => `${name} [${(t as Tensor).shape.join(",")}]`).join(", ")}`;
+    if (tq.shape.length !== 3 || tk.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
+    const [queries, heads, headDim] = tq.shape;
+    const [keys, kvHeads, kHeadDim] = tk.shape;
+    if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
+    if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
+    if (!sameDims(tv.shape, tk.shape)) throw new Error(`${describe}: v must have k's shape`);
+    if (!ranges.every((t) => sameDims(t.shape, [queries]))) {
+      throw new Error(`${describe}: ${Object.keys(rangeTensors).join(" and ")} must be [${queries}]`);
+    }
+    if (!sameDims(to.shape, tq.shape)) throw new Error(`${describe}: out must have q's shape`);
+    return { describe, queries, keys, heads, kvHeads, headDim, q: tq, k: tk, v: tv, out: to, ranges };
+  }
+
+  private sameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): CudaTensor[] {
+    const checked = tensors.map((t, i) => this.tensor(op, names[i], t, ["f32"]));
+    if (!checked.every((t) => sameDims(t.shape, checked[0].shape))) {
+      throw new Error(`${op}: shapes differ: ${checked.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
+    }
+    return checked;
+  }
+
+  private checkHost(what: string, data: HostArray, dtype: DType, shape: readonly number[]): void {
+    if (!arrayMatches(data, dtype)) throw new Error(`${what}: ${dtype} data must be a ${ARRAY_KIND[dtype]}`);
+    const size = shapeSize(shape);
+    if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
+  }
+}
+
+export function createCudaBackend(): CudaBackend {
+  return CudaBackend.create();
+}

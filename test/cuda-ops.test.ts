@@ -1,0 +1,117 @@
+/**
+ * The shared op suite on the CUDA backend, when this machine has a usable NVIDIA GPU and the addon was built
+ * with nvcc; otherwise one skipped test whose name says why. Plus CUDA-specific checks the suite's small
+ * shapes don't reach: the tensor-core matmul's 16-byte-load path and several block tiles, attention with
+ * head dims that need > 48 KiB of shared memory, views into device buffers, use after free, sync.
+ * (bench/device/cuda-check.sh runs this file on a GPU machine.)
+ */
+import { describe, expect, it } from "vitest";
+import type { Backend, Tensor } from "../src/engine/backend.js";
+import { createCpuBackend } from "../src/engine/cpu/backend.js";
+import { CudaBackend, cudaStatus } from "../src/engine/cuda/backend.js";
+import { F32_TOLERANCE, defineOpSuite, keyRanges, makeRandom, randomF32 } from "./op-suite.js";
+import { bf16ToNumber, matmulRef, numberToBf16, relativeError } from "./reference.js";
+
+const status = cudaStatus();
+
+if ("reason" in status) {
+  it.skipIf(true)(`cuda: ${status.reason}`, () => {});
+} else {
+  defineOpSuite("cuda", () => CudaBackend.create());
+
+  describe("cuda backend", () => {
+    const cuda = CudaBackend.create();
+    const cpu = createCpuBackend();
+
+    it("describes the device", () => {
+      expect(cuda.describe()).toMatch(/^cuda \(.+compute \d+\.\d+.+kernels built for .+\)$/);
+    });
+
+    it("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts)", async () => {
+      const random = makeRandom(101);
+      for (const [batch, m, n, k] of [[1, 300, 264, 520], [2, 130, 136, 64], [1, 257, 250, 100], [1, 1, 4096, 4096]]) {
+        for (const transB of [false, true]) {
+          const a = randomF32(random, batch * m * k);
+          const bBits = Uint16Array.from(randomF32(random, k * n), numberToBf16);
+          const out = cuda.alloc("f32", batch === 1 ? [m, n] : [batch, m, n]);
+          cuda.matmul(cuda.upload(a, "f32", batch === 1 ? [m, k] : [batch, m, k]), cuda.weight(bBits, "bf16", transB ? [n, k] : [k, n]),
+            out, { transB, alpha: 0.5 });
+          const got = await cuda.download(out);
+          const aRounded = Float64Array.from(a, (x) => bf16ToNumber(numberToBf16(x)));
+          const want = matmulRef(aRounded, Float64Array.from(bBits, bf16ToNumber),
+            { batch, m, n, k, transA: false, transB, bBatched: false }).map((x) => 0.5 * x);
+          const error = relativeError(got, want);
+          expect(error, `[${batch},${m},${n},${k}] transB ${transB}: ${error}`).toBeLessThanOrEqual(F32_TOLERANCE);
+        }
+      }
+    });
+
+    it("f32 matmul with split K (long K, small output) equals the CPU backend", async () => {
+      const random = makeRandom(103);
+      const [m, n, k] = [16, 4096, 2048];
+      const a = randomF32(random, k * m), b = randomF32(random, k * n);
+      const results: Float32Array[] = [];
+      for (const backend of [cuda, cpu] as Backend[]) {
+        const out = backend.upload(randomF32(makeRandom(7), m * n), "f32", [m, n]);
+        backend.matmul(backend.upload(a, "f32", [k, m]), backend.upload(b, "f32", [k, n]), out, { transA: true, accumulate: true });
+        results.push((await backend.download(out)) as Float32Array);
+      }
+      expect(relativeError(results[0], results[1])).toBeLessThanOrEqual(F32_TOLERANCE);
+    });
+
+    it("attention forward/backward at Llama head dims (64, 128, 256) equal the CPU backend", async () => {
+      const random = makeRandom(107);
+      for (const [queries, heads, kvHeads, headDim] of [[70, 4, 2, 64], [45, 2, 2, 128], [33, 4, 1, 256]]) {
+        const q = randomF32(random, queries * heads * headDim), k = randomF32(random, queries * kvHeads * headDim);
+        const v = randomF32(random, queries * kvHeads * headDim), dOut = randomF32(random, queries * heads * headDim);
+        const ranges = keyRanges("packed", queries, queries, random);
+        const scale = 1 / Math.sqrt(headDim);
+        const results: Float32Array[][] = [];
+        for (const backend of [cuda, cpu] as Backend[]) {
+          const up = (x: Float32Array, h: number) => backend.upload(x, "f32", [queries, h, headDim]);
+          const [tq, tk, tv, tdo] = [up(q, heads), up(k, kvHeads), up(v, kvHeads), up(dOut, heads)];
+          const start = backend.upload(ranges.start, "i32", [queries]), end = backend.upload(ranges.end, "i32", [queries]);
+          const out = backend.alloc("f32", [queries, heads, headDim]), lse = backend.alloc("f32", [queries, heads]);
+          backend.attentionForTraining(tq, tk, tv, start, end, scale, out, lse);
+          const dq = backend.alloc("f32", [queries, heads, headDim]);
+          const dk = backend.alloc("f32", [queries, kvHeads, headDim]), dv = backend.alloc("f32", [queries, kvHeads, headDim]);
+          backend.attentionBackward(tq, tk, tv, out, tdo, lse, start, end, scale, dq, dk, dv);
+          results.push(await Promise.all([out, lse, dq, dk, dv].map((t) => backend.download(t))) as Float32Array[]);
+        }
+        ["out", "lse", "dq", "dk", "dv"].forEach((name, i) => {
+          const error = relativeError(results[0][i], results[1][i]);
+          expect(error, `${name} hd ${headDim}: ${error}`).toBeLessThanOrEqual(F32_TOLERANCE);
+        });
+      }
+    });
+
+    it("views: sliceRows/reshape of device tensors feed ops and downloads", async () => {
+      const x = cuda.upload(Float32Array.from({ length: 24 }, (_, i) => i), "f32", [6, 4]);
+      const rows = cuda.sliceRows(x, 2, 3);
+      expect(Array.from(await cuda.download(rows))).toEqual(Array.from({ length: 12 }, (_, i) => i + 8));
+      const doubled = cuda.alloc("f32", [3, 4]);
+      cuda.scale(rows, 2, doubled);
+      expect(Array.from(await cuda.download(cuda.reshape(doubled, [12])))).toEqual(Array.from({ length: 12 }, (_, i) => 2 * (i + 8)));
+      const ids = cuda.upload(Int32Array.from([5, 6, 7, 8]), "i32", [4]);
+      const tail = cuda.sliceRows(ids, 1, 3);
+      cuda.fill(tail, 1);
+      expect(Array.from(await cuda.download(ids))).toEqual([5, 1, 1, 1]);
+    });
+
+    it("a download is a snapshot: later ops don't change what it returns", async () => {
+      const t = cuda.upload(Float32Array.of(1, 2, 3), "f32", [3]);
+      const before = cuda.download(t);
+      cuda.fill(t, 9);
+      expect(Array.from(await before)).toEqual([1, 2, 3]);
+      await cuda.sync();
+      expect(Array.from(await cuda.download(t))).toEqual([9, 9, 9]);
+    });
+
+    it("use after free throws, naming the tensor; CPU tensors are refused", () => {
+      const t: Tensor = cuda.alloc("f32", [2, 2]);
+      cuda.free(t);
+      expect(() => cuda.fill(t, 0)).toThrow(/used after free/);
+      expect(() => cuda.add(cpu.alloc("f32", [2]), cpu.alloc("f32", [2]), cpu.alloc("f32", [2]))).toThrow(/^add: a is not a CUDA tensor/);
+    });
+  });
+}
