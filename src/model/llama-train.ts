@@ -49,6 +49,25 @@ export interface TrainableLlamaOptions {
    * reader here so whole-model finite differences see no f32 rounding.
    */
   readLosses?: (losses: Tensor) => Promise<ArrayLike<number>>;
+  /** Replace the parts around the layers (the CAREER baseline, src/model/career.ts, uses them). */
+  hooks?: TrainableLlamaHooks;
+}
+
+/**
+ * Other inputs and another loss around the same decoder layers: extra embeddings added to the token
+ * embedding, and a loss computed from the logits in place of the fused cross-entropy.
+ */
+export interface TrainableLlamaHooks {
+  /** x0 [T, d] += extra input embeddings of the batch (after the token embedding). */
+  addInput?(x0: Tensor, batch: PackedBatch): void;
+  /** Accumulate the gradients of what addInput added, given dx0 = ∂loss/∂x0 (read-only). */
+  inputBackward?(dx0: Tensor, batch: PackedBatch): void;
+  /**
+   * In place of the fused cross-entropy, for logits [rows, vocab] of batch rows [start, start + rows):
+   * return each row's loss (rows whose target is −1 are ignored) and overwrite `logits` with
+   * gradScale · ∂loss/∂logits (zero on rows whose target is −1).
+   */
+  loss?(logits: Tensor, batch: PackedBatch, start: number, gradScale: number): Promise<ArrayLike<number>>;
 }
 
 /** One packed micro-batch: documents laid end to end on one token axis. */
@@ -390,10 +409,11 @@ export class TrainableLlama {
       // Residual stream: xs[l] is layer l's input (kept for every layer, also when recomputing).
       const xs = Array.from({ length: cfg.numLayers + 1 }, (_, l) => this.rows(`x${l}`, d, T));
       be.embedding(ctx.ids, this.embed.weight, xs[0]);
+      this.options.hooks?.addInput?.(xs[0], batch);
       for (let l = 0; l < cfg.numLayers; l++) await this.layerForward(l, xs[l], xs[l + 1], this.layerActivations(l, T), ctx);
 
       const dx = this.rows("dx", d, T);
-      const outcome = await this.head(xs[cfg.numLayers], batch.targets, ctx, how, dx);
+      const outcome = await this.head(xs[cfg.numLayers], batch, ctx, how, dx);
       if (!how.backward) return outcome;
 
       for (let l = cfg.numLayers - 1; l >= 0; l--) {
@@ -403,6 +423,7 @@ export class TrainableLlama {
       }
       // dTable[ids[t]] += dx[t]
       if (this.embed.grad) be.embeddingBackward(ctx.ids, dx, this.embed.grad);
+      this.options.hooks?.inputBackward?.(dx, batch);
       return outcome;
     } finally {
       for (const t of ctx.temporaries) be.free(t);
@@ -411,9 +432,9 @@ export class TrainableLlama {
 
   /** Final norm, logits in row chunks, fused cross-entropy; with backward, dx = ∂loss/∂x_L. */
   private async head(
-    x: Tensor, targets: Int32Array, ctx: BatchContext, how: { backward: boolean; gradScale: number }, dx: Tensor,
+    x: Tensor, batch: PackedBatch, ctx: BatchContext, how: { backward: boolean; gradScale: number }, dx: Tensor,
   ): Promise<ForwardOutcome> {
-    const be = this.backend, cfg = this.config;
+    const be = this.backend, cfg = this.config, targets = batch.targets, lossHook = this.options.hooks?.loss;
     const T = ctx.rows, d = cfg.hiddenSize, vocab = cfg.vocabSize;
     const xf = this.rows("xf", d, T);
     be.rmsnorm(x, this.finalNorm.weight, cfg.rmsNormEps, xf);
@@ -435,12 +456,17 @@ export class TrainableLlama {
       const xfRows = be.sliceRows(xf, start, rows);
       const logitRows = be.sliceRows(logits, 0, rows);
       const lossRows = be.sliceRows(losses, 0, rows);
-      const targetT = be.upload(chunkTargets, "i32", [rows]);
-      ctx.temporaries.push(targetT);
       // logits = xf · Wlmᵀ;  loss_r = lse(z_r) − z_r[y_r];  dz_r = gradScale · (softmax(z_r) − onehot(y_r)) (in place)
       be.matmul(xfRows, this.lmHead.weight, logitRows, { transB: true });
-      be.crossEntropy(logitRows, targetT, how.gradScale, lossRows, logitRows);
-      const values = await this.readLosses(lossRows);
+      let values: ArrayLike<number>;
+      if (lossHook) {
+        values = await lossHook(logitRows, batch, start, how.gradScale);
+      } else {
+        const targetT = be.upload(chunkTargets, "i32", [rows]);
+        ctx.temporaries.push(targetT);
+        be.crossEntropy(logitRows, targetT, how.gradScale, lossRows, logitRows);
+        values = await this.readLosses(lossRows);
+      }
       for (let r = 0; r < rows; r++) {
         if (chunkTargets[r] < 0) continue;
         rowLosses[start + r] = values[r];
