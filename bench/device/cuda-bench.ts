@@ -1,0 +1,234 @@
+/**
+ * The CUDA benchmarks of bench/device/cuda-check.sh (compiled by tsc to dist/bench/device/cuda-bench.js).
+ *
+ *   node dist/bench/device/cuda-bench.js <rows.tsv> [peer.json]
+ *
+ * Appends one tab-separated row per measurement to rows.tsv (what, ours, peer, ratio, note); the shell script
+ * prints the table. peer.json is what bench/device/peft_peer.py measured in the same run (PyTorch bf16 GEMM
+ * peak and PyTorch+PEFT LoRA step times on the same model shapes); rows without a peer say so.
+ *
+ * Rows: bf16 matmul TFLOP/s vs the measured peak; the CUDA forward vs the CPU backend (max |Δ logprob| on a
+ * small model: the CPU backend is the one checked against llama.cpp); LoRA training tokens/s on the `1b`
+ * preset and on a Llama-2-7B-shaped model (random bf16 weights, every layer the same values: the timing
+ * doesn't depend on them); scoring person-years/s on `1b`. A piece another engineer hasn't landed yet
+ * prints "not available yet" instead of failing the run.
+ */
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Backend } from "../../src/engine/backend.js";
+import { createCpuBackend } from "../../src/engine/cpu/backend.js";
+import { CudaBackend, cudaStatus } from "../../src/engine/cuda/backend.js";
+import type { LlamaConfig } from "../../src/model/config.js";
+import { expectedTensorShapes } from "../../src/model/config.js";
+import { MODEL_PRESETS } from "../../src/model/presets.js";
+import type { LlamaWeights, HostTensor } from "../../src/model/weights.js";
+
+const [rowsPath, peerPath] = process.argv.slice(2);
+if (!rowsPath) {
+  console.error("usage: node dist/bench/device/cuda-bench.js <rows.tsv> [peer.json]");
+  process.exit(2);
+}
+
+interface PeerResults {
+  bf16PeakTflops?: number;
+  lora?: Record<string, { tokensPerSecond: number; stepSeconds: number } | { error: string }>;
+  error?: string;
+}
+const peer: PeerResults = peerPath && existsSync(peerPath) ? (JSON.parse(readFileSync(peerPath, "utf8")) as PeerResults) : {};
+
+function row(what: string, ours: string, peerValue = "", ratio = "", note = ""): void {
+  const clean = (s: string) => s.replace(/[\t\n]/g, " ");
+  appendFileSync(rowsPath, [what, ours, peerValue, ratio, note].map(clean).join("\t") + "\n");
+  console.log(`${what}: ${ours}${peerValue ? ` (peer ${peerValue}, ratio ${ratio})` : ""}${note ? ` — ${note}` : ""}`);
+}
+
+const fmt = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : String(x));
+
+/** Small random bf16 values from a seeded xorshift (fast enough for 7B parameters). */
+function randomBf16(count: number, seed: number, scale: number): Uint16Array {
+  const out = new Uint16Array(count);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  let s = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < count; i++) {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    f[0] = ((s / 4294967296) * 2 - 1) * scale;
+    out[i] = u[0] >>> 16;
+  }
+  return out;
+}
+
+/**
+ * Random bf16 weights for `config`; each distinct tensor shape is generated once and shared by every layer
+ * (the backend uploads each tensor separately, so device memory and timing are those of a real model).
+ */
+function sharedRandomWeights(config: LlamaConfig): LlamaWeights {
+  const shapes = expectedTensorShapes(config);
+  const cache = new Map<string, HostTensor>();
+  const make = (name: string): HostTensor => {
+    const shape = shapes.get(name)!;
+    const norm = name.endsWith("norm.weight");
+    const key = `${shape.join("x")}${norm ? "n" : ""}`;
+    let tensor = cache.get(key);
+    if (!tensor) {
+      const count = shape.reduce((p, d) => p * d, 1);
+      tensor = norm
+        ? { dtype: "f32", shape: [...shape], data: new Float32Array(count).fill(1) }
+        : { dtype: "bf16", shape: [...shape], data: randomBf16(count, cache.size + 1, 0.02) };
+      cache.set(key, tensor);
+    }
+    return tensor;
+  };
+  const embedTokens = make("model.embed_tokens.weight");
+  return {
+    embedTokens,
+    layers: Array.from({ length: config.numLayers }, (_, l) => {
+      const p = `model.layers.${l}.`;
+      return {
+        inputNorm: make(`${p}input_layernorm.weight`), q: make(`${p}self_attn.q_proj.weight`),
+        k: make(`${p}self_attn.k_proj.weight`), v: make(`${p}self_attn.v_proj.weight`),
+        o: make(`${p}self_attn.o_proj.weight`), postNorm: make(`${p}post_attention_layernorm.weight`),
+        gate: make(`${p}mlp.gate_proj.weight`), up: make(`${p}mlp.up_proj.weight`), down: make(`${p}mlp.down_proj.weight`),
+      };
+    }),
+    norm: make("model.norm.weight"),
+    lmHead: config.tieWordEmbeddings ? embedTokens : make("lm_head.weight"),
+  };
+}
+
+/** The Llama-2-7B shape (HF meta-llama/Llama-2-7b-hf config). */
+export const LLAMA2_7B: LlamaConfig = {
+  ...MODEL_PRESETS["1b"], hiddenSize: 4096, intermediateSize: 11008, numLayers: 32, numHeads: 32, numKvHeads: 32, headDim: 128,
+  maxPositionEmbeddings: 4096,
+};
+
+/** The LoRA setup both sides use: r 16, alpha 32, no dropout, every Linear of every layer. */
+export const BENCH_LORA = {
+  rank: 16, alpha: 32, dropout: 0, useRslora: false,
+  targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+} as const;
+export const BENCH_SEQ_LEN = 1024;
+const TIMED_STEPS = Number(process.env.LABOR_BENCH_STEPS ?? 3);
+
+async function section(name: string, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (error) {
+    const message = (error as Error).message ?? String(error);
+    const missing = /Cannot find module|does not provide an export|is not a function/.test(message);
+    row(name, missing ? "not available yet" : `failed: ${message.split("\n")[0].slice(0, 200)}`);
+  }
+}
+
+async function matmulRows(cuda: CudaBackend): Promise<void> {
+  for (const [m, n, k] of [[4096, 4096, 4096], [1024, 11008, 4096], [8192, 8192, 8192]]) {
+    const a = cuda.upload(new Float32Array(m * k).fill(0.01), "f32", [m, k]);
+    const b = cuda.weight(randomBf16(n * k, 3, 0.02), "bf16", [n, k]);
+    const out = cuda.alloc("f32", [m, n]);
+    const reps = 10;
+    cuda.matmul(a, b, out, { transB: true });
+    await cuda.sync();
+    const started = performance.now();
+    for (let r = 0; r < reps; r++) cuda.matmul(a, b, out, { transB: true });
+    await cuda.sync();
+    const seconds = (performance.now() - started) / 1000;
+    const tflops = (2 * m * n * k * reps) / seconds / 1e12;
+    const peak = peer.bf16PeakTflops;
+    row(`matmul bf16 ${m}×${n}×${k} (a f32, b bf16ᵀ) TFLOP/s`, fmt(tflops), peak ? fmt(peak) : "", peak ? fmt(tflops / peak, 2) : "",
+      peak ? "peer = torch.matmul bf16 8192³ (cuBLAS), the measured peak" : "no peak measured (python/torch missing)");
+    for (const t of [a, b, out]) cuda.free(t);
+  }
+}
+
+async function forwardParityRow(cuda: CudaBackend): Promise<void> {
+  const { initModel } = await import("../../src/model/init.js");
+  const { loadLlama } = await import("../../src/model/load.js");
+  const dir = mkdtempSync(join(tmpdir(), "labor-llm-cuda-parity-"));
+  try {
+    for (const dtype of ["f32", "bf16"] as const) {
+      const modelDir = join(dir, dtype);
+      initModel({ config: MODEL_PRESETS["small-gqa"], seed: 7, dtype, outDir: modelDir });
+      const sequences = Array.from({ length: 4 }, (_, s) => Array.from({ length: 128 }, (_, t) => 1 + ((t * 7919 + s * 104729) % 31999)));
+      const [ours, cpu] = await Promise.all([cuda, createCpuBackend()].map((backend: Backend) => loadLlama(modelDir, backend).model.tokenLogprobs(sequences)));
+      let maxDelta = 0;
+      ours.forEach((row, s) => row.forEach((x, t) => { if (t > 0) maxDelta = Math.max(maxDelta, Math.abs(x - cpu[s][t])); }));
+      const tolerance = dtype === "f32" ? 1e-3 : 2e-2;
+      row(`forward small-gqa ${dtype}: max |Δ logprob| CUDA vs CPU backend`, maxDelta.toExponential(2), "", "",
+        `${maxDelta <= tolerance ? "within" : "OVER"} ${tolerance} (the CPU backend is the one checked against llama.cpp)`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig): Promise<void> {
+  const { TrainableLlama } = await import("../../src/model/llama-train.js");
+  const { AdamW, ADAMW_DEFAULTS } = await import("../../src/train/optimizer.js");
+  const { trainingStep } = await import("../../src/train/step.js");
+  const { buildPackedBatch } = await import("../../src/train/batches.js");
+  const model = new TrainableLlama(cuda, config, sharedRandomWeights(config), {
+    mode: { kind: "lora", lora: { ...BENCH_LORA, targetModules: [...BENCH_LORA.targetModules] } }, maxTokens: BENCH_SEQ_LEN, seed: 1,
+  });
+  const optimizer = new AdamW(cuda, model.parameters, ADAMW_DEFAULTS);
+  try {
+    const batch = (serial: number) => buildPackedBatch([{
+      ids: Int32Array.from({ length: BENCH_SEQ_LEN }, (_, t) => 1 + ((t * 7919 + serial * 104729) % (config.vocabSize - 1))),
+      lossMask: new Uint8Array(BENCH_SEQ_LEN).fill(1, 1),
+    }], [0], serial);
+    const step = (s: number) => trainingStep(model, optimizer, [batch(s)], { step: s, learningRate: 1e-4, maxGradNorm: 1 });
+    await step(1);
+    await cuda.sync();
+    const started = performance.now();
+    for (let s = 0; s < TIMED_STEPS; s++) await step(s + 2);
+    await cuda.sync();
+    const seconds = (performance.now() - started) / 1000;
+    const tokensPerSecond = (BENCH_SEQ_LEN * TIMED_STEPS) / seconds;
+    const theirs = peer.lora?.[label];
+    const theirsOk = theirs && "tokensPerSecond" in theirs ? theirs : undefined;
+    row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens) tokens/s`, fmt(tokensPerSecond, 0),
+      theirsOk ? fmt(theirsOk.tokensPerSecond, 0) : "", theirsOk ? fmt(tokensPerSecond / theirsOk.tokensPerSecond, 2) : "",
+      `step ${fmt(seconds / TIMED_STEPS, 3)} s; peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
+  } finally {
+    optimizer.free();
+    model.free();
+  }
+}
+
+async function scoringRow(cuda: CudaBackend): Promise<void> {
+  const { benchmarkScoringPaths } = await import("../../src/score/benchmark.js");
+  const { initModel } = await import("../../src/model/init.js");
+  const { loadLlama } = await import("../../src/model/load.js");
+  const { Tokenizer } = await import("../../src/text/tokenizer.js");
+  const { generateSyntheticPanel } = await import("../../src/data/synthetic.js");
+  const dir = mkdtempSync(join(tmpdir(), "labor-llm-cuda-score-"));
+  try {
+    initModel({ config: MODEL_PRESETS["1b"], seed: 3, dtype: "bf16", outDir: dir });
+    const { model } = loadLlama(dir, cuda);
+    const people = generateSyntheticPanel({ profile: "nlsy79", people: 8, seed: 5 }).panel.people;
+    const result = await benchmarkScoringPaths(model, Tokenizer.fromDirectory(dir), people);
+    row("scoring 1b bf16, prefix-shared: person-years/s", fmt(result.prefixShared.personYearsPerSecond, 2),
+      fmt(result.naive.personYearsPerSecond, 2), fmt(result.speedup, 2),
+      `peer = the naive path on CUDA; ${result.personYears} person-years, ${result.candidates} candidates; max |Δ| ${result.maxAbsDifference.toExponential(1)}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const status = cudaStatus();
+  if ("reason" in status) {
+    row("cuda backend", `unavailable: ${status.reason}`);
+    return;
+  }
+  const cuda = CudaBackend.create();
+  console.log(cuda.describe());
+  const only = process.env.LABOR_BENCH_ONLY?.split(",");
+  const want = (name: string) => !only || only.includes(name);
+  if (want("matmul")) await section("matmul", () => matmulRows(cuda));
+  if (want("parity")) await section("forward vs CPU", () => forwardParityRow(cuda));
+  if (want("lora1b")) await section("LoRA training 1b", () => loraRow(cuda, "1b", MODEL_PRESETS["1b"]));
+  if (want("lora7b")) await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B));
+  if (want("scoring")) await section("scoring 1b", () => scoringRow(cuda));
+}
+
+await main();
