@@ -10,6 +10,7 @@ import { runEval } from "../src/cli/commands/eval.js";
 import { runScore } from "../src/cli/commands/score.js";
 import { loadPanel } from "../src/data/load.js";
 import { panelToCsv } from "../src/data/panel.js";
+import { generateSyntheticPanel } from "../src/data/synthetic.js";
 import { initModel } from "../src/model/init.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import { readPredictions, type PredictionRecord } from "../src/score/predictions.js";
@@ -101,11 +102,11 @@ describe("labor-llm score / baseline / eval", () => {
 
   it("usage errors name the problem", async () => {
     await expect(runScore(["--panel", "x.csv", "--out", "y"])).rejects.toThrow(UsageError);
-    await expect(runBaseline(["nonsense", "--panel", "x", "--out", "y"])).rejects.toThrow(/expected one baseline \(markov, logit, oracle\)/);
+    await expect(runBaseline(["nonsense", "--panel", "x", "--out", "y"])).rejects.toThrow(/expected one baseline \(markov, logit, oracle, career\)/);
     await expect(runEval(["--out", join(workDir, "e")])).rejects.toThrow("missing required flag --predictions");
     const lonely = join(workDir, "lonely");
     mkdirSync(lonely, { recursive: true });
-    writeFileSync(join(lonely, "panel.csv"), readFileSync(join(synth, "panel.csv")));
+    writeFileSync(join(lonely, "panel.csv"), panelToCsv(generateSyntheticPanel({ profile: "nlsy79", people: 5, seed: 1 }).panel));
     await expect(runBaseline(["markov", "--panel", join(lonely, "panel.csv"), "--out", join(lonely, "m.jsonl")])).rejects.toThrow(/--split test needs a splits file/);
   });
 });
