@@ -60,6 +60,16 @@ export { LlmPredictor, type Predictor, type PredictionProgress } from "./score/p
 export { OraclePredictor } from "./score/baselines/oracle.js";
 export { MarkovPredictor, fitMarkovTuned, type MarkovOptions } from "./score/baselines/markov.js";
 export { LogitPredictor } from "./score/baselines/logit.js";
+export {
+  CareerPredictor, trainCareerBaseline, CAREER_PRETRAIN_DEFAULTS, CAREER_FINETUNE_DEFAULTS,
+  type TrainCareerBaselineOptions, type CareerBaseline, type CareerPhaseOptions,
+} from "./score/baselines/career.js";
+export {
+  CareerModel, CAREER_PRESETS, CAREER_PRESET_NAMES, CAREER_COVARIATES, trainCareer, careerLogProbabilities, meanCareerLoss,
+  encodeCareer, packCareerBatch, twoStageLogProbabilities, twoStageGradient,
+  type CareerConfig, type CareerPresetName, type CareerModelOptions, type CareerTrainingOptions, type CareerTrainingResult,
+  type CareerProgress, type CareerSequence, type CareerBatch,
+} from "./model/career.js";
 export { CareerFeatureSpace, MultinomialLogit, lbfgsMinimise, type LogitFitOptions } from "./model/logit.js";
 export {
   predictionHeader,

@@ -9,7 +9,13 @@
  * ~1e-10 of rounding and ~h²·|L'''| ≈ 1e-10 of truncation; 1e-6 absolute + 1e-5 relative is far above
  * both and far below any real mistake (a wrong sign or a missing term moves a gradient by O(|g|)).
  */
-import { describe, expect, it } from "vitest";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it, vi } from "vitest";
+import { runBaseline } from "../src/cli/commands/baseline.js";
+import { runData } from "../src/cli/commands/data.js";
+import { readPredictions, type PredictionRecord } from "../src/score/predictions.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import type { Backend, Tensor } from "../src/engine/backend.js";
 import type { PersonRecord } from "../src/data/panel.js";
@@ -248,5 +254,35 @@ describe("CAREER trained on a synthetic NLSY79 panel", () => {
       return predictions.flat().map((row) => Array.from(row));
     };
     expect(await run()).toEqual(await run());
+  });
+});
+
+describe("labor-llm baseline career", () => {
+  it("pretrains on a resumes panel, fine-tunes on the train split and writes normalised test predictions", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "labor-llm-career-"));
+    const log: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((...parts: unknown[]) => void log.push(parts.join(" ")));
+    vi.spyOn(console, "error").mockImplementation(() => undefined);
+    vi.spyOn(process.stderr, "write").mockImplementation(() => true);
+    try {
+      expect(await runData(["synth", "--profile", "nlsy79", "--people", "80", "--seed", "2", "--out", join(dir, "survey")])).toBe(0);
+      expect(await runData(["synth", "--profile", "resumes", "--people", "40", "--seed", "3", "--out", join(dir, "resumes")])).toBe(0);
+      const out = join(dir, "career.jsonl");
+      const status = await runBaseline([
+        "career", "--panel", join(dir, "survey", "panel.csv"), "--resumes", join(dir, "resumes", "panel.csv"), "--out", out,
+        "--preset", "tiny", "--pretrain-epochs", "1", "--epochs", "2", "--batch-tokens", "256", "--backend", "cpu", "--seed", "4",
+      ]);
+      expect(status).toBe(0);
+      expect(log.join("\n")).toMatch(/wrote .*career.jsonl: career, \d+ person-years \(test\)/);
+      const records: PredictionRecord[] = [];
+      const header = await readPredictions(out, (r) => records.push(r));
+      expect(records.length).toBeGreaterThan(0);
+      expect(JSON.stringify(header)).toMatch(/"preset":"tiny"/);
+      for (const r of records) expect(Math.abs(Array.from(r.logProbs).reduce((sum, v) => sum + Math.exp(v), 0) - 1)).toBeLessThan(1e-4);
+      await expect(runBaseline(["career", "--panel", join(dir, "survey", "panel.csv"), "--out", out, "--preset", "huge"])).rejects.toThrow(/preset/);
+    } finally {
+      vi.restoreAllMocks();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -46,7 +46,8 @@ export interface TrainCareerBaselineOptions {
   survey: { train: readonly PersonRecord[]; valid?: readonly PersonRecord[] };
   /** Pretraining corpus (e.g. a `resumes` synthetic panel); empty or absent: no pretraining. */
   resumes?: readonly PersonRecord[];
-  preset: CareerPresetName | CareerConfig;
+  /** A preset name (checked at run time: CLI input passes through) or an explicit size. */
+  preset: CareerPresetName | CareerConfig | string;
   seed: number;
   backend: Backend;
   taxonomy?: OccupationTaxonomy;
@@ -75,7 +76,8 @@ export const CAREER_FINETUNE_DEFAULTS: CareerPhaseOptions = { epochs: 6, learnin
 /** Build CAREER, pretrain it on the resumes (if any), fine-tune it on the survey; return it as a Predictor. */
 export async function trainCareerBaseline(options: TrainCareerBaselineOptions): Promise<CareerBaseline> {
   const taxonomy = options.taxonomy ?? occupationTaxonomy();
-  const config: CareerConfig = typeof options.preset === "string" ? CAREER_PRESETS[options.preset] : options.preset;
+  const config: CareerConfig | undefined =
+    typeof options.preset === "string" ? (CAREER_PRESETS as Record<string, CareerConfig>)[options.preset] : options.preset;
   if (!config) throw new Error(`career: unknown preset "${String(options.preset)}" (expected one of ${Object.keys(CAREER_PRESETS).join(", ")})`);
   if (options.survey.train.length === 0) throw new Error("career: the survey's training split is empty");
   const batchTokens = options.batchTokens ?? 512;
