@@ -13,7 +13,7 @@
 # node_modules: ./node_modules, else $LABOR_NODE_MODULES_TARBALL or bench/device/carry/node_modules.tar.xz.
 # The parity test needs bench/peers/node_modules (or bench/device/carry/peers.tar.xz); it is skipped, with
 # the reason, without them. Make the carry files with bench/device/pack-carry.sh on a machine with Node.
-# Environment: LABOR_CHECK_BUDGET (seconds, default 470), LABOR_BENCH_STEPS (timed steps, default 3),
+# Environment: LABOR_CHECK_BUILD_DIR (default build), LABOR_CHECK_BUDGET (seconds, default 470), LABOR_BENCH_STEPS (timed steps, default 3),
 # LABOR_BENCH_ONLY (comma list of matmul,parity,lora1b,lora7b,scoring), SKIP_7B=1 (peer and ours).
 # Logs and the table also go to $OUT when set (the device runner's output folder).
 set -uo pipefail
@@ -77,11 +77,13 @@ row "node" "$(node --version)" "" "" "$(command -v node)"
 
 # ---- build (this GPU's architecture only; the default build covers 80 and 90)
 log build
+build_dir=${LABOR_CHECK_BUILD_DIR:-build}
+export LABOR_LLM_ADDON="$PWD/$build_dir/Release/labor_llm.node"
 arch_flag=()
 [ -n "${compute_cap:-}" ] && arch_flag=(--CDCMAKE_CUDA_ARCHITECTURES="$compute_cap")
 build_started=$(date +%s)
 export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
-if node node_modules/cmake-js/bin/cmake-js compile --out build "${arch_flag[@]}" > "$work/build.log" 2>&1 &&
+if node node_modules/cmake-js/bin/cmake-js compile --out "$build_dir" "${arch_flag[@]}" > "$work/build.log" 2>&1 &&
    node node_modules/typescript/bin/tsc -p tsconfig.json > "$work/tsc.log" 2>&1; then
   cuda_line=$(grep -o 'labor-llm: CUDA backend.*' "$work/build.log" | head -1)
   row "build (addon + tsc)" "ok" "" "" "$(( $(date +%s) - build_started )) s; ${cuda_line}"
@@ -90,7 +92,7 @@ else
   tail -30 "$work/build.log" "$work/tsc.log"
   exit 1
 fi
-node -e "const c=require('./build/Release/labor_llm.node').cuda.probe(); console.log(JSON.stringify(c))" > "$work/probe.json" 2>&1
+node -e "const c=require(process.env.LABOR_LLM_ADDON).cuda.probe(); console.log(JSON.stringify(c))" > "$work/probe.json" 2>&1
 row "cuda probe" "$(node -e "const c=require('$work/probe.json'); process.stdout.write(c.available ? 'available' : 'UNAVAILABLE: ' + c.reason)" 2>/dev/null)" \
   "" "" "$(cat "$work/probe.json" | cut -c1-200)"
 

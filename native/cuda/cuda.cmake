@@ -23,7 +23,7 @@ set(LABOR_CUDA_SOURCES
 
 set(LABOR_CUDA_ABSENT_REASON "")
 if(NOT LABOR_CUDA)
-  set(LABOR_CUDA_ABSENT_REASON "the addon was built with LABOR_CUDA=OFF")
+  set(LABOR_CUDA_ABSENT_REASON "LABOR_CUDA=OFF was set")
 else()
   # nvcc is often installed outside PATH; look in the usual places before giving up.
   if(NOT DEFINED CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
@@ -36,7 +36,7 @@ else()
   include(CheckLanguage)
   check_language(CUDA)
   if(NOT CMAKE_CUDA_COMPILER)
-    set(LABOR_CUDA_ABSENT_REASON "nvcc was not found when the addon was built (install the CUDA toolkit and rebuild: npm run build:native)")
+    set(LABOR_CUDA_ABSENT_REASON "nvcc was not found (install the CUDA toolkit, then npm run build:native)")
   endif()
 endif()
 
