@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kAttnThreads) AttentionKernel(AttentionArgs a)
 }
 
 template <int kPer>
-void Launch(const AttentionArgs& a, const char* name) {
+void LaunchForward(const AttentionArgs& a, const char* name) {
   const int hd = static_cast<int>(a.head_dim);
   const size_t bytes = (static_cast<size_t>(kTileRows) * hd + kTile * (hd + 1) + kTile * hd) * sizeof(float) +
                        (2 * kTileRows + 2) * sizeof(int);
@@ -207,11 +207,11 @@ void Attention(const AttentionArgs& a) {
   }
   if (a.heads > 65535) throw CudaError(std::string(name) + ": more than 65535 heads");
   if (a.head_dim <= 64) {
-    Launch<2>(a, name);
+    LaunchForward<2>(a, name);
   } else if (a.head_dim <= 128) {
-    Launch<4>(a, name);
+    LaunchForward<4>(a, name);
   } else {
-    Launch<8>(a, name);
+    LaunchForward<8>(a, name);
   }
 }
 

@@ -250,7 +250,7 @@ __global__ void __launch_bounds__(kAttnThreads) AttentionDkDvKernel(AttentionBac
 }
 
 template <int kPer>
-void Launch(const AttentionBackwardArgs& a, float* d_sum) {
+void LaunchBackward(const AttentionBackwardArgs& a, float* d_sum) {
   const int hd = static_cast<int>(a.head_dim);
   const size_t dq_bytes = (2 * static_cast<size_t>(kTileRows) * hd + 2 * kTile * (hd + 1)) * sizeof(float) +
                           (2 * kTileRows + 2) * sizeof(int);
@@ -289,11 +289,11 @@ void AttentionBackward(const AttentionBackwardArgs& a) {
   float* d_sum = static_cast<float*>(Malloc(static_cast<size_t>(a.queries * a.heads) * sizeof(float)));
   try {
     if (a.head_dim <= 64) {
-      Launch<2>(a, d_sum);
+      LaunchBackward<2>(a, d_sum);
     } else if (a.head_dim <= 128) {
-      Launch<4>(a, d_sum);
+      LaunchBackward<4>(a, d_sum);
     } else {
-      Launch<8>(a, d_sum);
+      LaunchBackward<8>(a, d_sum);
     }
   } catch (...) {
     Free(d_sum);

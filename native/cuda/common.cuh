@@ -82,6 +82,11 @@ __device__ inline float BlockMax(float x, float* shared) {
   return WarpMax(total);
 }
 
+/** Blocks for one-block-per-row kernels that loop over rows (capped; the loop covers the rest). */
+inline unsigned RowBlocks(int64_t rows) {
+  return static_cast<unsigned>(rows < 65535 * 4 ? (rows < 1 ? 1 : rows) : 65535 * 4);
+}
+
 /** Blocks for a grid-stride loop over `count` items (capped; the loop covers the rest). */
 inline unsigned GridFor(int64_t count, int threads) {
   const int64_t blocks = (count + threads - 1) / threads;

@@ -8,17 +8,12 @@
 
 option(LABOR_CUDA "Build the CUDA backend when nvcc is found" ON)
 
+# One file per op family; nvcc compiles them in three units (all_*.cu include the others) because each nvcc
+# run has a large fixed cost.
 set(LABOR_CUDA_SOURCES
-  native/cuda/context.cu
   native/cuda/matmul.cu
-  native/cuda/embedding.cu
-  native/cuda/rmsnorm.cu
-  native/cuda/rope.cu
-  native/cuda/elementwise.cu
-  native/cuda/softmax.cu
-  native/cuda/attention.cu
-  native/cuda/attention_backward.cu
-  native/cuda/optimizer.cu
+  native/cuda/all_attention.cu     # attention.cu, attention_backward.cu
+  native/cuda/all_small_ops.cu     # context, embedding, rmsnorm, rope, elementwise, softmax, optimizer
 )
 
 set(LABOR_CUDA_ABSENT_REASON "")

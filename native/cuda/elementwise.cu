@@ -80,7 +80,7 @@ __global__ void ScatterRowsKernel(const unsigned char* src, const int32_t* __res
 }
 
 template <class Kernel, class... Args>
-void Launch(const char* name, int64_t count, Kernel kernel, Args... args) {
+void LaunchElementwise(const char* name, int64_t count, Kernel kernel, Args... args) {
   if (count == 0) return;
   kernel<<<GridFor(count, 256), 256, 0, Stream()>>>(args..., count);
   CheckLaunch(name);
@@ -89,17 +89,19 @@ void Launch(const char* name, int64_t count, Kernel kernel, Args... args) {
 }  // namespace
 
 void Swiglu(const float* gate, const float* up, float* out, int64_t count) {
-  Launch("swiglu", count, SwigluKernel, gate, up, out);
+  LaunchElementwise("swiglu", count, SwigluKernel, gate, up, out);
 }
 
 void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up, int64_t count) {
-  Launch("swigluBackward", count, SwigluBackwardKernel, gate, up, d_out, d_gate, d_up);
+  LaunchElementwise("swigluBackward", count, SwigluBackwardKernel, gate, up, d_out, d_gate, d_up);
 }
 
-void Add(const float* a, const float* b, float* out, int64_t count) { Launch("add", count, AddKernel, a, b, out); }
+void Add(const float* a, const float* b, float* out, int64_t count) {
+  LaunchElementwise("add", count, AddKernel, a, b, out);
+}
 
 void Scale(const float* x, float factor, float* out, int64_t count) {
-  Launch("scale", count, ScaleKernel, x, factor, out);
+  LaunchElementwise("scale", count, ScaleKernel, x, factor, out);
 }
 
 void Fill(void* x, DType dtype, int64_t count, double value) {
@@ -108,24 +110,24 @@ void Fill(void* x, DType dtype, int64_t count, double value) {
     case DType::kF32: {
       uint32_t bits;
       memcpy(&bits, &f, 4);
-      Launch("fill", count, Fill32Kernel, static_cast<uint32_t*>(x), bits);
+      LaunchElementwise("fill", count, Fill32Kernel, static_cast<uint32_t*>(x), bits);
       break;
     }
     case DType::kI32: {
       const int32_t integer = static_cast<int32_t>(value);
       uint32_t bits;
       memcpy(&bits, &integer, 4);
-      Launch("fill", count, Fill32Kernel, static_cast<uint32_t*>(x), bits);
+      LaunchElementwise("fill", count, Fill32Kernel, static_cast<uint32_t*>(x), bits);
       break;
     }
     case DType::kBf16:
-      Launch("fill", count, Fill16Kernel, static_cast<uint16_t*>(x), FloatToBf16Bits(f));
+      LaunchElementwise("fill", count, Fill16Kernel, static_cast<uint16_t*>(x), FloatToBf16Bits(f));
       break;
     case DType::kF16: {
       const __half half = __float2half_rn(f);
       uint16_t bits;
       memcpy(&bits, &half, 2);
-      Launch("fill", count, Fill16Kernel, static_cast<uint16_t*>(x), bits);
+      LaunchElementwise("fill", count, Fill16Kernel, static_cast<uint16_t*>(x), bits);
       break;
     }
   }
@@ -136,7 +138,7 @@ void Convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
     CopyDeviceToDevice(dst, src, static_cast<size_t>(count) * DTypeBytes(src_dtype));
     return;
   }
-  Launch("convert", count, ConvertKernel, src, src_dtype, dst, dst_dtype);
+  LaunchElementwise("convert", count, ConvertKernel, src, src_dtype, dst, dst_dtype);
 }
 
 void ScatterRows(const void* src, const int32_t* index, void* dst, int64_t rows, int64_t dst_rows, int64_t row_bytes) {
@@ -150,3 +152,5 @@ void ScatterRows(const void* src, const int32_t* index, void* dst, int64_t rows,
 }
 
 }  // namespace labor::cuda
+
+#undef GRID_STRIDE

@@ -26,8 +26,6 @@ __global__ void EmbeddingBackwardKernel(const int32_t* __restrict__ ids, const f
   }
 }
 
-unsigned RowBlocks(int64_t rows) { return static_cast<unsigned>(rows < 65535 * 4 ? (rows < 1 ? 1 : rows) : 65535 * 4); }
-
 }  // namespace
 
 void Embedding(const int32_t* ids, int64_t tokens, const void* table, DType table_dtype, int64_t vocab, int64_t dim,

@@ -9,7 +9,7 @@
 namespace labor::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kRmsThreads = 256;
 
 __device__ inline float RowScale(const float* xr, int64_t dim, float eps, double* shared) {
   double sum = 0;
@@ -63,13 +63,11 @@ __global__ void RmsNormWeightGradKernel(const float* __restrict__ x, const float
   atomicAdd(d_weight + d, sum);
 }
 
-unsigned RowBlocks(int64_t rows) { return static_cast<unsigned>(rows < 65535 * 4 ? (rows < 1 ? 1 : rows) : 65535 * 4); }
-
 }  // namespace
 
 void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim, float eps) {
   if (rows == 0 || dim == 0) return;
-  RmsNormKernel<<<RowBlocks(rows), kThreads, 0, Stream()>>>(x, weight, weight_dtype, out, rows, dim, eps);
+  RmsNormKernel<<<RowBlocks(rows), kRmsThreads, 0, Stream()>>>(x, weight, weight_dtype, out, rows, dim, eps);
   CheckLaunch("rmsnorm");
 }
 
@@ -78,15 +76,15 @@ void RmsNormBackward(const float* x, const void* weight, DType weight_dtype, con
   if (rows == 0 || dim == 0) return;
   float* row_scale = d_weight != nullptr ? static_cast<float*>(Malloc(static_cast<size_t>(rows) * sizeof(float))) : nullptr;
   try {
-    RmsNormBackwardKernel<<<RowBlocks(rows), kThreads, 0, Stream()>>>(x, weight, weight_dtype, d_out, dx, row_scale,
+    RmsNormBackwardKernel<<<RowBlocks(rows), kRmsThreads, 0, Stream()>>>(x, weight, weight_dtype, d_out, dx, row_scale,
                                                                        rows, dim, eps);
     CheckLaunch("rmsnormBackward");
     if (d_weight != nullptr) {
       const int64_t rows_per_chunk = 64;
       const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
       if (chunks > 65535) throw CudaError("rmsnormBackward: too many rows for the weight-gradient grid");
-      const dim3 grid(static_cast<unsigned>((dim + kThreads - 1) / kThreads), static_cast<unsigned>(chunks));
-      RmsNormWeightGradKernel<<<grid, kThreads, 0, Stream()>>>(x, d_out, row_scale, d_weight, rows, dim, rows_per_chunk);
+      const dim3 grid(static_cast<unsigned>((dim + kRmsThreads - 1) / kRmsThreads), static_cast<unsigned>(chunks));
+      RmsNormWeightGradKernel<<<grid, kRmsThreads, 0, Stream()>>>(x, d_out, row_scale, d_weight, rows, dim, rows_per_chunk);
       CheckLaunch("rmsnormBackward (dWeight)");
     }
   } catch (...) {

@@ -8,7 +8,7 @@
 namespace labor::cuda {
 namespace {
 
-constexpr int kThreads = 256;
+constexpr int kSoftmaxThreads = 256;
 
 // Log-sum-exp of one row (every thread gets it); −inf for an all −inf row.
 __device__ float RowLogSumExp(const float* z, int64_t vocab, float* shared_f, double* shared_d) {
@@ -72,26 +72,24 @@ __global__ void CrossEntropyKernel(const float* logits, const int32_t* __restric
   }
 }
 
-unsigned RowBlocks(int64_t rows) { return static_cast<unsigned>(rows < 65535 * 4 ? (rows < 1 ? 1 : rows) : 65535 * 4); }
-
 }  // namespace
 
 void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab) {
   if (rows == 0 || vocab == 0) return;
-  LogSoftmaxKernel<<<RowBlocks(rows), kThreads, 0, Stream()>>>(logits, out, rows, vocab);
+  LogSoftmaxKernel<<<RowBlocks(rows), kSoftmaxThreads, 0, Stream()>>>(logits, out, rows, vocab);
   CheckLaunch("logSoftmax");
 }
 
 void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab) {
   if (rows == 0) return;
-  LogSoftmaxGatherKernel<<<RowBlocks(rows), kThreads, 0, Stream()>>>(logits, targets, out, rows, vocab);
+  LogSoftmaxGatherKernel<<<RowBlocks(rows), kSoftmaxThreads, 0, Stream()>>>(logits, targets, out, rows, vocab);
   CheckLaunch("logSoftmaxGather");
 }
 
 void CrossEntropy(const float* logits, const int32_t* targets, float* losses, float* d_logits, int64_t rows,
                   int64_t vocab, float grad_scale) {
   if (rows == 0) return;
-  CrossEntropyKernel<<<RowBlocks(rows), kThreads, 0, Stream()>>>(logits, targets, losses, d_logits, rows, vocab,
+  CrossEntropyKernel<<<RowBlocks(rows), kSoftmaxThreads, 0, Stream()>>>(logits, targets, losses, d_logits, rows, vocab,
                                                                   grad_scale);
   CheckLaunch("crossEntropy");
 }
