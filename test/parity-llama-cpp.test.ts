@@ -1,9 +1,11 @@
 /**
  * The whole Llama forward against an implementation we did not write: llama.cpp (node-llama-cpp@3.21.1) on a
  * GGUF we export, per-token log-probabilities over ≥ 500 positions. f32: max |Δ| ≤ 1e-3; bf16 weights:
- * ≤ 2e-2 (both engines round activations to bf16 before bf16 matmuls, in different places).
+ * ≤ 2e-2 (both engines round activations to bf16 before bf16 matmuls, in different places). The WebGPU backend
+ * runs the same cases (fewer: CI's adapter is the software lavapipe) with the same tolerances; its bf16 matmuls
+ * keep activations in f32.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -13,10 +15,15 @@ import { MODEL_PRESETS } from "../src/model/presets.js";
 import { exportGguf } from "../src/io/export-gguf.js";
 import { loadLlama } from "../src/model/load.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
+import { WebGpuBackend } from "../src/engine/webgpu/backend.js";
+import { requestAdapter } from "../src/engine/webgpu/device.js";
+import type { Backend } from "../src/engine/backend.js";
 import { Tokenizer } from "../src/text/tokenizer.js";
-import { EXAMPLE_DOCUMENTS } from "../src/cli/commands/demo.js";
+import { EXAMPLE_DOCUMENTS } from "../src/text/examples.js";
 
 const peerMissing = llamaCppUnavailableReason();
+const adapter = await requestAdapter();
+const webgpuMissing = "reason" in adapter ? `webgpu: ${adapter.reason}` : null;
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-parity-"));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
@@ -34,6 +41,7 @@ interface Case {
   preset: string;
   dtype: WeightDType;
   tolerance: number;
+  backend?: "cpu" | "webgpu";
 }
 
 const CASES: Case[] = [
@@ -41,23 +49,36 @@ const CASES: Case[] = [
   { preset: "small-gqa", dtype: "f32", tolerance: 1e-3 },
   { preset: "tiny-llama3", dtype: "f32", tolerance: 1e-3 },
   { preset: "small-gqa", dtype: "bf16", tolerance: 2e-2 },
+  // The same forward on the WebGPU kernels (CI: lavapipe, a slow software adapter, so the small cases only).
+  { preset: "tiny-llama3", dtype: "f32", tolerance: 1e-3, backend: "webgpu" },
+  { preset: "small-gqa", dtype: "f32", tolerance: 1e-3, backend: "webgpu" },
+  { preset: "small-gqa", dtype: "bf16", tolerance: 2e-2, backend: "webgpu" },
 ];
 
 describe("Llama forward vs llama.cpp", () => {
   for (const c of CASES) {
-    it.skipIf(peerMissing !== null)(`${c.preset} ${c.dtype}: per-token log-probs within ${c.tolerance}${peerMissing ? ` (skipped: ${peerMissing})` : ""}`, async () => {
+    const onWebGpu = c.backend === "webgpu";
+    const missing = peerMissing ?? (onWebGpu ? webgpuMissing : null);
+    const name = `${c.preset} ${c.dtype}${onWebGpu ? " on webgpu" : ""}`;
+    it.skipIf(missing !== null)(`${name}: per-token log-probs within ${c.tolerance}${missing ? ` (skipped: ${missing})` : ""}`, async () => {
       const modelDir = join(workDir, `${c.preset}-${c.dtype}`);
-      initModel({ config: MODEL_PRESETS[c.preset], seed: 7, dtype: c.dtype, outDir: modelDir });
       const ggufPath = join(workDir, `${c.preset}-${c.dtype}.gguf`);
-      exportGguf(modelDir, ggufPath, c.dtype);
+      if (!existsSync(ggufPath)) {
+        initModel({ config: MODEL_PRESETS[c.preset], seed: 7, dtype: c.dtype, outDir: modelDir });
+        exportGguf(modelDir, ggufPath, c.dtype);
+      }
 
       const tokenizer = Tokenizer.fromDirectory(modelDir);
       const sequences = TEXTS.map((text) => tokenizer.encode(text, { addBos: true }));
       const positions = sequences.reduce((a, s) => a + s.length - 1, 0);
       expect(positions).toBeGreaterThanOrEqual(500);
 
-      const { model } = loadLlama(modelDir, createCpuBackend());
+      const backend: Backend = onWebGpu ? await WebGpuBackend.create() : createCpuBackend();
+      const { model } = loadLlama(modelDir, backend);
+      const started = performance.now();
       const ours = await model.tokenLogprobs(sequences);
+      const seconds = (performance.now() - started) / 1000;
+      if (backend instanceof WebGpuBackend) backend.dispose();
       const theirs = await llamaCppTokenLogprobs(ggufPath, sequences, { kvCacheType: "F32" });
 
       let maxDelta = 0;
@@ -68,10 +89,11 @@ describe("Llama forward vs llama.cpp", () => {
           spread = Math.max(spread, Math.abs(theirs[s][t] + Math.log(MODEL_PRESETS[c.preset].vocabSize)));
         }
       });
-      console.log(`${c.preset} ${c.dtype}: ${positions} positions, max |Δ logprob| = ${maxDelta.toExponential(3)}`);
+      console.log(`${name}: ${positions} positions, max |Δ logprob| = ${maxDelta.toExponential(3)} ` +
+        `(forward ${(positions / seconds).toFixed(0)} tokens/s on ${backend.describe()})`);
       // The model must be far from uniform, or the comparison would prove little.
       expect(spread).toBeGreaterThan(1);
       expect(maxDelta).toBeLessThanOrEqual(c.tolerance);
-    });
+    }, onWebGpu ? 900_000 : undefined);
   }
 });
