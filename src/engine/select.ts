@@ -1,11 +1,15 @@
 /**
  * Backend selection: `auto` tries cuda → webgpu → cpu and takes the first that is available; a named backend
- * is used or refused with the reason it is unavailable.
+ * is used or refused with the reason it is unavailable. `auto` passes over a software WebGPU adapter (Mesa's
+ * lavapipe, SwiftShader): it runs the WGSL kernels correctly but far slower than the native CPU kernels, so it
+ * is used only when asked for (`--backend webgpu`).
  */
 import type { Backend } from "./backend.js";
 import { createCpuBackend } from "./cpu/backend.js";
 import { createCudaBackend, cudaStatus, describeCudaProbe } from "./cuda/backend.js";
 import type { CpuIsa } from "./native.js";
+import { requestAdapter, type AdapterSummary } from "./webgpu/device.js";
+import { WebGpuBackend } from "./webgpu/backend.js";
 
 export type BackendName = "auto" | "cpu" | "webgpu" | "cuda";
 export const BACKEND_NAMES: readonly BackendName[] = ["auto", "cpu", "webgpu", "cuda"];
@@ -20,32 +24,58 @@ export interface BackendOptions {
 export interface BackendAvailability {
   name: Exclude<BackendName, "auto">;
   available: boolean;
+  /** Why it is unavailable, or what it would run on. */
   reason: string;
+  /** Whether `auto` would take it when it is the first available (false for a software WebGPU adapter). */
+  preferred: boolean;
+  /** WebGPU: the adapter found (name, features, limits). */
+  adapter?: AdapterSummary;
+}
+
+/** A CPU-emulated adapter: Dawn's fallback flag, or a known software driver's name. */
+export function isSoftwareAdapter(adapter: AdapterSummary): boolean {
+  return adapter.isFallback || /llvmpipe|lavapipe|swiftshader|software/i.test(`${adapter.vendor} ${adapter.architecture} ${adapter.description}`);
 }
 
 /** CUDA: the addon must have been built with nvcc, and a driver and a GPU of compute capability ≥ 8.0 found. */
 function probeCuda(): BackendAvailability {
   const status = cudaStatus();
-  if ("reason" in status) return { name: "cuda", available: false, reason: status.reason };
-  return { name: "cuda", available: true, reason: describeCudaProbe(status.probe) };
+  if ("reason" in status) return { name: "cuda", available: false, reason: status.reason, preferred: false };
+  return { name: "cuda", available: true, reason: describeCudaProbe(status.probe), preferred: true };
 }
 
-/** What each backend would do on this machine, without starting any. */
-export function probeBackends(): BackendAvailability[] {
+/** What each backend would do on this machine, without starting any (WebGPU: finds an adapter, opens no device). */
+export async function probeBackends(): Promise<BackendAvailability[]> {
+  const found = await requestAdapter();
+  let webgpu: BackendAvailability;
+  if ("reason" in found) {
+    webgpu = { name: "webgpu", available: false, reason: found.reason, preferred: false };
+  } else {
+    const software = isSoftwareAdapter(found.summary);
+    webgpu = {
+      name: "webgpu",
+      available: true,
+      reason: `${found.summary.name}${software ? " (a software adapter: auto prefers the native CPU kernels; --backend webgpu forces it)" : ""}`,
+      preferred: !software,
+      adapter: found.summary,
+    };
+  }
   return [
     probeCuda(),
-    { name: "webgpu", available: false, reason: "the WebGPU backend is not implemented yet (issue: WebGPU backend)" },
-    { name: "cpu", available: true, reason: "native C++ kernels" },
+    webgpu,
+    { name: "cpu", available: true, reason: "native C++ kernels", preferred: true },
   ];
 }
 
-export function createBackend(name: BackendName, options: BackendOptions = {}): Backend {
+export async function createBackend(name: BackendName, options: BackendOptions = {}): Promise<Backend> {
   if (!BACKEND_NAMES.includes(name)) {
     throw new Error(`--backend: unknown backend "${name}" (choose one of ${BACKEND_NAMES.join(", ")})`);
   }
-  const probes = probeBackends();
-  const pick = name === "auto" ? probes.find((p) => p.available)! : probes.find((p) => p.name === name)!;
+  if (name === "cpu") return createCpuBackend({ isa: options.isa, threads: options.threads });
+  const probes = await probeBackends();
+  const pick = name === "auto" ? probes.find((p) => p.available && p.preferred)! : probes.find((p) => p.name === name)!;
   if (!pick.available) throw new Error(`--backend ${name}: unavailable: ${pick.reason}`);
+  if (pick.name === "webgpu") return WebGpuBackend.create();
   if (pick.name === "cuda") return createCudaBackend();
   return createCpuBackend({ isa: options.isa, threads: options.threads });
 }

@@ -4,9 +4,10 @@ import { parseFlags } from "../args.js";
 
 export const INFO_HELP = `labor-llm info
 
-Prints the backends this machine can run, why any is unavailable, and the CPU kernel paths found and chosen.`;
+Prints the backends this machine can run, why any is unavailable, the WebGPU adapter (name, features, limits)
+and the CPU kernel paths found and chosen.`;
 
-export function runInfo(argv: string[]): number {
+export async function runInfo(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {});
   if (values.help) {
     console.log(INFO_HELP);
@@ -14,9 +15,19 @@ export function runInfo(argv: string[]): number {
   }
   const cpu = loadNative().cpu;
   const isa = cpu.isaInfo();
-  console.log("backends (auto picks the first available):");
-  for (const probe of probeBackends()) {
+  const probes = await probeBackends();
+  console.log("backends (auto picks the first available, passing over a software WebGPU adapter):");
+  for (const probe of probes) {
     console.log(`  ${probe.name.padEnd(7)} ${probe.available ? "available  " : "unavailable"}  ${probe.reason}`);
+  }
+  const adapter = probes.find((p) => p.name === "webgpu")?.adapter;
+  if (adapter) {
+    console.log("webgpu:");
+    console.log(`  adapter: ${adapter.name} (vendor ${adapter.vendor || "?"}, architecture ${adapter.architecture || "?"})`);
+    console.log(`  features: ${adapter.features.join(" ")}`);
+    console.log(`  used when present: shader-f16 ${adapter.features.includes("shader-f16") ? "yes" : "no"}, ` +
+      `subgroups ${adapter.features.includes("subgroups") ? "yes" : "no"}`);
+    console.log(`  limits: ${Object.entries(adapter.limits).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   }
   console.log("cpu:");
   console.log(`  kernel paths available: ${isa.available.join(", ")}`);

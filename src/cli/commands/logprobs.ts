@@ -62,7 +62,7 @@ export async function runLogprobs(argv: string[]): Promise<number> {
   const inputPath = requireString(values, "input");
   const outPath = requireString(values, "out");
   const batchSize = optionalInteger(values, "batch", 8, 1);
-  const backend = backendFromFlags(values);
+  const backend = await backendFromFlags(values);
   const texts = readTexts(inputPath);
   if (texts.length === 0) throw new UsageError(`${inputPath}: no texts found`);
 

@@ -136,7 +136,7 @@ async function runMerge(argv: string[]): Promise<number> {
   if (!existsSync(join(modelDir, "config.json"))) throw new UsageError(`--model: ${modelDir} has no config.json`);
   if (existsSync(outDir) && readdirSync(outDir).length > 0) throw new UsageError(`--out: ${outDir} is not empty (refusing to overwrite)`);
   const dtype = values.dtype === undefined ? undefined : oneOf(values, "dtype", ["f32", "bf16"] as const, "f32");
-  await mergeAdapterIntoCheckpoint(modelDir, adapterDir, outDir, backendFromFlags(values), dtype);
+  await mergeAdapterIntoCheckpoint(modelDir, adapterDir, outDir, await backendFromFlags(values), dtype);
   console.log(`wrote ${outDir} (${modelDir} with ${adapterDir} merged)`);
   return 0;
 }

@@ -130,7 +130,7 @@ export async function runTrain(argv: string[]): Promise<number> {
   const lossMode = oneOf(values, "loss", LOSS_MASK_MODES, "all");
   const maxSteps = values["max-steps"] === undefined ? undefined : optionalInteger(values, "max-steps", 0, 1);
 
-  const backend = backendFromFlags(values);
+  const backend = await backendFromFlags(values);
   const config = readLlamaConfig(modelDir);
   const tokenizer = Tokenizer.fromDirectory(modelDir);
   const train = readTrainingSequences(documentsPath, tokenizer, lossMode, config.vocabSize);
