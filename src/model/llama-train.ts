@@ -439,10 +439,15 @@ export class TrainableLlama {
     const xf = this.rows("xf", d, T);
     be.rmsnorm(x, this.finalNorm.weight, cfg.rmsNormEps, xf);
     const dxf = how.backward ? this.rows("dxf", d, T) : null;
+    if (!lossHook) {
+      const { lossSum, targetCount, rowLosses } = await this.targetRowsHead(xf, targets, ctx, how.gradScale, dxf);
+      if (dxf) be.rmsnormBackward(x, this.finalNorm.weight, dxf, cfg.rmsNormEps, dx, this.finalNorm.grad);
+      return { lossSum, targetCount, rowLosses };
+    }
+    // A custom loss (CAREER's two-stage head) reads logits by batch row: chunks of consecutive rows.
     const chunk = Math.min(LOGIT_CHUNK_ROWS, T);
     const logits = be.alloc("f32", [chunk, vocab]);
-    const losses = be.alloc("f32", [chunk]);
-    ctx.temporaries.push(logits, losses);
+    ctx.temporaries.push(logits);
     const rowLosses = new Float64Array(T);
     let lossSum = 0, targetCount = 0;
     for (let start = 0; start < T; start += chunk) {
@@ -455,18 +460,8 @@ export class TrainableLlama {
       }
       const xfRows = be.sliceRows(xf, start, rows);
       const logitRows = be.sliceRows(logits, 0, rows);
-      const lossRows = be.sliceRows(losses, 0, rows);
-      // logits = xf · Wlmᵀ;  loss_r = lse(z_r) − z_r[y_r];  dz_r = gradScale · (softmax(z_r) − onehot(y_r)) (in place)
       be.matmul(xfRows, this.lmHead.weight, logitRows, { transB: true });
-      let values: ArrayLike<number>;
-      if (lossHook) {
-        values = await lossHook(logitRows, batch, start, how.gradScale);
-      } else {
-        const targetT = be.upload(chunkTargets, "i32", [rows]);
-        ctx.temporaries.push(targetT);
-        be.crossEntropy(logitRows, targetT, how.gradScale, lossRows, logitRows);
-        values = await this.readLosses(lossRows);
-      }
+      const values = await lossHook(logitRows, batch, start, how.gradScale);
       for (let r = 0; r < rows; r++) {
         if (chunkTargets[r] < 0) continue;
         rowLosses[start + r] = values[r];
@@ -481,6 +476,55 @@ export class TrainableLlama {
     }
     if (dxf) be.rmsnormBackward(x, this.finalNorm.weight, dxf, cfg.rmsNormEps, dx, this.finalNorm.grad);
     return { lossSum, targetCount, rowLosses };
+  }
+
+  /**
+   * The fused cross-entropy head over only the rows that have a target: those rows of xf are gathered
+   * (the embedding op with xf as the table), so the [rows, vocab] logits — most of a small model's cost —
+   * are computed only where a loss is taken (a targets-only loss skips most rows).
+   *   z = xf[idx]·Wlmᵀ;  dz = gradScale·(softmax(z) − onehot(y));  dXf[idx] = dz·Wlm (other rows 0);  dWlm += dzᵀ·xf[idx]
+   */
+  private async targetRowsHead(
+    xf: Tensor, targets: Int32Array, ctx: BatchContext, gradScale: number, dxf: Tensor | null,
+  ): Promise<ForwardOutcome> {
+    const be = this.backend, d = this.config.hiddenSize, vocab = this.config.vocabSize;
+    const rowIndex: number[] = [];
+    for (let t = 0; t < targets.length; t++) if (targets[t] >= 0) rowIndex.push(t);
+    const rowLosses = new Float64Array(targets.length);
+    if (dxf) be.fill(dxf, 0);
+    let lossSum = 0;
+    if (rowIndex.length === 0) return { lossSum, targetCount: 0, rowLosses };
+    const chunk = Math.min(LOGIT_CHUNK_ROWS, rowIndex.length);
+    const gathered = be.alloc("f32", [chunk, d]);
+    const dGathered = dxf ? be.alloc("f32", [chunk, d]) : null;
+    const logits = be.alloc("f32", [chunk, vocab]);
+    const losses = be.alloc("f32", [chunk]);
+    ctx.temporaries.push(gathered, logits, losses, ...(dGathered ? [dGathered] : []));
+    for (let start = 0; start < rowIndex.length; start += chunk) {
+      const rows = Math.min(chunk, rowIndex.length - start);
+      const indices = Int32Array.from(rowIndex.slice(start, start + rows));
+      const indexT = be.upload(indices, "i32", [rows]);
+      const targetT = be.upload(Int32Array.from(indices, (t) => targets[t]), "i32", [rows]);
+      ctx.temporaries.push(indexT, targetT);
+      const xRows = be.sliceRows(gathered, 0, rows);
+      const logitRows = be.sliceRows(logits, 0, rows);
+      const lossRows = be.sliceRows(losses, 0, rows);
+      be.embedding(indexT, xf, xRows);
+      be.matmul(xRows, this.lmHead.weight, logitRows, { transB: true });
+      be.crossEntropy(logitRows, targetT, gradScale, lossRows, logitRows);
+      const values = await this.readLosses(lossRows);
+      for (let r = 0; r < rows; r++) {
+        rowLosses[indices[r]] = values[r];
+        lossSum += values[r];
+      }
+      if (dxf && dGathered) {
+        const dRows = be.sliceRows(dGathered, 0, rows);
+        be.matmul(logitRows, this.lmHead.weight, dRows);
+        be.scatterRows(dRows, indexT, dxf);
+        if (this.lmHead.grad) be.matmul(logitRows, xRows, this.lmHead.grad, { transA: true, accumulate: true });
+      }
+    }
+    return { lossSum, targetCount: rowIndex.length, rowLosses };
   }
 
   private async layerForward(l: number, x: Tensor, out: Tensor, a: LayerActivations, ctx: BatchContext): Promise<void> {
