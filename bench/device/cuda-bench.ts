@@ -116,7 +116,7 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
   } catch (error) {
     const message = (error as Error).message ?? String(error);
     const missing = /Cannot find module|does not provide an export|is not a function/.test(message);
-    row(name, missing ? "not available yet" : `failed: ${message.split("\n")[0].slice(0, 200)}`);
+    row(name, missing ? "not available yet" : "FAILED", "", "", missing ? message.slice(0, 160) : message.split("\n")[0].slice(0, 200));
   }
 }
 
@@ -217,7 +217,7 @@ async function scoringRow(cuda: CudaBackend): Promise<void> {
 async function main(): Promise<void> {
   const status = cudaStatus();
   if ("reason" in status) {
-    row("cuda backend", `unavailable: ${status.reason}`);
+    row("cuda benchmarks", "not run", "", "", `CUDA unavailable: ${status.reason}`);
     return;
   }
   const cuda = CudaBackend.create();

@@ -73,12 +73,19 @@ if [ ! -d node_modules/vitest ] || [ ! -d node_modules/cmake-js ]; then
   row "node_modules" "missing" "" "" "no node_modules and no carried tarball (bench/device/pack-carry.sh)"
   exit 1
 fi
-row "node" "$(node --version)" "" "" "$(command -v node)"
+# cmake-js takes the Node-API headers from $npm_config_nodedir/include/node; without it, it would download them.
+if [ -z "${npm_config_nodedir:-}" ]; then
+  for prefix in "$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")" /usr /usr/local; do
+    if [ -f "$prefix/include/node/node_api.h" ]; then export npm_config_nodedir="$prefix"; break; fi
+  done
+fi
+row "node" "$(node --version)" "" "" "$(command -v node); headers ${npm_config_nodedir:-none found: cmake-js will try to download them}/include/node"
 
 # ---- build (this GPU's architecture only; the default build covers 80 and 90)
 log build
 build_dir=${LABOR_CHECK_BUILD_DIR:-build}
-export LABOR_LLM_ADDON="$PWD/$build_dir/Release/labor_llm.node"
+case $build_dir in /*) ;; *) build_dir="$PWD/$build_dir" ;; esac
+export LABOR_LLM_ADDON="$build_dir/Release/labor_llm.node"
 arch_flag=()
 [ -n "${compute_cap:-}" ] && arch_flag=(--CDCMAKE_CUDA_ARCHITECTURES="$compute_cap")
 build_started=$(date +%s)
@@ -89,12 +96,12 @@ if node node_modules/cmake-js/bin/cmake-js compile --out "$build_dir" "${arch_fl
   row "build (addon + tsc)" "ok" "" "" "$(( $(date +%s) - build_started )) s; ${cuda_line}"
 else
   row "build (addon + tsc)" "FAILED" "" "" "see build.log / tsc.log: $(grep -m1 -iE 'error' "$work/build.log" "$work/tsc.log" | cut -c1-160)"
-  tail -30 "$work/build.log" "$work/tsc.log"
+  tail -n 30 "$work/build.log" "$work/tsc.log" 2>/dev/null
   exit 1
 fi
 node -e "const c=require(process.env.LABOR_LLM_ADDON).cuda.probe(); console.log(JSON.stringify(c))" > "$work/probe.json" 2>&1
-row "cuda probe" "$(node -e "const c=require('$work/probe.json'); process.stdout.write(c.available ? 'available' : 'UNAVAILABLE: ' + c.reason)" 2>/dev/null)" \
-  "" "" "$(cat "$work/probe.json" | cut -c1-200)"
+row "cuda probe" "$(node -e "const c=require('$work/probe.json'); process.stdout.write(c.available ? 'available' : 'UNAVAILABLE')" 2>/dev/null || echo 'addon did not load')" \
+  "" "" "$(node -e "const c=require('$work/probe.json'); process.stdout.write(c.available ? c.device + ', compute ' + c.computeCapability + ', archs ' + c.archs : c.reason)" 2>/dev/null || head -c 200 "$work/probe.json")"
 
 # ---- tests
 vitest_row() {  # label, log, files...
@@ -110,6 +117,7 @@ vitest_row() {  # label, log, files...
   local skipped
   skipped=$(grep -E '↓' "$logfile" | head -2 | sed 's/^ *↓ *//' | cut -c1-140 | paste -sd ';' -)
   if [ $rc -eq 124 ]; then row "$label" "TIMED OUT" "" "" "after ${limit} s; ${summary}"
+  elif [ $rc -eq 0 ] && [[ "$summary" =~ ^[0-9]+\ skipped ]]; then row "$label" "SKIPPED" "" "" "${summary}; ${skipped}"
   elif [ $rc -eq 0 ]; then row "$label" "passed" "" "" "${summary}${skipped:+; skipped: $skipped}"
   else row "$label" "FAILED" "" "" "${summary}; ${failed}"
   fi
@@ -127,6 +135,14 @@ peer_limit=$(( $(left) - 150 )); [ $peer_limit -gt 200 ] && peer_limit=200
 if [ $peer_limit -gt 30 ] && command -v python3 >/dev/null; then
   timeout "$peer_limit" python3 bench/device/peft_peer.py "$work/peer.json" "${peer_args[@]}" > "$work/peer.log" 2>&1 ||
     row "PyTorch peer" "failed or timed out" "" "" "$(tail -1 "$work/peer.log" | cut -c1-160)"
+  python3 - "$work/peer.json" >> "$rows" 2>/dev/null <<'PY' || true
+import json, sys
+p = json.load(open(sys.argv[1]))
+errors = "; ".join(f"{k}: {v['error']}" for k, v in p.get("lora", {}).items() if "error" in v)
+status = "FAILED" if "error" in p else "ok"
+note = p.get("error") or f"torch {p.get('torch')} on {p.get('device')}" + (f"; {errors}" if errors else "")
+print(f"PyTorch peer\t{status}\t\t\t{note}")
+PY
 else
   row "PyTorch peer" "not run" "" "" "no python3 or out of time budget"
 fi
