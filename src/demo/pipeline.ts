@@ -26,7 +26,7 @@ import { LORA_TARGET_MODULES } from "../model/lora.js";
 import { openCheckpoint } from "../io/safetensors.js";
 import { readLlamaConfig } from "../io/hf-config.js";
 import { Tokenizer } from "../text/tokenizer.js";
-import { documentTemplate, lossMask, renderDocument, tokenizeDocument, TokenOffsets } from "../text/documents.js";
+import { documentTemplate, lossMask, renderDocument, tokenizeDocument, TokenOffsets, type LossMaskMode } from "../text/documents.js";
 import type { TrainingSequence } from "../train/batches.js";
 import { trainLlama } from "../train/loop.js";
 import { ADAMW_DEFAULTS } from "../train/optimizer.js";
@@ -54,6 +54,10 @@ export interface DemoSizes {
   careerPreset: CareerPresetName;
   pretrainEpochs: number;
   finetuneEpochs: number;
+  /** Test-split people every model scores (LLM scoring is the slowest step: ~2,200 trie rows per person-year). */
+  testPeople: number;
+  /** Fine-tuning loss: every token of the documents (the plain next-token objective) or only the targets. */
+  finetuneLoss: LossMaskMode;
 }
 
 export const DEMO_DEFAULTS: DemoSizes = {
@@ -63,6 +67,8 @@ export const DEMO_DEFAULTS: DemoSizes = {
   careerPreset: "small",
   pretrainEpochs: 1,
   finetuneEpochs: 1,
+  testPeople: 30,
+  finetuneLoss: "all",
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -100,13 +106,13 @@ export function demoData(people: number, resumes: number, seed: number): Survey 
   return { train: pick("train"), valid: pick("valid"), test: pick("test"), resumes: corpus };
 }
 
-function documentsOf(people: readonly PersonRecord[], tokenizer: Tokenizer, label: string): TrainingSequence[] {
+function documentsOf(people: readonly PersonRecord[], tokenizer: Tokenizer, label: string, loss: LossMaskMode = "all"): TrainingSequence[] {
   const offsets = new TokenOffsets(tokenizer);
   const bar = new ProgressBar(`tokenize ${label}`, people.length, " documents");
   const sequences = people.map((person, i) => {
     const document = tokenizeDocument(renderDocument(person, TEMPLATE), tokenizer, { offsets });
     if (i % 200 === 0) bar.update(i);
-    return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, "all") };
+    return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, loss) };
   });
   bar.finish();
   return sequences;
@@ -146,14 +152,15 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
 
   log(`[1/5] data: synthetic nlsy79 survey of ${options.people} people and a resumes corpus of ${options.resumes}`);
   const data = demoData(options.people, options.resumes, seed);
+  data.test = data.test.slice(0, options.testPeople);
   mkdirSync(options.outDir, { recursive: true });
   const panelPath = join(options.outDir, "survey-panel.csv");
   if (!existsSync(panelPath)) writeFileSync(panelPath, panelToCsv({ people: [...data.train, ...data.valid, ...data.test] }));
   log(
     `      survey: ${data.train.length}/${data.valid.length}/${data.test.length} people train/valid/test ` +
-      `(${countPersonYears({ people: data.test })} test person-years); resumes: ${countPersonYears({ people: data.resumes })} person-years`,
+      `(scoring the first ${data.test.length} test people: ${countPersonYears({ people: data.test })} person-years); resumes: ${countPersonYears({ people: data.resumes })} person-years`,
   );
-  const dataKey = { people: options.people, resumes: options.resumes, seed };
+  const dataKey = { people: options.people, resumes: options.resumes, seed, testPeople: options.testPeople };
 
   const foundation = await runStep(stepsDir, "foundation", { dataKey, preset: options.modelPreset, config, epochs: options.pretrainEpochs }, async (dir) => {
     log(`[2/5] foundation model: random ${options.modelPreset} Llama, pretrained on resume documents`);
@@ -189,7 +196,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
   if (foundation.reused) log(`[2/5] foundation model: reusing ${foundation.value.modelDir}`);
   const foundationDir = foundation.value.modelDir;
 
-  const finetune = await runStep(stepsDir, "finetune", { foundation: foundation.key, dataKey, epochs: options.finetuneEpochs }, async (dir) => {
+  const finetune = await runStep(stepsDir, "finetune", { foundation: foundation.key, dataKey, epochs: options.finetuneEpochs, loss: options.finetuneLoss }, async (dir) => {
     log(`[3/5] FT-LLM: LoRA (r=16, all projections) on the survey's ${data.train.length} training documents`);
     const tokenizer = Tokenizer.fromDirectory(foundationDir);
     const baseConfig = readLlamaConfig(foundationDir);
@@ -203,8 +210,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       config: baseConfig,
       weights: loadLlamaWeights(openCheckpoint(foundationDir), baseConfig),
       baseModelDir: foundationDir,
-      train: documentsOf(data.train, tokenizer, "survey train"),
-      valid: documentsOf(data.valid, tokenizer, "survey valid"),
+      train: documentsOf(data.train, tokenizer, "survey train", options.finetuneLoss),
+      valid: documentsOf(data.valid, tokenizer, "survey valid", options.finetuneLoss),
       outDir: join(dir, "train"),
       mode,
       learningRate: 3e-3,

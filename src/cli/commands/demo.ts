@@ -2,6 +2,7 @@
 import { rmSync } from "node:fs";
 import { CAREER_PRESET_NAMES } from "../../model/career.js";
 import { presetNames } from "../../model/presets.js";
+import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { DEMO_DEFAULTS, runDemoPipeline } from "../../demo/pipeline.js";
 import { oneOf, optionalInteger, parseFlags } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
@@ -23,6 +24,8 @@ Finished steps are cached by a hash of their inputs and reused by a rerun.
   --career-preset NAME CAREER size: ${CAREER_PRESET_NAMES.join(", ")} (default ${DEMO_DEFAULTS.careerPreset})
   --pretrain-epochs N  foundation pretraining epochs over the resumes (default ${DEMO_DEFAULTS.pretrainEpochs})
   --finetune-epochs N  LoRA epochs over the survey's training split (default ${DEMO_DEFAULTS.finetuneEpochs})
+  --test-people N      test-split people every model scores (default ${DEMO_DEFAULTS.testPeople}; LLM scoring is the slow step)
+  --finetune-loss L    all (every token: the plain next-token objective) | targets (default ${DEMO_DEFAULTS.finetuneLoss})
   --seed N             seed of data, initialisation and training (default 0)
   --fresh              delete DIR first instead of reusing finished steps
 ${BACKEND_HELP}`;
@@ -36,6 +39,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     "career-preset": { type: "string" },
     "pretrain-epochs": { type: "string" },
     "finetune-epochs": { type: "string" },
+    "test-people": { type: "string" },
+    "finetune-loss": { type: "string" },
     seed: { type: "string" },
     fresh: { type: "boolean" },
     ...BACKEND_FLAGS,
@@ -52,6 +57,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     careerPreset: oneOf(values, "career-preset", CAREER_PRESET_NAMES, DEMO_DEFAULTS.careerPreset as (typeof CAREER_PRESET_NAMES)[number]),
     pretrainEpochs: optionalInteger(values, "pretrain-epochs", DEMO_DEFAULTS.pretrainEpochs, 1),
     finetuneEpochs: optionalInteger(values, "finetune-epochs", DEMO_DEFAULTS.finetuneEpochs, 1),
+    testPeople: optionalInteger(values, "test-people", DEMO_DEFAULTS.testPeople, 1),
+    finetuneLoss: oneOf(values, "finetune-loss", LOSS_MASK_MODES, DEMO_DEFAULTS.finetuneLoss),
     seed: optionalInteger(values, "seed", 0),
   };
   const backend = await backendFromFlags(values);
