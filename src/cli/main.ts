@@ -37,6 +37,20 @@ const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<numbe
   info: { run: runInfo, help: INFO_HELP },
 };
 
+/** The command words, in help order. */
+export function commandNames(): string[] {
+  return Object.keys(COMMANDS);
+}
+
+/**
+ * The README's CLI reference: the main help and every command's --help, verbatim (README.md holds this text
+ * between the cli-reference markers; `npm run docs:cli` rewrites it and a test checks it is current).
+ */
+export function cliReferenceMarkdown(): string {
+  const blocks = [MAIN_HELP, ...commandNames().map((name) => COMMANDS[name].help)];
+  return blocks.map((text) => "```\n" + text + "\n```").join("\n\n");
+}
+
 export function helpText(command?: string): string {
   return command && COMMANDS[command] ? COMMANDS[command].help : MAIN_HELP;
 }
