@@ -2,8 +2,8 @@
  * The whole Llama forward against an implementation we did not write: llama.cpp (node-llama-cpp@3.21.1) on a
  * GGUF we export, per-token log-probabilities over ≥ 500 positions. f32: max |Δ| ≤ 1e-3; bf16 weights:
  * ≤ 2e-2 (both engines round activations to bf16 before bf16 matmuls, in different places). The WebGPU backend
- * runs the same cases (fewer: CI's adapter is the software lavapipe) with the same tolerances; its bf16 matmuls
- * keep activations in f32.
+ * runs some of the same cases (CI's adapter is the slow software lavapipe): f32 within 1e-3; bf16 within 3e-2,
+ * as its bf16 matmuls keep activations in f32 (see the case).
  */
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,7 +52,10 @@ const CASES: Case[] = [
   // The same forward on the WebGPU kernels (CI: lavapipe, a slow software adapter, so the small cases only).
   { preset: "tiny-llama3", dtype: "f32", tolerance: 1e-3, backend: "webgpu" },
   { preset: "small-gqa", dtype: "f32", tolerance: 1e-3, backend: "webgpu" },
-  { preset: "small-gqa", dtype: "bf16", tolerance: 2e-2, backend: "webgpu" },
+  // bf16: llama.cpp rounds activations to bf16 before bf16 matmuls (so does the CPU backend on AVX512_BF16/AMX);
+  // the WebGPU kernels keep them in f32, which moves the gap to llama.cpp to 1.99e-2 here (WebGPU vs the CPU's
+  // scalar path, which also keeps f32 activations: 3.8e-6). Hence 3e-2 for this case.
+  { preset: "small-gqa", dtype: "bf16", tolerance: 3e-2, backend: "webgpu" },
 ];
 
 describe("Llama forward vs llama.cpp", () => {
