@@ -6,7 +6,15 @@ import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
-const peerEntry = join(dirname(fileURLToPath(import.meta.url)), "node_modules", "node-llama-cpp", "dist", "index.js");
+/** node-llama-cpp in bench/peers/node_modules, found from this file in bench/peers or in its compiled copy (dist/bench/peers). */
+function findPeerEntry(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const relative = join("node_modules", "node-llama-cpp", "dist", "index.js");
+  const candidates = [join(here, relative), join(here, "..", "..", "..", "bench", "peers", relative)];
+  return candidates.find((path) => existsSync(path)) ?? candidates[0];
+}
+
+const peerEntry = findPeerEntry();
 
 /** Why the peer can't be used here, or null when it can. */
 export function llamaCppUnavailableReason(): string | null {
@@ -23,6 +31,7 @@ export interface LlamaCppRunOptions {
 
 /** The slice of node-llama-cpp's API used here (typed locally: the peer is not a dependency of the package). */
 interface PeerSequence {
+  evaluateWithoutGeneratingNewTokens(tokens: number[]): Promise<void>;
   controlledEvaluate(input: unknown[]): Promise<Array<{ next: { probabilities?: Map<number, number> } } | undefined>>;
   clearHistory(): Promise<void>;
   dispose(): void;
@@ -94,4 +103,39 @@ export async function llamaCppTokenLogprobs(
     await model.dispose();
     await llama.dispose();
   }
+}
+
+/** A loaded llama.cpp model and context for timing prompt evaluation (no logits read back). */
+export interface LlamaCppPromptSession {
+  /** Evaluate every sequence from an empty KV cache (F16, llama.cpp's default); returns the seconds taken. */
+  evaluate(sequences: readonly (readonly number[])[]): Promise<number>;
+  dispose(): Promise<void>;
+}
+
+export async function openLlamaCppPrompt(ggufPath: string, longest: number, threads: number): Promise<LlamaCppPromptSession> {
+  const { getLlama } = await importPeer();
+  const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
+  const model = await llama.loadModel({ modelPath: ggufPath });
+  const context = await model.createContext({
+    contextSize: Math.max(256, Math.ceil(longest / 256) * 256),
+    batchSize: Math.max(256, longest),
+    threads,
+  });
+  const sequence = context.getSequence();
+  return {
+    async evaluate(sequences) {
+      const start = performance.now();
+      for (const tokens of sequences) {
+        await sequence.clearHistory();
+        await sequence.evaluateWithoutGeneratingNewTokens([...tokens]);
+      }
+      return (performance.now() - start) / 1000;
+    },
+    async dispose() {
+      sequence.dispose();
+      await context.dispose();
+      await model.dispose();
+      await llama.dispose();
+    },
+  };
 }

@@ -28,6 +28,8 @@
 //   PackStrip(p, a, strip, dst)   Ap of one strip for batch item a (dst: steps·kMs units)
 //   PackPanel(p, b, b_offset, n0, rows, s0, steps, dst)   Bp of one group (rows ≤ kNr valid, rest zero)
 //   InPlace(p)                    whether transB B rows can be read in place (dtype and K allow it)
+//   WriteBack(p, ct, ct_stride, out, rows, cols)   out[i][j] (+)= alpha · ct[j][i] for i < rows, j < cols
+//                                 (out rows at stride p.n), as ScalarWriteBack below
 #pragma once
 #include <cstdint>
 
@@ -46,6 +48,18 @@ constexpr int kScratchPanel = 5;
 
 inline int64_t CeilDiv(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
 inline int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+inline void ScalarWriteBack(const MatmulArgs& p, const float* ct, int64_t ct_stride, float* out, int64_t rows,
+                            int64_t cols) {
+  for (int64_t i = 0; i < rows; i++) {
+    float* dst = out + i * p.n;
+    if (p.accumulate) {
+      for (int64_t j = 0; j < cols; j++) dst[j] += p.alpha * ct[j * ct_stride + i];
+    } else {
+      for (int64_t j = 0; j < cols; j++) dst[j] = p.alpha * ct[j * ct_stride + i];
+    }
+  }
+}
 
 template <class Kernel>
 void GemmBlocked(const MatmulArgs& p) {
@@ -115,16 +129,7 @@ void GemmBlocked(const MatmulArgs& p) {
         }
       }
       // out[m][n] (+)= alpha · ct[n][m] over the valid part of the block.
-      float* out = p.out + bi * p.m * p.n;
-      for (int64_t i = 0; i < rows_m; i++) {
-        float* dst = out + (m0 + i) * p.n + n0;
-        const float* src = ct + i;
-        if (p.accumulate) {
-          for (int64_t j = 0; j < cols_n; j++) dst[j] += p.alpha * src[j * kMb];
-        } else {
-          for (int64_t j = 0; j < cols_n; j++) dst[j] = p.alpha * src[j * kMb];
-        }
-      }
+      Kernel::WriteBack(p, ct, kMb, p.out + bi * p.m * p.n + m0 * p.n + n0, rows_m, cols_n);
     }
   });
 }

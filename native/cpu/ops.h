@@ -41,6 +41,12 @@ struct AttentionArgs {
 namespace scalar {
 void Matmul(const MatmulArgs& args);
 void Attention(const AttentionArgs& args);
+// Plain-loop references of the vectorised elementwise ops (ops_scalar.cc); the AVX2 path uses them too.
+void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
+             float eps);
+void Swiglu(const float* gate, const float* up, float* out, int64_t count);
+void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab);
+void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab);
 }  // namespace scalar
 namespace avx2 {
 void Matmul(const MatmulArgs& args);
@@ -54,6 +60,13 @@ void Matmul(const MatmulArgs& args);
 // (bf16; needs AVX512_BF16, see HasBf16); return the FLOPs done.
 double PeakLoop(bool bf16, int64_t iterations);
 bool HasBf16();
+// Vectorised forward elementwise ops (same contracts as the entry points below, which route here when
+// the selected ISA is AVX-512 or AMX).
+void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
+             float eps);
+void Swiglu(const float* gate, const float* up, float* out, int64_t count);
+void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab);
+void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab);
 void Attention(const AttentionArgs& args);
 }  // namespace avx512
 namespace amx {
@@ -64,12 +77,12 @@ void Matmul(const MatmulArgs& args);
 double PeakLoop(int64_t iterations);
 }  // namespace amx
 
-// Entry points: route to the selected ISA's kernel (dispatch.cc).
+// Entry points: route to the selected ISA's kernel (dispatch.cc). RmsNorm, Swiglu, LogSoftmax and
+// LogSoftmaxGather below route too (AVX-512 or the scalar reference); the other ops have one
+// implementation for every ISA (ops_scalar.cc; memory-bound or light enough for baseline vectorisation).
 void Matmul(const MatmulArgs& args);
 void Attention(const AttentionArgs& args);
 
-// Ops with one implementation for every ISA (ops_scalar.cc; memory-bound or light enough that the
-// compiler's baseline vectorisation does).
 void Embedding(const int32_t* ids, int64_t count, const void* table, DType table_dtype, int64_t dim,
                float* out);
 void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,

@@ -76,6 +76,11 @@ struct KernelF32 {
     }
   }
 
+  static void WriteBack(const MatmulArgs& p, const float* ct, int64_t ct_stride, float* out, int64_t rows,
+                        int64_t cols) {
+    ScalarWriteBack(p, ct, ct_stride, out, rows, cols);
+  }
+
   static float LoadElement(const void* b, DType dtype, int64_t index) {
     switch (dtype) {
       case DType::kBf16: return Bf16ToFloat(static_cast<const uint16_t*>(b)[index]);

@@ -1,17 +1,18 @@
 // AVX-512 path: the blocked GEMM of gemm_blocked.h with an 8 × 48 register tile of Cᵀ (24 zmm
 // accumulators) — f32 FMA for f32/f16 B (f16 decoded exactly), vdpbf16ps on bf16 pairs for bf16 B when the
-// CPU has AVX512_BF16 (A rounded to bf16 once per call), weights read in place; attention with 16-wide
-// dot/axpy and masked tails.
+// CPU has AVX512_BF16 (A rounded to bf16 once per call), weights read in place; attention on blocks of 16
+// queries held in the vector lanes; vectorised RMSNorm, SwiGLU and log-softmax.
 // GCC 12 warns inside its own AVX-512 intrinsics (_mm512_undefined_* operands, GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "cpu/attention_online.h"
 #include "cpu/gemm_blocked.h"
 #include "cpu/numeric.h"
 #include "cpu/ops.h"
+#include "cpu/vec_avx512.h"
 
 namespace labor::cpu::avx512 {
 namespace {
@@ -57,6 +58,29 @@ inline __m512i PairsFromFloats(__m512 lo, __m512 hi) { return reinterpret_cast<_
 // Shared by both kernels: 48 rows per strip (3 vectors of 16), 8 columns per tile → 24 accumulators.
 struct Tile {
   static constexpr int64_t kNr = 8, kMs = 48, kStripsPerBlock = 4, kNb = 64;
+
+  // out[i][j] (+)= alpha · ct[j][i], 16 × 16 blocks transposed in registers.
+  static void WriteBack(const MatmulArgs& p, const float* ct, int64_t ct_stride, float* out, int64_t rows,
+                        int64_t cols) {
+    const __m512 alpha = _mm512_set1_ps(p.alpha);
+    for (int64_t j0 = 0; j0 < cols; j0 += 16) {
+      const __mmask16 valid = Mask16(cols - j0);
+      for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+        __m512i block[16];
+        for (int64_t j = 0; j < 16; j++) {
+          // Rows of ct past `cols` hold padding (or stale values): read row 0 instead, never stored.
+          block[j] = _mm512_castps_si512(_mm512_loadu_ps(ct + (j0 + j < cols ? j0 + j : 0) * ct_stride + i0));
+        }
+        Transpose16(block);
+        for (int64_t i = 0; i < 16 && i0 + i < rows; i++) {
+          float* dst = out + (i0 + i) * p.n + j0;
+          __m512 product = _mm512_mul_ps(alpha, _mm512_castsi512_ps(block[i]));
+          if (p.accumulate) product = _mm512_add_ps(_mm512_maskz_loadu_ps(valid, dst), product);
+          _mm512_mask_storeu_ps(dst, valid, product);
+        }
+      }
+    }
+  }
 };
 
 // f32 B (any dtype decoded to f32): ct[r][i] += Σ_k B(r, k)·A(i, k) with 24 FMAs per k.
@@ -328,39 +352,6 @@ void RowDots(const MatmulArgs& p) {
   });
 }
 
-inline __mmask16 TailMask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
-
-struct Vec {
-  static float Dot(const float* a, const float* b, int64_t n) {
-    __m512 sum = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) sum = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), sum);
-    if (i < n) {
-      const __mmask16 m = TailMask(n - i);
-      sum = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), sum);
-    }
-    return _mm512_reduce_add_ps(sum);
-  }
-  static void Axpy(float w, const float* x, float* y, int64_t n) {
-    const __m512 wv = _mm512_set1_ps(w);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
-    if (i < n) {
-      const __mmask16 m = TailMask(n - i);
-      _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
-    }
-  }
-  static void Scale(float* y, float s, int64_t n) {
-    const __m512 sv = _mm512_set1_ps(s);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(sv, _mm512_loadu_ps(y + i)));
-    if (i < n) {
-      const __mmask16 m = TailMask(n - i);
-      _mm512_mask_storeu_ps(y + i, m, _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(m, y + i)));
-    }
-  }
-};
-
 }  // namespace
 
 bool HasBf16() { return HasAvx512Bf16(); }
@@ -400,6 +391,212 @@ void Matmul(const MatmulArgs& args) {
   }
   return UseRowDots(args, false) ? RowDots<false>(args) : GemmBlocked<KernelF32>(args);
 }
-void Attention(const AttentionArgs& args) { AttentionOnline<Vec>(args); }
+namespace {
+
+// Attention for a block of 16 consecutive queries of one head, with queries in the vector lanes
+// (flash-attention style, online softmax, no Tq × Tk matrix):
+//   Qt[d][q]  = q of query t0 + q (transposed once per block; zero for missing queries)
+//   S[j][q]   = scale · Σ_d K[j][d] · Qt[d][q]     K[j][d] broadcast straight from the cache rows
+//   m[q], l[q]: running max and sum; P[j][q] = exp(S[j][q] − m[q]), −inf (0) outside [start_q, end_q)
+//   Ot[d][q] += Σ_j V[j][d] · P[j][q]               V[j][d] broadcast too, 8 values of d at a time
+// Keys are visited 16 at a time over the union of the block's ranges; a lane's own range masks the rest.
+// Everything is vertical across lanes: no horizontal reductions, no transposes of K or V.
+constexpr int64_t kQueryBlock = 16, kKeyStep = 16, kDChunk = 8;
+
+void AttentionBlock(const AttentionArgs& p, int64_t t0, int64_t h, float* qt, float* ot, float* pt) {
+  const int64_t hd = p.head_dim, group = p.heads / p.kv_heads, kv_stride = p.kv_heads * hd;
+  const int64_t nq = Min64(kQueryBlock, p.queries - t0);
+  const float* keys = p.k + (h / group) * hd;
+  const float* values = p.v + (h / group) * hd;
+  alignas(64) int32_t starts[kQueryBlock], ends[kQueryBlock];
+  int64_t lo = INT64_MAX, hi = 0;
+  for (int64_t q = 0; q < kQueryBlock; q++) {
+    starts[q] = q < nq ? p.key_start[t0 + q] : 0;
+    ends[q] = q < nq ? p.key_end[t0 + q] : 0;
+    if (ends[q] > starts[q]) {
+      lo = Min64(lo, starts[q]);
+      hi = hi > ends[q] ? hi : ends[q];
+    }
+  }
+  for (int64_t d = 0; d < hd; d++) {
+    for (int64_t q = 0; q < kQueryBlock; q++) qt[d * kQueryBlock + q] = q < nq ? p.q[((t0 + q) * p.heads + h) * hd + d] : 0.0f;
+  }
+  const int64_t hd_pad = CeilDiv(hd, kDChunk) * kDChunk;
+  for (int64_t d = 0; d < hd_pad; d++) _mm512_store_ps(ot + d * kQueryBlock, _mm512_setzero_ps());
+  const __m512i start_v = _mm512_load_si512(starts), end_v = _mm512_load_si512(ends);
+  const __m512 scale = _mm512_set1_ps(p.scale), minus_inf = _mm512_set1_ps(-INFINITY);
+  __m512 m = minus_inf, l = _mm512_setzero_ps();
+  for (int64_t j0 = lo; j0 < hi; j0 += kKeyStep) {
+    const int64_t count = Min64(kKeyStep, hi - j0);
+    const float* key_row[kKeyStep];
+    const float* value_row[kKeyStep];
+    for (int64_t j = 0; j < kKeyStep; j++) {
+      const int64_t key = j0 + (j < count ? j : count - 1);  // past the end: a valid row, masked below
+      key_row[j] = keys + key * kv_stride;
+      value_row[j] = values + key * kv_stride;
+    }
+    __m512 scores[kKeyStep];
+    for (int64_t j = 0; j < kKeyStep; j++) scores[j] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < hd; d++) {
+      const __m512 qd = _mm512_load_ps(qt + d * kQueryBlock);
+#pragma GCC unroll 16
+      for (int64_t j = 0; j < kKeyStep; j++) scores[j] = _mm512_fmadd_ps(_mm512_set1_ps(key_row[j][d]), qd, scores[j]);
+    }
+    __m512 block_max = minus_inf;
+    __mmask16 in_range[kKeyStep];
+    for (int64_t j = 0; j < kKeyStep; j++) {
+      const __m512i key = _mm512_set1_epi32(static_cast<int>(j0 + j));
+      in_range[j] = j < count ? _mm512_cmple_epi32_mask(start_v, key) & _mm512_cmplt_epi32_mask(key, end_v) : 0;
+      scores[j] = _mm512_mask_mul_ps(minus_inf, in_range[j], scores[j], scale);
+      block_max = _mm512_max_ps(block_max, scores[j]);
+    }
+    const __m512 m_new = _mm512_max_ps(m, block_max);
+    const __mmask16 live = _mm512_cmp_ps_mask(m_new, minus_inf, _CMP_NEQ_OQ);
+    const __m512 correction = _mm512_maskz_mov_ps(live, ExpPs(_mm512_sub_ps(m, m_new)));  // 0 while m = −inf
+    l = _mm512_mul_ps(l, correction);
+    for (int64_t j = 0; j < kKeyStep; j++) {
+      const __m512 weight = _mm512_maskz_mov_ps(in_range[j], ExpPs(_mm512_sub_ps(scores[j], m_new)));
+      l = _mm512_add_ps(l, weight);
+      _mm512_store_ps(pt + j * kQueryBlock, weight);
+    }
+    m = m_new;
+    for (int64_t d0 = 0; d0 < hd_pad; d0 += kDChunk) {
+      __m512 acc[kDChunk];
+      int64_t offset[kDChunk];
+      for (int64_t c = 0; c < kDChunk; c++) {
+        acc[c] = _mm512_mul_ps(_mm512_load_ps(ot + (d0 + c) * kQueryBlock), correction);
+        offset[c] = d0 + c < hd ? d0 + c : 0;  // padding lanes of Ot read a valid element, never written out
+      }
+      for (int64_t j = 0; j < kKeyStep; j++) {
+        const __m512 weight = _mm512_load_ps(pt + j * kQueryBlock);
+#pragma GCC unroll 8
+        for (int64_t c = 0; c < kDChunk; c++) acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(value_row[j][offset[c]]), weight, acc[c]);
+      }
+      for (int64_t c = 0; c < kDChunk; c++) _mm512_store_ps(ot + (d0 + c) * kQueryBlock, acc[c]);
+    }
+  }
+  alignas(64) float inv[kQueryBlock], m_out[kQueryBlock], l_out[kQueryBlock];
+  const __mmask16 positive = _mm512_cmp_ps_mask(l, _mm512_setzero_ps(), _CMP_GT_OQ);
+  _mm512_store_ps(inv, _mm512_maskz_div_ps(positive, _mm512_set1_ps(1.0f), l));  // empty range → zeros
+  _mm512_store_ps(m_out, m);
+  _mm512_store_ps(l_out, l);
+  for (int64_t q = 0; q < nq; q++) {
+    float* out = p.out + ((t0 + q) * p.heads + h) * hd;
+    for (int64_t d = 0; d < hd; d++) out[d] = ot[d * kQueryBlock + q] * inv[q];
+    if (p.lse != nullptr) p.lse[(t0 + q) * p.heads + h] = l_out[q] > 0 ? m_out[q] + logf(l_out[q]) : -INFINITY;
+  }
+}
+
+}  // namespace
+
+void Attention(const AttentionArgs& p) {
+  const int64_t blocks = CeilDiv(p.queries, kQueryBlock);
+  const int64_t hd_pad = CeilDiv(p.head_dim, kDChunk) * kDChunk;
+  ParallelFor(blocks * p.heads, [&](int64_t begin, int64_t end) {
+    float* scratch = static_cast<float*>(ThreadScratch(0, sizeof(float) * kQueryBlock * (2 * hd_pad + kKeyStep)));
+    float* qt = scratch;
+    float* ot = qt + hd_pad * kQueryBlock;
+    float* pt = ot + hd_pad * kQueryBlock;
+    for (int64_t task = begin; task < end; task++) AttentionBlock(p, (task / p.heads) * kQueryBlock, task % p.heads, qt, ot, pt);
+  });
+}
+
+// ---- forward elementwise ops (same math as the scalar references in ops_scalar.cc) ----
+
+namespace {
+
+// 16 weights as f32 (bf16/f16 decode exactly), zero past `valid`.
+inline __m512 LoadWeights(const void* weight, DType dtype, int64_t offset, __mmask16 valid) {
+  switch (dtype) {
+    case DType::kBf16: {
+      const __m256i raw = _mm256_maskz_loadu_epi16(valid, static_cast<const uint16_t*>(weight) + offset);
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+    }
+    case DType::kF16:
+      return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(valid, static_cast<const uint16_t*>(weight) + offset));
+    case DType::kF32: break;
+  }
+  return _mm512_maskz_loadu_ps(valid, static_cast<const float*>(weight) + offset);
+}
+
+// log Σ_j exp(z_j) = mx + log Σ_j exp(z_j − mx); the sum in f64 lanes. An all −inf row gives −inf.
+float LogSumExpRow(const float* z, int64_t vocab) {
+  __m512 mx = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < vocab; j += 16) {
+    const __mmask16 valid = Mask16(vocab - j);
+    mx = _mm512_mask_max_ps(mx, valid, mx, _mm512_maskz_loadu_ps(valid, z + j));
+  }
+  const float row_max = _mm512_reduce_max_ps(mx);
+  if (row_max == -INFINITY) return -INFINITY;
+  const __m512 shift = _mm512_set1_ps(row_max);
+  __m512d sum0 = _mm512_setzero_pd(), sum1 = _mm512_setzero_pd();
+  for (int64_t j = 0; j < vocab; j += 16) {
+    const __mmask16 valid = Mask16(vocab - j);
+    const __m512 e = _mm512_maskz_mov_ps(valid, ExpPs(_mm512_sub_ps(_mm512_maskz_loadu_ps(valid, z + j), shift)));
+    sum0 = _mm512_add_pd(sum0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    sum1 = _mm512_add_pd(sum1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  }
+  return static_cast<float>(row_max + log(_mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1))));
+}
+
+}  // namespace
+
+void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
+             float eps) {
+  ParallelFor(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const float* xr = x + r * dim;
+      __m512d sum0 = _mm512_setzero_pd(), sum1 = _mm512_setzero_pd();
+      for (int64_t d = 0; d < dim; d += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(Mask16(dim - d), xr + d);
+        const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+        const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        sum0 = _mm512_fmadd_pd(lo, lo, sum0);
+        sum1 = _mm512_fmadd_pd(hi, hi, sum1);
+      }
+      const double sum_squares = _mm512_reduce_add_pd(_mm512_add_pd(sum0, sum1));
+      const float mean = dim > 0 ? static_cast<float>(sum_squares / static_cast<double>(dim)) : 0.0f;
+      const __m512 inv_rms = _mm512_set1_ps(1.0f / sqrtf(mean + eps));
+      for (int64_t d = 0; d < dim; d += 16) {
+        const __mmask16 valid = Mask16(dim - d);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(valid, xr + d), inv_rms);
+        _mm512_mask_storeu_ps(out + r * dim + d, valid, _mm512_mul_ps(v, LoadWeights(weight, weight_dtype, d, valid)));
+      }
+    }
+  });
+}
+
+void Swiglu(const float* gate, const float* up, float* out, int64_t count) {
+  constexpr int64_t kBlock = 4096;  // floats per pool index
+  ParallelFor(CeilDiv(count, kBlock), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * kBlock; i < Min64(end * kBlock, count); i += 16) {
+      const __mmask16 valid = Mask16(count - i);
+      const __m512 g = _mm512_maskz_loadu_ps(valid, gate + i);
+      const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), ExpPs(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+      _mm512_mask_storeu_ps(out + i, valid, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(valid, up + i)));
+    }
+  });
+}
+
+void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab) {
+  ParallelFor(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      const __m512 lse = _mm512_set1_ps(LogSumExpRow(logits + r * vocab, vocab));
+      for (int64_t j = 0; j < vocab; j += 16) {
+        const __mmask16 valid = Mask16(vocab - j);
+        _mm512_mask_storeu_ps(out + r * vocab + j, valid, _mm512_sub_ps(_mm512_maskz_loadu_ps(valid, logits + r * vocab + j), lse));
+      }
+    }
+  });
+}
+
+// Only the target's log-probability and the normaliser: the normalised row is never written.
+void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab) {
+  ParallelFor(rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; r++) {
+      out[r] = targets[r] < 0 ? NAN : logits[r * vocab + targets[r]] - LogSumExpRow(logits + r * vocab, vocab);
+    }
+  });
+}
 
 }  // namespace labor::cpu::avx512

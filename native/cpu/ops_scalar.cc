@@ -122,7 +122,7 @@ void Embedding(const int32_t* ids, int64_t count, const void* table, DType table
 
 // HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps), then · weight (the sum of squares in double so long rows
 // don't lose bits; everything else f32 like HF).
-void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
+void scalar::RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
              float eps) {
   ParallelFor(rows, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
@@ -143,23 +143,31 @@ void Rope(const float* x, const int32_t* positions, const float* inv_freq, float
           int64_t heads, int64_t head_dim) {
   const int64_t half = head_dim / 2;
   ParallelFor(tokens, [&](int64_t begin, int64_t end) {
+    // cos θ and sin θ of this token, once for all its heads.
+    float* cs = static_cast<float*>(ThreadScratch(0, sizeof(float) * 2 * (half > 0 ? half : 1)));
+    float* sn = cs + half;
     for (int64_t t = begin; t < end; t++) {
       const float position = static_cast<float>(positions[t]);
       for (int64_t i = 0; i < half; i++) {
-        const double angle = static_cast<double>(position * inv_freq[i]);
-        const float c = static_cast<float>(cos(angle)), s = static_cast<float>(sin(angle));
-        for (int64_t h = 0; h < heads; h++) {
-          const int64_t base = (t * heads + h) * head_dim;
-          const float x1 = x[base + i], x2 = x[base + i + half];  // read both before writing (out may be x)
-          out[base + i] = x1 * c - x2 * s;
-          out[base + i + half] = x2 * c + x1 * s;
+        double s, c;
+        sincos(static_cast<double>(position * inv_freq[i]), &s, &c);
+        cs[i] = static_cast<float>(c);
+        sn[i] = static_cast<float>(s);
+      }
+      for (int64_t h = 0; h < heads; h++) {
+        const float* xh = x + (t * heads + h) * head_dim;
+        float* oh = out + (t * heads + h) * head_dim;
+        for (int64_t i = 0; i < half; i++) {
+          const float x1 = xh[i], x2 = xh[i + half];  // read both before writing (out may be x)
+          oh[i] = x1 * cs[i] - x2 * sn[i];
+          oh[i + half] = x2 * cs[i] + x1 * sn[i];
         }
       }
     }
   });
 }
 
-void Swiglu(const float* gate, const float* up, float* out, int64_t count) {
+void scalar::Swiglu(const float* gate, const float* up, float* out, int64_t count) {
   ParallelFor(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
   });
@@ -183,7 +191,7 @@ float LogSumExp(const float* z, int64_t vocab) {
 }
 }  // namespace
 
-void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab) {
+void scalar::LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab) {
   ParallelFor(rows, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
       const float lse = LogSumExp(logits + r * vocab, vocab);
@@ -192,7 +200,7 @@ void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab) {
   });
 }
 
-void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab) {
+void scalar::LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab) {
   ParallelFor(rows, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) {
       out[r] = targets[r] < 0 ? NAN : logits[r * vocab + targets[r]] - LogSumExp(logits + r * vocab, vocab);

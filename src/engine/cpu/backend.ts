@@ -66,11 +66,42 @@ function arrayMatches(data: HostArray, dtype: DType): boolean {
   return data instanceof Uint16Array;
 }
 
+/**
+ * Freed activation buffers, kept for the next alloc() of the same dtype and size: a forward pass allocates
+ * the same temporaries every call, and fresh typed arrays cost a page fault per 4 KiB on first touch (and
+ * garbage for the collector). Bounded, so an idle backend holds at most POOL_BYTES.
+ */
+const POOL_BYTES = 1 << 30;
+
+class ArrayPool {
+  private readonly free = new Map<string, HostArray[]>();
+  private bytes = 0;
+
+  take(dtype: DType, size: number): HostArray | undefined {
+    const list = this.free.get(`${dtype}:${size}`);
+    const array = list?.pop();
+    if (array) this.bytes -= array.byteLength;
+    return array;
+  }
+
+  give(dtype: DType, array: HostArray): void {
+    if (array.byteLength === 0 || this.bytes + array.byteLength > POOL_BYTES) return;
+    const key = `${dtype}:${array.length}`;
+    const list = this.free.get(key) ?? [];
+    list.push(array);
+    this.free.set(key, list);
+    this.bytes += array.byteLength;
+  }
+}
+
 export class CpuBackend implements Backend {
   readonly name = "cpu";
   private readonly native: NativeCpuOps;
   private readonly isa: CpuIsa;
   private readonly forced: boolean;
+  /** Tensors made by alloc() and not freed yet: only their storage may be recycled. */
+  private readonly owned = new WeakSet<CpuTensor>();
+  private readonly pool = new ArrayPool();
 
   constructor(options: CpuBackendOptions = {}) {
     this.native = loadNative().cpu;
@@ -101,7 +132,10 @@ export class CpuBackend implements Backend {
   // ---- buffers ----
 
   alloc(dtype: DType, shape: readonly number[]): CpuTensor {
-    return new CpuTensor(dtype, [...shape], newArray(dtype, shapeSize(shape)));
+    const size = shapeSize(shape);
+    const tensor = new CpuTensor(dtype, [...shape], this.pool.take(dtype, size) ?? newArray(dtype, size));
+    this.owned.add(tensor);
+    return tensor;
   }
 
   upload(data: HostArray, dtype: DType, shape: readonly number[]): CpuTensor {
@@ -124,7 +158,10 @@ export class CpuBackend implements Backend {
   }
 
   free(t: Tensor): void {
-    this.tensor("free", "t", t).release();
+    const tensor = this.tensor("free", "t", t);
+    // Storage this backend allocated goes back to the pool (never a weight's or a view's).
+    if (this.owned.delete(tensor)) this.pool.give(tensor.dtype, tensor.data);
+    tensor.release();
   }
 
   reshape(t: Tensor, shape: readonly number[]): CpuTensor {
