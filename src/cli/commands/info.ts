@@ -25,8 +25,9 @@ export async function runInfo(argv: string[]): Promise<number> {
     console.log("webgpu:");
     console.log(`  adapter: ${adapter.name} (vendor ${adapter.vendor || "?"}, architecture ${adapter.architecture || "?"})`);
     console.log(`  features: ${adapter.features.join(" ")}`);
-    console.log(`  used when present: shader-f16 ${adapter.features.includes("shader-f16") ? "yes" : "no"}, ` +
-      `subgroups ${adapter.features.includes("subgroups") ? "yes" : "no"}`);
+    console.log(`  requested when present: shader-f16 ${adapter.features.includes("shader-f16") ? "yes" : "no"}, ` +
+      `subgroups ${adapter.features.includes("subgroups") ? "yes" : "no"} (the kernels do not need them: ` +
+      "16-bit floats are decoded with integer ops, reductions use workgroup memory)");
     console.log(`  limits: ${Object.entries(adapter.limits).map(([k, v]) => `${k}=${v}`).join(" ")}`);
   }
   console.log("cpu:");
