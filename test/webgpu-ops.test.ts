@@ -10,7 +10,8 @@ import { afterAll, describe, expect, it, vi } from "vitest";
 import type { Backend } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { requestAdapter } from "../src/engine/webgpu/device.js";
-import { WebGpuBackend } from "../src/engine/webgpu/backend.js";
+import { WebGpuBackend, type WebGpuBackendOptions } from "../src/engine/webgpu/backend.js";
+import { float32ToBfloat16 } from "../src/io/dtype.js";
 import type { LlamaConfig } from "../src/model/config.js";
 import { randomLlamaWeights } from "../src/model/llama-train.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
@@ -18,6 +19,7 @@ import type { TrainingSequence } from "../src/train/batches.js";
 import { trainLlama } from "../src/train/loop.js";
 import { ADAMW_DEFAULTS } from "../src/train/optimizer.js";
 import { defineOpSuite, makeRandom } from "./op-suite.js";
+import { relativeError } from "./reference.js";
 
 // A software adapter (lavapipe) on a shared CI machine is slow: give each test of the shared suite more time.
 vi.setConfig({ testTimeout: 900_000 });
@@ -29,8 +31,8 @@ if (unavailable !== null) {
   it.skipIf(true)(`webgpu: ${unavailable}`, () => {});
 } else {
   const backends: WebGpuBackend[] = [];
-  const open = async (features?: readonly string[]) => {
-    const backend = await WebGpuBackend.create({ features });
+  const open = async (features?: readonly string[], limits: WebGpuBackendOptions = {}) => {
+    const backend = await WebGpuBackend.create({ ...limits, features });
     backends.push(backend);
     return backend;
   };
@@ -49,6 +51,49 @@ if (unavailable !== null) {
       const x = main.upload(new Float32Array(64), "f32", [8, 8]);
       expect(() => main.rmsnorm(x, main.upload(new Float32Array(8), "f32", [8]), 1e-5, x))
         .toThrow(/^rmsnorm: .*share memory/);
+    });
+
+    // Real GPUs align binding offsets to 256 B (lavapipe: 16) and large weights exceed the binding limit
+    // (lavapipe: 128 MiB): a backend with both limits made strict runs views at unaligned offsets and splits a
+    // matmul's b along N (b stored [N, K]) or K (b stored [K, N], accumulating) and an embedding table by rows.
+    it("splits tensors above the binding limit; unaligned views under 256-byte offset alignment", async () => {
+      const strict = await open(undefined, { maxBindingBytes: 16384, offsetAlignment: 256 });
+      const cpu = createCpuBackend({ isa: "scalar" }); // keeps a in f32 for bf16 b, as the WGSL kernel does
+      const random = makeRandom(77);
+      const values = (n: number) => Float32Array.from({ length: n }, () => random() * 2 - 1);
+      const [m, n, k] = [5, 300, 33];
+      const aRows = values((m + 4) * k);
+      for (const dtype of ["f32", "bf16"] as const) {
+        for (const transB of [true, false]) {
+          for (const accumulate of [false, true]) {
+            const bValues = values(n * k);
+            const bData = dtype === "f32" ? bValues : float32ToBfloat16(bValues);
+            const initial = values(m * n);
+            const results: Float32Array[] = [];
+            for (const be of [strict, cpu]) {
+              const a = be.sliceRows(be.upload(aRows, "f32", [m + 4, k]), 3, m); // starts 99 floats in
+              const b = be.weight(bData, dtype, transB ? [n, k] : [k, n]);
+              const out = be.upload(initial, "f32", [m, n]);
+              be.matmul(a, b, out, { transB, accumulate });
+              results.push((await be.download(out)) as Float32Array);
+            }
+            expect(relativeError(results[0], results[1]), `${dtype} transB=${transB} accumulate=${accumulate}`).toBeLessThan(1e-5);
+          }
+        }
+        const [vocab, dim] = [400, 20];
+        const table = values(vocab * dim);
+        const tableData = dtype === "f32" ? table : float32ToBfloat16(table);
+        const ids = Int32Array.from([0, 399, 200, 5, 399, 163]);
+        const results: Float32Array[] = [];
+        for (const be of [strict, cpu]) {
+          const out = be.alloc("f32", [ids.length, dim]);
+          be.embedding(be.upload(ids, "i32", [ids.length]), be.weight(tableData, dtype, [vocab, dim]), out);
+          results.push((await be.download(out)) as Float32Array);
+        }
+        expect(Array.from(results[0]), `embedding ${dtype}`).toEqual(Array.from(results[1]));
+      }
+      expect(() => strict.add(strict.alloc("f32", [5000]), strict.alloc("f32", [5000]), strict.alloc("f32", [5000])))
+        .toThrow(/^add: .*needs a binding of 20000 bytes, above this adapter's maxStorageBufferBindingSize 16384/);
     });
 
     // LoRA (rank 4 on q, v, down, dropout 0.1), 6 optimizer steps of 2 micro-batches on a small random model.

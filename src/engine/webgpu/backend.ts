@@ -7,7 +7,7 @@
  */
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
-import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange } from "./device.js";
+import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
 
 export class WebGpuTensor implements Tensor {
   readonly size: number;
@@ -32,10 +32,7 @@ export class WebGpuTensor implements Tensor {
   }
 }
 
-export interface WebGpuBackendOptions {
-  /** Features to request when present (default: shader-f16 and subgroups); [] tests the plain paths. */
-  features?: readonly string[];
-}
+export type WebGpuBackendOptions = GpuContextOptions;
 
 function shapeSize(shape: readonly number[]): number {
   let size = 1;
@@ -85,14 +82,14 @@ export class WebGpuBackend implements Backend {
   constructor(private readonly gpu: GpuContext) {}
 
   static async create(options: WebGpuBackendOptions = {}): Promise<WebGpuBackend> {
-    return new WebGpuBackend(await GpuContext.open({ features: options.features }));
+    return new WebGpuBackend(await GpuContext.open(options));
   }
 
   describe(): string {
     const s = this.gpu.summary;
     const features = [...this.gpu.features].filter((f) => f === "shader-f16" || f === "subgroups");
     return `webgpu (${s.name}; features: ${features.length > 0 ? features.join(", ") : "none used"}; ` +
-      `max binding ${formatBytes(this.gpu.limits.maxStorageBufferBindingSize)})`;
+      `max binding ${formatBytes(this.gpu.bindingLimit)})`;
   }
 
   /** The adapter and device this backend runs on (name, features, limits). */
@@ -197,7 +194,7 @@ export class WebGpuBackend implements Backend {
     }
     const lda = transA ? m : k, ldb = transB ? k : n;
     const bBytes = ELEMENT_BYTES[tb.dtype];
-    const budget = this.gpu.limits.maxStorageBufferBindingSize - this.gpu.limits.minStorageBufferOffsetAlignment - 16;
+    const budget = this.gpu.bindingLimit - this.gpu.offsetAlignment - 16;
 
     // A shared B too large for one binding runs in windows of whole rows of its stored layout:
     // B stored [N, K] (transB) is split along N, into column blocks of out; B stored [K, N] along K, accumulating.
@@ -671,7 +668,7 @@ export class WebGpuBackend implements Backend {
 
   /** Rows of `rowBytes` that fit in one binding (all of them when the tensor fits). */
   private rowsPerBinding(rowBytes: number, rows: number): number {
-    const budget = this.gpu.limits.maxStorageBufferBindingSize - this.gpu.limits.minStorageBufferOffsetAlignment - 16;
+    const budget = this.gpu.bindingLimit - this.gpu.offsetAlignment - 16;
     if (rowBytes * rows <= budget || rowBytes === 0) return Math.max(rows, 1);
     return Math.max(1, Math.floor(budget / rowBytes));
   }
@@ -735,7 +732,8 @@ function f32ToF16(value: number): number {
 }
 
 function formatBytes(bytes: number): string {
-  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${Math.round(bytes / 2 ** 20)} MiB`;
+  if (bytes >= 2 ** 30) return `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+  return bytes >= 2 ** 20 ? `${Math.round(bytes / 2 ** 20)} MiB` : `${Math.round(bytes / 2 ** 10)} KiB`;
 }
 
 /** Open the best adapter and return a backend on it (throws with the reason when there is none). */

@@ -161,8 +161,22 @@ const PARAM_BYTES = 128;
 /** Freed buffers kept for reuse, in bytes, before further frees destroy them. */
 const POOL_LIMIT_BYTES = 2 ** 31;
 
+/** How a context is opened; the two limits may only be made stricter than the adapter's (tests use them). */
+export interface GpuContextOptions {
+  /** Features to request when present (default: shader-f16 and subgroups). */
+  features?: readonly string[];
+  /** Bind at most this many bytes of a buffer at once (default: the adapter's maxStorageBufferBindingSize). */
+  maxBindingBytes?: number;
+  /** Align binding offsets to this many bytes (a multiple of the adapter's; default the adapter's). */
+  offsetAlignment?: number;
+}
+
 export class GpuContext {
   readonly limits: GPUSupportedLimits;
+  /** The largest binding this context makes (≤ maxStorageBufferBindingSize). */
+  readonly bindingLimit: number;
+  /** The offset alignment of bindings (a multiple of minStorageBufferOffsetAlignment). */
+  readonly offsetAlignment: number;
   readonly features: ReadonlySet<string>;
   private readonly pipelines = new Map<string, GPUComputePipeline>();
   private readonly pool = new Map<number, GPUBuffer[]>();
@@ -189,8 +203,12 @@ export class GpuContext {
     private gpu: GPU | undefined,
     readonly device: GPUDevice,
     readonly summary: AdapterSummary,
+    options: GpuContextOptions,
   ) {
     this.limits = device.limits;
+    this.bindingLimit = Math.min(options.maxBindingBytes ?? Infinity, device.limits.maxStorageBufferBindingSize);
+    const align = device.limits.minStorageBufferOffsetAlignment;
+    this.offsetAlignment = Math.max(align, Math.ceil((options.offsetAlignment ?? align) / align) * align);
     this.features = new Set([...device.features]);
     this.slotBytes = Math.max(PARAM_BYTES, device.limits.minUniformBufferOffsetAlignment);
     this.slotsPerBuffer = Math.floor(UNIFORM_BUFFER_BYTES / this.slotBytes);
@@ -206,7 +224,7 @@ export class GpuContext {
   }
 
   /** Open the device: the adapter's real limits, and shader-f16/subgroups when it has them. */
-  static async open(options: { features?: readonly string[] } = {}): Promise<GpuContext> {
+  static async open(options: GpuContextOptions = {}): Promise<GpuContext> {
     const found = await requestAdapter();
     if ("reason" in found) throw new Error(`webgpu: ${found.reason}`);
     const { gpu, adapter, summary } = found;
@@ -215,7 +233,7 @@ export class GpuContext {
     const requiredLimits: Record<string, number> = {};
     for (const key of REQUESTED_LIMITS) requiredLimits[key] = adapter.limits[key];
     const device = await adapter.requestDevice({ requiredFeatures, requiredLimits });
-    return new GpuContext(gpu, device, summary);
+    return new GpuContext(gpu, device, summary, options);
   }
 
   get hasF16(): boolean {
@@ -380,12 +398,12 @@ export class GpuContext {
     const buffer = b.storage.buffer;
     const first = (b.offset + b.start) * b.elementBytes;
     const end = (b.offset + b.start + Math.max(b.count, 1)) * b.elementBytes;
-    const align = this.limits.minStorageBufferOffsetAlignment;
+    const align = this.offsetAlignment;
     const byteOffset = Math.floor(first / align) * align;
     const byteSize = Math.min(Math.ceil((end - byteOffset) / 16) * 16, buffer.size - byteOffset);
-    if (byteSize > this.limits.maxStorageBufferBindingSize) {
+    if (byteSize > this.bindingLimit) {
       throw new Error(`${label}: ${b.label} needs a binding of ${byteSize} bytes, above this adapter's ` +
-        `maxStorageBufferBindingSize ${this.limits.maxStorageBufferBindingSize}`);
+        `maxStorageBufferBindingSize ${this.bindingLimit}`);
     }
     // Where element `start` of the view lies in the window: kernels index the bound range from 0.
     const elementOffset = b.offset + b.start - byteOffset / b.elementBytes;
