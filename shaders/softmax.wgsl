@@ -1,7 +1,7 @@
 // Row-wise log-softmax family, one workgroup per row. Each thread keeps a running (max m, sum s) over its
 // strided share of the row (s' = s·exp(m − m') + exp(x − m')); the workgroup merges the pairs; then
 // lse = m + log s.
-//   LOG_SOFTMAX:   out[r, j] = z[r, j] − lse
+//   LOG_SOFTMAX:   out[r, j] = z[r, j] − lse          (IN_PLACE: out is z, one binding)
 //   GATHER:        out[r] = z[r, wanted[r]] − lse     (wanted < 0 → NaN)
 //   CROSS_ENTROPY: loss[r] = lse − z[r, y];  dz[r, j] = gradScale · (exp(z[r, j] − lse) − [j = y])
 //                  (both 0 where y = −1). IN_PLACE: dz is z (one binding): every read of the row happens
@@ -24,7 +24,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> z: array<f32>;
 #endif
 #if LOG_SOFTMAX
+#if !IN_PLACE
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
+#endif
 #endif
 #if GATHER
 @group(0) @binding(2) var<storage, read> targets: array<i32>;
@@ -73,8 +75,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) groups: v
   }
   let lse = maxima[0] + log(sums[0]);
 #if LOG_SOFTMAX
+  storageBarrier(); // in place: every thread's reads of the row before any write
   for (var j = lid; j < p.vocab; j += WG) {
+#if IN_PLACE
+    z[base + j] = z[base + j] - lse;
+#else
     out[p.off1 + row * p.vocab + j] = z[base + j] - lse;
+#endif
   }
 #endif
 #if GATHER

@@ -18,6 +18,11 @@ import { MODEL_PRESETS } from "../src/model/presets.js";
 import type { TrainingSequence } from "../src/train/batches.js";
 import { trainLlama } from "../src/train/loop.js";
 import { ADAMW_DEFAULTS } from "../src/train/optimizer.js";
+import { generateSyntheticPanel } from "../src/data/synthetic.js";
+import { initModel } from "../src/model/init.js";
+import { loadLlama } from "../src/model/load.js";
+import { LlmScorer } from "../src/score/llm-scorer.js";
+import { Tokenizer } from "../src/text/tokenizer.js";
 import { defineOpSuite, makeRandom } from "./op-suite.js";
 import { relativeError } from "./reference.js";
 
@@ -94,6 +99,42 @@ if (unavailable !== null) {
       }
       expect(() => strict.add(strict.alloc("f32", [5000]), strict.alloc("f32", [5000]), strict.alloc("f32", [5000])))
         .toThrow(/^add: .*needs a binding of 20000 bytes, above this adapter's maxStorageBufferBindingSize 16384/);
+    });
+
+    it("an upload into a pooled buffer runs after the recorded ops that used its previous tensor", async () => {
+      const n = 1000;
+      const first = main.upload(new Float32Array(n).fill(1), "f32", [n]);
+      const out = main.alloc("f32", [n]);
+      main.scale(first, 2, out); // recorded, not submitted
+      main.free(first); // its buffer goes back to the pool
+      const second = main.upload(new Float32Array(n).fill(7), "f32", [n]); // takes that buffer
+      expect(new Set(await main.download(out))).toEqual(new Set([2]));
+      expect(new Set(await main.download(second))).toEqual(new Set([7]));
+    });
+
+    // `score --backend webgpu`: the prefix-shared scorer (trie + tree attention) on one tiny model's two
+    // person-years, against the same scorer on the CPU: every candidate's log-prob within 1e-5 relative.
+    it("prefix-shared occupation scoring equals the CPU backend's", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "labor-llm-webgpu-score-"));
+      try {
+        initModel({ config: MODEL_PRESETS.tiny, seed: 5, dtype: "f32", outDir: dir });
+        const tokenizer = Tokenizer.fromDirectory(dir);
+        const panel = generateSyntheticPanel({ profile: "nlsy79", people: 40, seed: 11 }).panel;
+        const people = panel.people.filter((p) => p.waves.length >= 2).slice(0, 1).map((p) => ({ ...p, waves: p.waves.slice(0, 2) }));
+        const scores: Float64Array[][][] = [];
+        for (const backend of [createCpuBackend(), main]) {
+          const scorer = new LlmScorer(loadLlama(dir, backend).model, tokenizer, { maxRows: 6000, documentsPerGroup: 2 });
+          scores.push(await scorer.scorePeople(people));
+        }
+        let worst = 0;
+        scores[0][0].forEach((wave, w) => wave.forEach((lp, c) => {
+          worst = Math.max(worst, Math.abs(scores[1][0][w][c] - lp) / Math.max(1, Math.abs(lp)));
+        }));
+        console.log(`scoring webgpu vs cpu: worst relative difference ${worst.toExponential(2)}`);
+        expect(worst).toBeLessThan(1e-5);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     });
 
     // LoRA (rank 4 on q, v, down, dropout 0.1), 6 optimizer steps of 2 micro-batches on a small random model.

@@ -499,8 +499,10 @@ export class WebGpuBackend implements Backend {
     if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
     if (!sameDims(to.shape, tl.shape)) throw new Error(`${describe}: out must have logits' shape`);
     const [rows, vocab] = tl.shape;
-    this.gpu.dispatch(describe, "softmax", { LOG_SOFTMAX: true }, [this.range(tl, "logits"), this.output(to, "out"), null, null],
-      [rows, vocab, f32(0)], this.gpu.grid(rows));
+    const inPlace = sameTensor(tl, to);
+    this.gpu.dispatch(describe, "softmax", { LOG_SOFTMAX: true, IN_PLACE: inPlace }, [
+      inPlace ? this.output(tl, "logits") : this.range(tl, "logits"), inPlace ? null : this.output(to, "out"), null, null,
+    ], [rows, vocab, f32(0)], this.gpu.grid(rows));
   }
 
   logSoftmaxGather(logits: Tensor, targets: Tensor, out: Tensor): void {

@@ -108,8 +108,6 @@ export const ELEMENT_BYTES = { f32: 4, i32: 4, bf16: 2, f16: 2 } as const;
 /** A GPU buffer owned by one root tensor (views share it). */
 export class Storage {
   freed = false;
-  /** The id of the last batch whose commands bind this buffer. */
-  lastBatch = -1;
   /** Host copy of an i32 tensor's elements, kept when known (uploads) so ids can be checked on the host. */
   host: Int32Array | undefined;
 
@@ -192,6 +190,8 @@ export class GpuContext {
   private encoder: GPUCommandEncoder | undefined;
   private pass: GPUComputePassEncoder | undefined;
   private batchOps: string[] = [];
+  /** Per buffer (not per tensor: pooled buffers change owners), the last batch whose commands bind it. */
+  private readonly lastBatch = new WeakMap<GPUBuffer, number>();
   private batch = 0;
   private pendingErrors: PendingError[] = [];
   private readonly deferredDestroy: GPUBuffer[] = [];
@@ -279,17 +279,23 @@ export class GpuContext {
       if (!list) this.pool.set(size, (list = []));
       list.push(storage.buffer);
       this.pooledBytes += size;
-    } else if (storage.lastBatch === this.batch && this.encoder) {
+    } else if (this.boundInOpenBatch(storage.buffer)) {
       this.deferredDestroy.push(storage.buffer); // still bound by commands not yet submitted
     } else {
       storage.buffer.destroy();
     }
   }
 
+  private boundInOpenBatch(buffer: GPUBuffer): boolean {
+    return this.encoder !== undefined && this.lastBatch.get(buffer) === this.batch;
+  }
+
   /** Copy host bytes into the start of a buffer (padded to a multiple of 4). */
   write(storage: Storage, data: ArrayBufferView): void {
     this.checkAlive();
-    if (storage.lastBatch === this.batch && this.encoder) this.flush();
+    // The buffer may have been another tensor's a moment ago (pooled): commands recorded for that tensor must
+    // run before this write, which the queue would otherwise do first.
+    if (this.boundInOpenBatch(storage.buffer)) this.flush();
     let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     if (bytes.byteLength % 4 !== 0) {
       const padded = new Uint8Array(Math.ceil(bytes.byteLength / 4) * 4);
@@ -360,7 +366,7 @@ export class GpuContext {
     this.pass.dispatchWorkgroups(groups[0], groups[1], groups[2]);
     this.pendingErrors.push({ scope: this.device.popErrorScope(), label });
     this.batchOps.push(label.split(":")[0]);
-    for (const b of bindings) if (b) b.storage.lastBatch = this.batch;
+    for (const b of bindings) if (b) this.lastBatch.set(b.storage.buffer, this.batch);
   }
 
   /** A written binding may not overlap another binding of the same buffer (a WebGPU rule): say which ones. */
