@@ -3,8 +3,8 @@
  * "Performance"), ratios printed last. Every timing is the median of BENCH_RUNS (default 5) runs.
  *
  * 1. Kernels: matmul GFLOP/s (x[M,K]·W[N,K]ᵀ, f32 and bf16 W) at 1024³, 4096×4096×512 and the `1b` layer
- *    shapes at M = 4096 tokens, next to this machine's ceilings (register-only FMA / vdpbf16ps / AMX
- *    micro-loops, same run) and PyTorch's torch.matmul when /usr/bin/python3 has torch.
+ *    shapes at M = 4096 tokens (wall clock), next to this machine's ceilings (register-only FMA / vdpbf16ps /
+ *    AMX micro-loops, same run, per CPU-second) and PyTorch's torch.matmul when /usr/bin/python3 has torch.
  * 2. Model: forward tokens/s (log-probs of every token) for `small` and `1b` (bf16 weights) against
  *    llama.cpp prompt evaluation of the GGUF we export, same threads (BENCH_THREADS, default 2), runs
  *    alternating between the two.
@@ -69,7 +69,7 @@ function ceilings(): Record<string, number> {
   const result: Record<string, number> = {};
   for (const kind of ["avx512-fma", "avx512-bf16", "amx-bf16", "avx2-fma"]) {
     try {
-      // The ceiling is the best of the runs: on a shared machine the others measure the neighbours.
+      // Per CPU-second of each thread (so other processes on a shared machine don't lower it), best of the runs.
       const runs = Array.from({ length: RUNS }, () => cpu.peakFlops(kind, 20_000_000) / 1e9);
       result[kind] = Math.max(...runs);
     } catch {
@@ -126,7 +126,7 @@ function benchKernels(): void {
   const after = ceilings();
   const peaks: Record<string, number> = {};
   for (const kind of Object.keys(before)) peaks[kind] = Math.max(before[kind], after[kind] ?? 0);
-  console.log("ceilings (GFLOP/s, register-only micro-loops on every thread, best of the runs before and after):");
+  console.log("ceilings (GFLOP/s: register-only micro-loops on every thread, FLOPs per CPU-second summed over threads, best of the runs before and after):");
   for (const [kind, gflops] of Object.entries(peaks)) console.log(`  ${kind.padEnd(12)} ${fmt(gflops)}`);
   if (!("amx-bf16" in peaks)) console.log(`  amx-bf16     unavailable: ${isa.amxUnavailableReason}`);
   console.log(`PyTorch: ${typeof torch === "string" ? torch : `${torch.version} (torch.matmul, ${THREADS} threads)`}`);

@@ -100,6 +100,9 @@ export interface ForwardResult {
   logits?: Float32Array[];
 }
 
+/** Rows of the MLP's intermediate activations materialised at once (2 × rows × intermediateSize floats). */
+const MLP_CHUNK_ROWS = 1024;
+
 /** Rows of logits materialised at once: bounds memory at LOGIT_CHUNK_ROWS × vocab floats. */
 const LOGIT_CHUNK_ROWS = 128;
 
@@ -210,8 +213,10 @@ export class Llama {
       const v = alloc([total, kvWidth]);
       const attended = alloc([total, qWidth]);
       const projected = alloc([total, d]);
-      const gate = alloc([total, cfg.intermediateSize]);
-      const up = alloc([total, cfg.intermediateSize]);
+      // The MLP's [tokens, intermediate] activations exist MLP_CHUNK_ROWS rows at a time.
+      const mlpRows = Math.min(MLP_CHUNK_ROWS, total);
+      const gate = alloc([mlpRows, cfg.intermediateSize]);
+      const up = alloc([mlpRows, cfg.intermediateSize]);
       const q3 = be.reshape(q, [total, cfg.numHeads, cfg.headDim]);
       const k3 = be.reshape(k, [total, cfg.numKvHeads, cfg.headDim]);
       const attended3 = be.reshape(attended, [total, cfg.numHeads, cfg.headDim]);
@@ -241,10 +246,16 @@ export class Llama {
         be.matmul(attended, layer.o, projected, transB);
         be.add(x, projected, x);
         be.rmsnorm(x, layer.postNorm, cfg.rmsNormEps, normed);
-        be.matmul(normed, layer.gate, gate, transB);
-        be.matmul(normed, layer.up, up, transB);
-        be.swiglu(gate, up, gate);
-        be.matmul(gate, layer.down, projected, transB);
+        for (let start = 0; start < total; start += mlpRows) {
+          const rows = Math.min(mlpRows, total - start);
+          const chunk = be.sliceRows(normed, start, rows);
+          const gateRows = be.sliceRows(gate, 0, rows);
+          const upRows = be.sliceRows(up, 0, rows);
+          be.matmul(chunk, layer.gate, gateRows, transB);
+          be.matmul(chunk, layer.up, upRows, transB);
+          be.swiglu(gateRows, upRows, gateRows);
+          be.matmul(gateRows, layer.down, be.sliceRows(projected, start, rows), transB);
+        }
         be.add(x, projected, x);
       });
       be.rmsnorm(x, w.norm, cfg.rmsNormEps, normed);
