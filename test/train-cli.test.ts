@@ -50,10 +50,15 @@ describe("labor-llm train", () => {
     const args = [bin, "train", "--model", modelDir, "--out", out, ...RUN_FLAGS()];
     const child = spawn(process.execPath, args, { env: { ...process.env, CI: "1" } });
     let stderr = "";
+    let interrupted = false;
     const status = await new Promise<number | null>((resolve) => {
       child.stderr.on("data", (chunk: Buffer) => {
         stderr += chunk.toString();
-        if (stderr.includes("train [")) child.kill("SIGINT");
+        // Exactly one Ctrl-C: a second one means "abort at once, without saving".
+        if (!interrupted && stderr.includes("train [")) {
+          interrupted = true;
+          child.kill("SIGINT");
+        }
       });
       child.on("close", (code) => resolve(code));
     });
