@@ -162,10 +162,10 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
   );
   const dataKey = { people: options.people, resumes: options.resumes, seed, testPeople: options.testPeople };
 
-  const foundation = await runStep(stepsDir, "foundation", { dataKey, preset: options.modelPreset, config, epochs: options.pretrainEpochs }, async (dir) => {
+  const foundation = await runStep(stepsDir, "foundation", { dataKey, preset: options.modelPreset, config, epochs: options.pretrainEpochs, init: "small" }, async (dir) => {
     log(`[2/5] foundation model: random ${options.modelPreset} Llama, pretrained on resume documents`);
     const initDir = join(dir, "init");
-    initModel({ config, seed, dtype: "f32", outDir: initDir });
+    initModel({ config, seed, dtype: "f32", outDir: initDir, scheme: "small" });
     const tokenizer = Tokenizer.fromDirectory(initDir);
     const bar = trainingBar("pretrain");
     const result = await trainLlama({

@@ -5,8 +5,11 @@
  * Initialisation ("scaled uniform"): every Linear weight [out, in] ~ U(−√3/√in, √3/√in) (variance 1/in, so
  * activations keep unit scale through the depth), embeddings ~ U(−√3, √3) (unit variance), norm weights
  * ~ U(0.5, 1.5) (not all ones, so tests see a wrong norm weight). Unlike HF's N(0, 0.02²) this gives logits
- * of order 1 and a sharply varying next-token distribution, which is what verification and pretraining
- * from scratch want.
+ * of order 1 and a sharply varying next-token distribution, which is what verification wants.
+ *
+ * Initialisation "small" (for pretraining from scratch, as the demo does): every weight ~ U(−0.02√3, 0.02√3)
+ * (HF's initializer_range 0.02 as a uniform of equal variance), norm weights 1 — the model starts near the
+ * uniform distribution instead of confidently wrong.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -20,8 +23,12 @@ import { buildLlama2TokenizerConfig, buildLlama2TokenizerJson } from "../text/ll
 
 export type WeightDType = "f32" | "bf16";
 
+export type InitScheme = "scaled" | "small";
+
 export interface InitOptions {
   config: LlamaConfig;
+  /** "scaled" (default; sharp random distributions for verification) or "small" (for training from scratch). */
+  scheme?: InitScheme;
   seed: number;
   dtype: WeightDType;
   outDir: string;
@@ -30,10 +37,15 @@ export interface InitOptions {
 }
 
 /** Values of one tensor, deterministic in (seed, name). */
-export function initialTensorValues(name: string, shape: readonly number[], seed: number): Float32Array {
+export function initialTensorValues(name: string, shape: readonly number[], seed: number, scheme: InitScheme = "scaled"): Float32Array {
   const size = shape.reduce((a, b) => a * b, 1);
   const values = new Float32Array(size);
   const random = new SeededRandom(seed, name);
+  if (scheme === "small") {
+    if (name.endsWith("norm.weight")) values.fill(1);
+    else random.fillUniform(values, 0.02 * Math.sqrt(3));
+    return values;
+  }
   if (name.endsWith("norm.weight")) {
     for (let i = 0; i < size; i++) values[i] = 0.5 + random.next();
   } else if (name === "model.embed_tokens.weight") {
@@ -51,7 +63,7 @@ export function initModel(options: InitOptions): string[] {
   const shapes = [...expectedTensorShapes(config)];
   const tensors: SafetensorsInput[] = [];
   shapes.forEach(([name, shape], index) => {
-    const values = initialTensorValues(name, shape, seed);
+    const values = initialTensorValues(name, shape, seed, options.scheme);
     tensors.push(
       dtype === "bf16"
         ? { name, dtype: "BF16", shape, data: float32ToBfloat16(values) }
