@@ -12,12 +12,14 @@ import { mergeAdapterIntoCheckpoint } from "../../model/adapter.js";
 
 export const MODEL_HELP = `labor-llm model <init | export-gguf | merge> [flags]
 
-labor-llm model init --config <preset|config.json> --out DIR [--seed N] [--dtype f32|bf16]
+labor-llm model init --config <preset|config.json> --out DIR [--seed N] [--dtype f32|bf16] [--init scaled|small]
   Writes a random-initialised Llama in HF layout: config.json, model.safetensors, tokenizer.json
   (the real Llama-2 32k tokenizer), tokenizer_config.json, generation_config.json.
   --config   a preset (${presetNames().join(", ")}) or an HF config.json file
   --seed     random seed (default 0)
   --dtype    weight dtype (default f32)
+  --init     scaled: sharp random distributions, for verification (default); small: HF-like ±0.02 weights,
+             near-uniform outputs, for training from scratch
   --out      output directory (must be empty or absent)
 
 labor-llm model export-gguf --model DIR --out FILE.gguf [--dtype f32|bf16]
@@ -61,12 +63,14 @@ function runInit(argv: string[]): number {
     config: { type: "string" },
     seed: { type: "string" },
     dtype: { type: "string" },
+    init: { type: "string" },
     out: { type: "string" },
   });
   if (values.help) {
     console.log(MODEL_HELP);
     return 0;
   }
+  const scheme = oneOf(values, "init", ["scaled", "small"] as const, "scaled");
   const config = resolveConfig(requireString(values, "config"));
   const seed = optionalInteger(values, "seed", 0);
   const dtype = oneOf(values, "dtype", ["f32", "bf16"] as const, "f32");
@@ -79,6 +83,7 @@ function runInit(argv: string[]): number {
     config,
     seed,
     dtype,
+    scheme,
     outDir,
     onTensor: (_name, index, total) => {
       bar ??= new ProgressBar("init", total, " tensors");
