@@ -3,6 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
+import { resolveMatmulShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CpuIsa, type CpuIsaInfo, type NativeCpuOps, type NativeFloatDType } from "../native.js";
 
@@ -192,27 +193,10 @@ export class CpuBackend implements Backend {
     const ta = this.tensor(op, "a", a, ["f32"]);
     const tb = this.tensor(op, "b", b, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const transA = options.transA ?? false, transB = options.transB ?? false;
-    const alpha = options.alpha ?? 1;
-    if (!Number.isFinite(alpha)) throw new Error(`${op}: alpha must be finite, got ${alpha}`);
-    const describe = `${op}: a [${ta.shape.join(",")}]${transA ? "ᵀ" : ""} · b${transB ? "ᵀ" : ""} [${tb.shape.join(",")}] → out [${to.shape.join(",")}]`;
-    if (ta.shape.length < 2 || tb.shape.length < 2) throw new Error(`${describe}: a and b need at least 2 dims`);
-    const lead = ta.shape.slice(0, -2);
-    const [aRows, aCols] = ta.shape.slice(-2);
-    const [bRows, bCols] = tb.shape.slice(-2);
-    const m = transA ? aCols : aRows, k = transA ? aRows : aCols;
-    const kb = transB ? bCols : bRows, n = transB ? bRows : bCols;
-    if (k !== kb) throw new Error(`${describe}: inner dims ${k} and ${kb} differ`);
-    const bLead = tb.shape.slice(0, -2);
-    const bBatched = bLead.length > 0;
-    if (bBatched && !sameDims(bLead, lead)) {
-      throw new Error(`${describe}: b's batch dims [${bLead.join(",")}] differ from a's [${lead.join(",")}] (b may also be 2-D, shared)`);
-    }
-    if (!sameDims(to.shape, [...lead, m, n])) throw new Error(`${describe}: out must be [${[...lead, m, n].join(",")}]`);
-    const batch = lead.reduce((p, d) => p * d, 1);
+    const { batch, m, n, k, transA, transB, bBatched, accumulate, alpha } = resolveMatmulShape(ta, tb, to, options);
     this.run(() =>
       this.native.matmul(ta.data as Float32Array, tb.data as Float32Array | Uint16Array, tb.dtype as NativeFloatDType,
-        to.data as Float32Array, batch, m, n, k, transA, transB, bBatched, options.accumulate ?? false, alpha));
+        to.data as Float32Array, batch, m, n, k, transA, transB, bBatched, accumulate, alpha));
   }
 
   embedding(ids: Tensor, table: Tensor, out: Tensor): void {
@@ -530,10 +514,6 @@ export class CpuBackend implements Backend {
     const size = shapeSize(shape);
     if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
   }
-}
-
-function sameDims(x: readonly number[], y: readonly number[]): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }
 
 export function createCpuBackend(options: CpuBackendOptions = {}): CpuBackend {

@@ -5,6 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
+import { resolveMatmulShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -50,10 +51,6 @@ function shapeSize(shape: readonly number[]): number {
 
 function dtypeShape(t: Tensor): string {
   return `${t.dtype} [${t.shape.join(",")}]`;
-}
-
-function sameDims(x: readonly number[], y: readonly number[]): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }
 
 function arrayMatches(data: HostArray, dtype: DType): boolean {
@@ -165,25 +162,8 @@ export class CudaBackend implements Backend {
     const ta = this.tensor(op, "a", a, ["f32"]);
     const tb = this.tensor(op, "b", b, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const transA = options.transA ?? false, transB = options.transB ?? false;
-    const alpha = options.alpha ?? 1;
-    if (!Number.isFinite(alpha)) throw new Error(`${op}: alpha must be finite, got ${alpha}`);
-    const describe = `${op}: a [${ta.shape.join(",")}]${transA ? "ᵀ" : ""} · b${transB ? "ᵀ" : ""} [${tb.shape.join(",")}] → out [${to.shape.join(",")}]`;
-    if (ta.shape.length < 2 || tb.shape.length < 2) throw new Error(`${describe}: a and b need at least 2 dims`);
-    const lead = ta.shape.slice(0, -2);
-    const [aRows, aCols] = ta.shape.slice(-2);
-    const [bRows, bCols] = tb.shape.slice(-2);
-    const m = transA ? aCols : aRows, k = transA ? aRows : aCols;
-    const kb = transB ? bCols : bRows, n = transB ? bRows : bCols;
-    if (k !== kb) throw new Error(`${describe}: inner dims ${k} and ${kb} differ`);
-    const bLead = tb.shape.slice(0, -2);
-    const bBatched = bLead.length > 0;
-    if (bBatched && !sameDims(bLead, lead)) {
-      throw new Error(`${describe}: b's batch dims [${bLead.join(",")}] differ from a's [${lead.join(",")}] (b may also be 2-D, shared)`);
-    }
-    if (!sameDims(to.shape, [...lead, m, n])) throw new Error(`${describe}: out must be [${[...lead, m, n].join(",")}]`);
-    const batch = lead.reduce((p, d) => p * d, 1);
-    this.native.matmul(ta, tb, to, batch, m, n, k, transA, transB, bBatched, options.accumulate ?? false, alpha);
+    const { batch, m, n, k, transA, transB, bBatched, accumulate, alpha } = resolveMatmulShape(ta, tb, to, options);
+    this.native.matmul(ta, tb, to, batch, m, n, k, transA, transB, bBatched, accumulate, alpha);
   }
 
   embedding(ids: Tensor, table: Tensor, out: Tensor): void {

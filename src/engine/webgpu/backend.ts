@@ -5,6 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
+import { resolveMatmulShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -55,10 +56,6 @@ function dims(t: Tensor): string {
 /** The same elements of the same buffer (one tensor, or views of it with the same place and size). */
 function sameTensor(a: WebGpuTensor, b: WebGpuTensor): boolean {
   return a.storage === b.storage && a.offset === b.offset && a.size === b.size;
-}
-
-function sameDims(x: readonly number[], y: readonly number[]): boolean {
-  return x.length === y.length && x.every((d, i) => d === y[i]);
 }
 
 const ARRAY_KIND: Record<DType, string> = { f32: "Float32Array", bf16: "Uint16Array", f16: "Uint16Array", i32: "Int32Array" };
@@ -170,24 +167,7 @@ export class WebGpuBackend implements Backend {
     const ta = this.tensor(op, "a", a, ["f32"]);
     const tb = this.tensor(op, "b", b, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const transA = options.transA ?? false, transB = options.transB ?? false;
-    const alpha = options.alpha ?? 1;
-    const describe = `${op}: a ${dims(ta)}${transA ? "ᵀ" : ""} · b${transB ? "ᵀ" : ""} ${dims(tb)} → out ${dims(to)}`;
-    if (ta.shape.length < 2 || tb.shape.length < 2) throw new Error(`${describe}: a and b need at least 2 dims`);
-    if (!Number.isFinite(alpha)) throw new Error(`${describe}: alpha must be finite`);
-    const lead = ta.shape.slice(0, -2);
-    const [aRows, aCols] = ta.shape.slice(-2);
-    const [bRows, bCols] = tb.shape.slice(-2);
-    const m = transA ? aCols : aRows, k = transA ? aRows : aCols;
-    const kb = transB ? bCols : bRows, n = transB ? bRows : bCols;
-    if (k !== kb) throw new Error(`${describe}: inner dims ${k} and ${kb} differ`);
-    const bLead = tb.shape.slice(0, -2);
-    const bBatched = bLead.length > 0;
-    if (bBatched && !sameDims(bLead, lead)) {
-      throw new Error(`${describe}: b's batch dims [${bLead.join(",")}] differ from a's [${lead.join(",")}] (b may also be 2-D, shared)`);
-    }
-    if (!sameDims(to.shape, [...lead, m, n])) throw new Error(`${describe}: out must be [${[...lead, m, n].join(",")}]`);
-    const batch = lead.reduce((p, d) => p * d, 1);
+    const { batch, m, n, k, transA, transB, bBatched, alpha, describe } = resolveMatmulShape(ta, tb, to, options);
     if (batch === 0 || m === 0 || n === 0) return;
     if (batch > this.gpu.limits.maxComputeWorkgroupsPerDimension) {
       throw new Error(`${describe}: batch ${batch} above this adapter's ${this.gpu.limits.maxComputeWorkgroupsPerDimension} workgroups per dimension`);
