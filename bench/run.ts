@@ -9,6 +9,7 @@
  *    llama.cpp prompt evaluation of the GGUF we export, same threads (BENCH_THREADS, default 2), runs
  *    alternating between the two.
  * 3. Memory: peak RSS of a child process scoring 8×512 tokens with `1b`, against its weight file size.
+ * 4. Scoring: prefix-shared vs naive next-occupation scoring with `small` (bench/scoring.ts).
  *
  * Generated models are cached under LABOR_LLM_BENCH_CACHE (default ~/.cache/labor-llm-bench), keyed by
  * preset, seed and dtype.
@@ -25,6 +26,7 @@ import { initModel, type WeightDType } from "../src/model/init.js";
 import { loadLlama } from "../src/model/load.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import { llamaCppUnavailableReason, openLlamaCppPrompt } from "./peers/llama-cpp.js";
+import { benchScoring } from "./scoring.js";
 import { benchTokens, SEQUENCE_LENGTH } from "./tokens.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -238,6 +240,10 @@ async function main(): Promise<void> {
   if (want("memory")) {
     console.log("\n## 3. Memory");
     benchMemory();
+  }
+  if (want("scoring")) {
+    console.log(`\n## 4. Scoring (next-occupation distributions, ${THREADS} threads)`);
+    ratios.push(...(await benchScoring("small", cachedModel("small", "bf16").dir, THREADS)));
   }
   console.log("\n## Ratios");
   for (const line of ratios) console.log(`- ${line}`);

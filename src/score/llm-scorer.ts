@@ -5,9 +5,11 @@
  * Prefix-shared path ({@link LlmScorer.scorePeople}): each document runs through the model once, filling a
  * KV cache. The target of year t starts at token s; its prefix is tokens [0, s), and the document after s
  * continues with the TRUE outcome, so only cache rows [0, s − 1) are reused — a key range, free to cut.
- * At each target the whole candidate trie (root = token s − 1, then every candidate token once) is run as
- * one block of query rows with tree attention: each row attends the prefix range plus its trie ancestors
- * and itself. Blocks of several targets (from several documents) go through the layers together.
+ * At each target the candidate trie's inner nodes (root = token s − 1, then every candidate token that has
+ * a continuation) run as one block of query rows with tree attention: each row attends the prefix range plus
+ * its trie ancestors and itself. Leaves (each candidate's line terminator) need no row: their log-probability
+ * comes from the parent's output, and nothing attends them — 344 of the 2,567 Llama-2 trie nodes. Blocks of
+ * several targets (from several documents) go through the layers together.
  *
  * Naive path ({@link LlmScorer.scorePeopleNaive}): one full causal forward of prefix + candidate per
  * (person-year, candidate), no cache reuse — the reference the prefix-shared path is checked against.
@@ -17,7 +19,7 @@
  */
 import type { PersonRecord } from "../data/panel.js";
 import { occupationTaxonomy, type OccupationTaxonomy } from "../data/taxonomy.js";
-import type { Llama } from "../model/llama.js";
+import type { KvCache, Llama } from "../model/llama.js";
 import { forwardRows } from "../model/llama-rows.js";
 import {
   candidateTokenizations,
@@ -53,6 +55,9 @@ export class LlmScorer {
   private readonly maxRows: number;
   private readonly documentsPerGroup: number;
   private readonly longestCandidate: number;
+  /** The trie nodes that get a query row (those with children), in node order, and each node's row (−1: leaf). */
+  private readonly innerNodes: Int32Array;
+  private readonly rowOfNode: Int32Array;
 
   constructor(
     readonly model: Llama,
@@ -63,7 +68,13 @@ export class LlmScorer {
     this.taxonomy = options.taxonomy ?? occupationTaxonomy();
     this.trie = new CandidateTrie(candidateTokenizations(this.template, tokenizer, this.taxonomy));
     this.offsets = new TokenOffsets(tokenizer);
-    this.maxRows = Math.max(options.maxRows ?? 8192, this.trie.nodeCount);
+    const inner: number[] = [];
+    this.rowOfNode = new Int32Array(this.trie.nodeCount).fill(-1);
+    this.trie.hasChildren.forEach((has, node) => {
+      if (has) this.rowOfNode[node] = inner.push(node) - 1;
+    });
+    this.innerNodes = Int32Array.from(inner);
+    this.maxRows = Math.max(options.maxRows ?? 8192, this.innerNodes.length);
     this.documentsPerGroup = Math.max(1, options.documentsPerGroup ?? 8);
     this.longestCandidate = Math.max(...this.trie.candidates.map((c) => c.ids.length));
   }
@@ -95,23 +106,41 @@ export class LlmScorer {
   async scorePeople(people: readonly PersonRecord[], onProgress?: ScoringProgress): Promise<Float64Array[][]> {
     const results: Float64Array[][] = [];
     let done = 0;
-    for (let start = 0; start < people.length; start += this.documentsPerGroup) {
-      const documents = people.slice(start, start + this.documentsPerGroup).map((p) => this.tokenize(p));
-      const scores = await this.scoreGroup(documents, (finished) => onProgress?.(done + finished));
-      for (const s of scores) {
-        results.push(s);
-        done += s.length;
+    // One KV cache for the whole call, grown when a group needs more rows: a fresh cache per group would
+    // pay the page faults of first touching hundreds of MB again for every group.
+    let cache: KvCache | undefined;
+    const cacheWithRows = (rows: number): KvCache => {
+      if (!cache || cache.keys[0].shape[0] < rows) {
+        cache?.free();
+        cache = undefined;
+        cache = this.model.newCache([rows]);
       }
-      onProgress?.(done);
+      return cache;
+    };
+    try {
+      for (let start = 0; start < people.length; start += this.documentsPerGroup) {
+        const documents = people.slice(start, start + this.documentsPerGroup).map((p) => this.tokenize(p));
+        const scores = await this.scoreGroup(documents, cacheWithRows, (finished) => onProgress?.(done + finished));
+        for (const s of scores) {
+          results.push(s);
+          done += s.length;
+        }
+        onProgress?.(done);
+      }
+    } finally {
+      cache?.free();
     }
     return results;
   }
 
-  private async scoreGroup(documents: TokenizedDocument[], onProgress: (finished: number) => void): Promise<Float64Array[][]> {
-    const trie = this.trie;
+  private async scoreGroup(
+    documents: TokenizedDocument[], cacheWithRows: (rows: number) => KvCache, onProgress: (finished: number) => void,
+  ): Promise<Float64Array[][]> {
+    const { trie, innerNodes, rowOfNode } = this;
     const nodes = trie.nodeCount;
+    const blockRows = innerNodes.length;
     // Cache layout: document g's prefix rows at [base[g], base[g] + prefixLength[g]), then the scratch
-    // blocks of the trie passes (one block of `nodes` rows per target in a pass).
+    // blocks of the trie passes (one block of `blockRows` rows per target in a pass).
     const prefixLengths = documents.map((doc) => (doc.targets.length === 0 ? 0 : doc.targets[doc.targets.length - 1].tokenStart - 1));
     const bases: number[] = [];
     let prefixTotal = 0;
@@ -119,76 +148,73 @@ export class LlmScorer {
       bases.push(prefixTotal);
       prefixTotal += length;
     }
-    const targetsPerPass = Math.max(1, Math.floor(this.maxRows / nodes));
+    const targetsPerPass = Math.max(1, Math.floor(this.maxRows / blockRows));
     const scratchBase = prefixTotal;
-    const cache = this.model.newCache([Math.max(1, prefixTotal + targetsPerPass * nodes)]);
-    try {
-      await this.runPrefixes(cache, documents, prefixLengths, bases);
-      const jobs: { doc: number; target: number }[] = [];
-      documents.forEach((doc, g) => doc.targets.forEach((_, t) => jobs.push({ doc: g, target: t })));
-      const results = documents.map((doc) => doc.targets.map(() => new Float64Array(trie.candidates.length)));
+    const cache = cacheWithRows(Math.max(1, prefixTotal + targetsPerPass * blockRows));
+    await this.runPrefixes(cache, documents, prefixLengths, bases);
+    const jobs: { doc: number; target: number }[] = [];
+    documents.forEach((doc, g) => doc.targets.forEach((_, t) => jobs.push({ doc: g, target: t })));
+    const results = documents.map((doc) => doc.targets.map(() => new Float64Array(trie.candidates.length)));
 
-      for (let first = 0; first < jobs.length; first += targetsPerPass) {
-        const pass = jobs.slice(first, first + targetsPerPass);
-        const rows = pass.length * nodes;
-        const ids = new Int32Array(rows);
-        const positions = new Int32Array(rows);
-        const cacheRows = new Int32Array(rows);
-        const keyStart = new Int32Array(rows);
-        const keyEnd = new Int32Array(rows);
-        const extraOffsets = new Int32Array(rows + 1);
-        const extraKeys: number[] = [];
-        const gatherRows = new Int32Array(pass.length * (nodes - 1));
-        const gatherTokens = new Int32Array(pass.length * (nodes - 1));
-        const path: number[] = [];
-        pass.forEach(({ doc, target }, j) => {
-          const document = documents[doc];
-          const s = document.targets[target].tokenStart;
-          const block = j * nodes;
-          for (let n = 0; n < nodes; n++) {
-            const row = block + n;
-            ids[row] = n === 0 ? document.ids[s - 1] : trie.tokens[n];
-            positions[row] = s - 1 + trie.depths[n];
-            cacheRows[row] = scratchBase + row;
-            keyStart[row] = bases[doc];
-            keyEnd[row] = bases[doc] + s - 1;
-            // Trie ancestors (root first) and the node itself, in position order.
-            path.length = 0;
-            for (let a = n; a >= 0; a = trie.parents[a]) path.push(a);
-            for (let i = path.length - 1; i >= 0; i--) extraKeys.push(scratchBase + block + path[i]);
-            extraOffsets[row + 1] = extraKeys.length;
-            if (n > 0) {
-              const g = j * (nodes - 1) + n - 1;
-              gatherRows[g] = block + trie.parents[n];
-              gatherTokens[g] = trie.tokens[n];
-            }
-          }
+    for (let first = 0; first < jobs.length; first += targetsPerPass) {
+      const pass = jobs.slice(first, first + targetsPerPass);
+      const rows = pass.length * blockRows;
+      const ids = new Int32Array(rows);
+      const positions = new Int32Array(rows);
+      const cacheRows = new Int32Array(rows);
+      const keyStart = new Int32Array(rows);
+      const keyEnd = new Int32Array(rows);
+      const extraOffsets = new Int32Array(rows + 1);
+      const extraKeys: number[] = [];
+      const gatherRows = new Int32Array(pass.length * (nodes - 1));
+      const gatherTokens = new Int32Array(pass.length * (nodes - 1));
+      const path: number[] = [];
+      pass.forEach(({ doc, target }, j) => {
+        const document = documents[doc];
+        const s = document.targets[target].tokenStart;
+        const block = j * blockRows;
+        innerNodes.forEach((n, i) => {
+          const row = block + i;
+          ids[row] = n === 0 ? document.ids[s - 1] : trie.tokens[n];
+          positions[row] = s - 1 + trie.depths[n];
+          cacheRows[row] = scratchBase + row;
+          keyStart[row] = bases[doc];
+          keyEnd[row] = bases[doc] + s - 1;
+          // Trie ancestors (root first) and the node itself, in position order; ancestors are inner nodes.
+          path.length = 0;
+          for (let a = n; a >= 0; a = trie.parents[a]) path.push(a);
+          for (let p = path.length - 1; p >= 0; p--) extraKeys.push(scratchBase + block + rowOfNode[path[p]]);
+          extraOffsets[row + 1] = extraKeys.length;
         });
-        const logprobs = await forwardRows(this.model, cache, {
-          ids,
-          positions,
-          cacheRows,
-          keyStart,
-          keyEnd,
-          tree: { extraOffsets, extraKeys: Int32Array.from(extraKeys) },
-          gatherRows,
-          gatherTokens,
-        });
-        const nodeLogprobs = new Float64Array(nodes);
-        pass.forEach(({ doc, target }, j) => {
-          for (let n = 1; n < nodes; n++) nodeLogprobs[n] = logprobs[j * (nodes - 1) + n - 1];
-          trie.candidateLogprobs(nodeLogprobs, results[doc][target]);
-        });
-        onProgress(first + pass.length);
-      }
-      return results;
-    } finally {
-      cache.free();
+        // Every non-root node's log-probability is read from its parent's row.
+        for (let n = 1; n < nodes; n++) {
+          const g = j * (nodes - 1) + n - 1;
+          gatherRows[g] = block + rowOfNode[trie.parents[n]];
+          gatherTokens[g] = trie.tokens[n];
+        }
+      });
+      const logprobs = await forwardRows(this.model, cache, {
+        ids,
+        positions,
+        cacheRows,
+        keyStart,
+        keyEnd,
+        tree: { extraOffsets, extraKeys: Int32Array.from(extraKeys) },
+        gatherRows,
+        gatherTokens,
+      });
+      const nodeLogprobs = new Float64Array(nodes);
+      pass.forEach(({ doc, target }, j) => {
+        for (let n = 1; n < nodes; n++) nodeLogprobs[n] = logprobs[j * (nodes - 1) + n - 1];
+        trie.candidateLogprobs(nodeLogprobs, results[doc][target]);
+      });
+      onProgress(first + pass.length);
     }
+    return results;
   }
 
   /** The documents' prefix tokens through the model (causal, packed), filling their cache rows. */
-  private async runPrefixes(cache: ReturnType<Llama["newCache"]>, documents: TokenizedDocument[], lengths: number[], bases: number[]): Promise<void> {
+  private async runPrefixes(cache: KvCache, documents: TokenizedDocument[], lengths: number[], bases: number[]): Promise<void> {
     // In pieces of at most maxRows rows (a piece never splits a document's causal order: later pieces see
     // the earlier pieces' cache rows).
     let pending: { doc: number; from: number; to: number }[] = [];
