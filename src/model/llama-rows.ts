@@ -33,7 +33,7 @@ export interface RowForwardRequest {
 }
 
 /** Rows of logits materialised at once (bounds memory at this × vocab floats, twice). */
-const LOGIT_CHUNK_ROWS = 128;
+const LOGIT_CHUNK_ROWS = 256;
 
 const invFreqCache = new WeakMap<Llama, Tensor>();
 
@@ -164,8 +164,10 @@ export async function forwardRows(model: Llama, cache: KvCache, request: RowForw
 
 /**
  * log softmax(normed[row]·Wlmᵀ)[token] for each requested pair. Distinct rows are processed in chunks:
- * gather the chunk's hidden rows (embedding over the hidden-state table), logits = rows·Wlmᵀ, log-softmax in
- * place, then gather the wanted entries by flat index (embedding over the [rows·vocab, 1] view).
+ * gather the chunk's hidden rows (embedding over the hidden-state table), logits = rows·Wlmᵀ, then per row
+ * only the normaliser: logSoftmaxGather at the row's first wanted token gives lp = z[first] − lse, so
+ * lse = z[first] − lp, and every wanted pair is z[token] − lse from the raw logits (gathered by flat index,
+ * embedding over the [rows·vocab, 1] view). The normalised row is never written back.
  */
 async function gatherLogprobs(model: Llama, normed: Tensor, rows: Int32Array, tokens: Int32Array, temporaries: Tensor[]): Promise<Float32Array> {
   const be = model.backend;
@@ -173,7 +175,13 @@ async function gatherLogprobs(model: Llama, normed: Tensor, rows: Int32Array, to
   const d = model.config.hiddenSize;
   const order = Array.from(rows.keys()).sort((a, b) => rows[a] - rows[b]);
   const distinct: number[] = [];
-  for (const i of order) if (distinct.length === 0 || distinct[distinct.length - 1] !== rows[i]) distinct.push(rows[i]);
+  const firstToken: number[] = [];
+  for (const i of order) {
+    if (distinct.length === 0 || distinct[distinct.length - 1] !== rows[i]) {
+      distinct.push(rows[i]);
+      firstToken.push(tokens[i]);
+    }
+  }
   const chunkRows = Math.min(LOGIT_CHUNK_ROWS, distinct.length);
   const selected = be.alloc("f32", [chunkRows, d]);
   temporaries.push(selected);
@@ -188,21 +196,26 @@ async function gatherLogprobs(model: Llama, normed: Tensor, rows: Int32Array, to
     const pairs: number[] = [];
     while (pair < order.length && localOf.has(rows[order[pair]])) pairs.push(order[pair++]);
     const rowIds = be.upload(Int32Array.from(distinct.slice(start, start + count)), "i32", [count]);
+    const firstIds = be.upload(Int32Array.from(firstToken.slice(start, start + count)), "i32", [count]);
+    const firstFlat = be.upload(Int32Array.from(firstToken.slice(start, start + count), (token, i) => i * vocab + token), "i32", [count]);
     const flat = be.upload(Int32Array.from(pairs, (p) => localOf.get(rows[p])! * vocab + tokens[p]), "i32", [pairs.length]);
+    const firstLogprob = be.alloc("f32", [count]);
+    const firstLogit = be.alloc("f32", [count, 1]);
     const gathered = be.alloc("f32", [pairs.length, 1]);
     try {
       const chunkSelected = be.sliceRows(selected, 0, count);
       const chunkLogits = be.sliceRows(logits, 0, count);
+      const flatLogits = be.reshape(chunkLogits, [count * vocab, 1]);
       be.embedding(rowIds, normed, chunkSelected);
       be.matmul(chunkSelected, model.tensors.lmHead, chunkLogits, { transB: true });
-      be.logSoftmax(chunkLogits, chunkLogits);
-      be.embedding(flat, be.reshape(chunkLogits, [count * vocab, 1]), gathered);
-      const values = (await be.download(gathered)) as Float32Array;
-      pairs.forEach((p, i) => (out[p] = values[i]));
+      be.logSoftmaxGather(chunkLogits, firstIds, firstLogprob);
+      be.embedding(firstFlat, flatLogits, firstLogit);
+      be.embedding(flat, flatLogits, gathered);
+      const [lp, z, values] = await Promise.all([be.download(firstLogprob), be.download(firstLogit), be.download(gathered)]);
+      const normaliser = Float64Array.from(lp, (value, i) => z[i] - value);
+      pairs.forEach((p, i) => (out[p] = values[i] - normaliser[localOf.get(rows[p])!]));
     } finally {
-      be.free(rowIds);
-      be.free(flat);
-      be.free(gathered);
+      for (const t of [rowIds, firstIds, firstFlat, flat, firstLogprob, firstLogit, gathered]) be.free(t);
     }
   }
   return out;
