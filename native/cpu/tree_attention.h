@@ -6,6 +6,10 @@
 // then each key adds exp(s − mx) to l and exp(s − mx)·v to acc. out = acc / l; no keys gives zeros.
 // With every extra list empty this is exactly `attention` over [prefixStart, prefixEnd).
 //
+// prefix_lse: when given, the prefix part is already done — out holds each row's attention over its prefix
+// range (normalised) and prefix_lse its log Σ exp(s) — and the rows resume from it: mx = lse, l = 1,
+// acc = out (Σ exp(s − lse)·v), which is the state the inline prefix loop would have reached.
+//
 // Vec provides Dot, Axpy (y += w·x), Scale, Zero, Max and ExpInPlace over n floats.
 #pragma once
 #include <math.h>
@@ -22,7 +26,7 @@ namespace {
 constexpr int64_t kTreeBlock = 64;
 
 template <class Vec>
-void TreeAttentionRows(const TreeAttentionArgs& p) {
+void TreeAttentionRows(const TreeAttentionArgs& p, const float* prefix_lse = nullptr) {
   const int64_t hd = p.head_dim, group = p.heads / p.kv_heads, kv_stride = p.kv_heads * hd;
   ParallelFor(p.queries * p.heads, [&](int64_t begin, int64_t end) {
     float* acc = static_cast<float*>(ThreadScratch(0, sizeof(float) * (hd > 0 ? hd : 1)));
@@ -52,17 +56,25 @@ void TreeAttentionRows(const TreeAttentionArgs& p) {
           Vec::Axpy(weight[i], values + key_index[i] * kv_stride, acc, hd);
         }
       };
-      for (int64_t j0 = p.prefix_start[t]; j0 < p.prefix_end[t]; j0 += kTreeBlock) {
-        const int64_t count = p.prefix_end[t] - j0 < kTreeBlock ? p.prefix_end[t] - j0 : kTreeBlock;
-        for (int64_t i = 0; i < count; i++) key_index[i] = j0 + i;
-        add_block(count);
+      float* out = p.out + r * hd;
+      if (prefix_lse != nullptr) {
+        if (prefix_lse[r] > -INFINITY) {
+          mx = prefix_lse[r];
+          l = 1;
+          for (int64_t d = 0; d < hd; d++) acc[d] = out[d];
+        }
+      } else {
+        for (int64_t j0 = p.prefix_start[t]; j0 < p.prefix_end[t]; j0 += kTreeBlock) {
+          const int64_t count = p.prefix_end[t] - j0 < kTreeBlock ? p.prefix_end[t] - j0 : kTreeBlock;
+          for (int64_t i = 0; i < count; i++) key_index[i] = j0 + i;
+          add_block(count);
+        }
       }
       for (int64_t e0 = p.extra_offsets[t]; e0 < p.extra_offsets[t + 1]; e0 += kTreeBlock) {
         const int64_t count = p.extra_offsets[t + 1] - e0 < kTreeBlock ? p.extra_offsets[t + 1] - e0 : kTreeBlock;
         for (int64_t i = 0; i < count; i++) key_index[i] = p.extra_keys[e0 + i];
         add_block(count);
       }
-      float* out = p.out + r * hd;
       const float inv = l > 0 ? 1.0f / l : 0.0f;
       for (int64_t d = 0; d < hd; d++) out[d] = acc[d] * inv;
     }
