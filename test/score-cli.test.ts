@@ -44,12 +44,17 @@ describe("labor-llm score / baseline / eval", () => {
     mkdirSync(outputs, { recursive: true });
     expect((await run(runData, ["synth", "--profile", "nlsy79", "--people", "120", "--seed", "2", "--out", synth])).status).toBe(0);
     const panel = join(synth, "panel.csv");
+    // logit's goes to the compact binary layout (.bin); eval reads both layouts.
     for (const kind of ["oracle", "markov", "logit"]) {
       const extra = kind === "logit" ? ["--iterations", "5"] : [];
-      const result = await run(runBaseline, [kind, "--panel", panel, "--out", join(outputs, `${kind}.jsonl`), ...extra]);
+      const file = `${kind}.${kind === "logit" ? "bin" : "jsonl"}`;
+      const result = await run(runBaseline, [kind, "--panel", panel, "--out", join(outputs, file), ...extra]);
       expect(result.status).toBe(0);
-      expect(result.stdout).toMatch(new RegExp(`wrote .*${kind}.jsonl: ${kind}, \\d+ person-years \\(test\\)`));
+      expect(result.stdout).toMatch(new RegExp(`wrote .*${file}: ${kind}, \\d+ person-years \\(test\\)`));
     }
+    expect((await records(join(outputs, "logit.bin"))).map((r) => [r.personId, r.year, r.truth])).toEqual(
+      (await records(join(outputs, "oracle.jsonl"))).map((r) => [r.personId, r.year, r.truth]),
+    );
     const oracle = await records(join(outputs, "oracle.jsonl"));
     const markov = await records(join(outputs, "markov.jsonl"));
     expect(markov.map((r) => [r.personId, r.year, r.truth])).toEqual(oracle.map((r) => [r.personId, r.year, r.truth]));
@@ -64,7 +69,7 @@ describe("labor-llm score / baseline / eval", () => {
     for (const r of oracle) expect(Math.exp(r.logProbs[codes.indexOf(r.truth)])).toBeCloseTo(written.get(`${r.personId}/${r.year}`)!, 6);
 
     const evalDir = join(outputs, "eval");
-    const result = await run(runEval, ["--predictions", join(outputs, "oracle.jsonl"), join(outputs, "markov.jsonl"), join(outputs, "logit.jsonl"), "--out", evalDir]);
+    const result = await run(runEval, ["--predictions", join(outputs, "oracle.jsonl"), join(outputs, "markov.jsonl"), join(outputs, "logit.bin"), "--out", evalDir]);
     expect(result.status).toBe(0);
     expect(result.stdout).toMatch(/\| model \| person-years \| PPL \|/);
     expect(result.stdout).toMatch(/\| oracle \| \d+ \|/);

@@ -1,5 +1,5 @@
 /** Metrics on hand-computed small cases; the predictions file round trip and its error messages. */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -110,6 +110,38 @@ describe("predictions file", () => {
       expect({ ...r, logProbs: undefined }).toEqual({ ...records[i], logProbs: undefined });
       r.logProbs.forEach((v, c) => (Number.isFinite(v) ? expect(v).toBeCloseTo(records[i].logProbs[c], 7) : expect(v).toBe(-Infinity)));
     });
+  });
+
+  it("round-trips the compact binary layout (.bin): same header and records, f32 log-probs, exact size", async () => {
+    const path = join(workDir, "p.bin");
+    const records = [...RECORDS, { ...record(20, 20, [0.5, 0.5, 0]) }];
+    expect(writePredictions(path, header, records)).toBe(5);
+    const bytes = readFileSync(path);
+    expect(bytes.subarray(0, 8).toString("latin1")).toBe("LLMPRED1");
+    const start = 16 + bytes.readUInt32LE(8) + bytes.readUInt32LE(12);
+    expect(statSync(path).size).toBe(Math.ceil(start / 8) * 8 + 4 * 5 * CODES.length);
+    const back: PredictionRecord[] = [];
+    expect(await readPredictions(path, (r) => back.push(r))).toEqual(header);
+    expect(back).toHaveLength(5);
+    expect(back[4].logProbs[2]).toBe(-Infinity);
+    back.forEach((r, i) => {
+      expect({ ...r, logProbs: undefined }).toEqual({ ...records[i], logProbs: undefined });
+      r.logProbs.forEach((v, c) => (Number.isFinite(v) ? expect(v).toBeCloseTo(records[i].logProbs[c], 6) : expect(v).toBe(-Infinity)));
+    });
+  });
+
+  it("names the file and record of a bad binary file", async () => {
+    const path = join(workDir, "bad.bin");
+    writePredictions(path, header, RECORDS);
+    const good = readFileSync(path);
+    writeFileSync(path, good.subarray(0, good.length - 4));
+    await expect(readPredictions(path, () => {})).rejects.toThrow(`${path}: binary predictions file is ${good.length - 4} bytes; 4 records × 3 codes need exactly ${good.length}`);
+    writePredictions(path, header, [{ ...RECORDS[0], logProbs: Float64Array.from([0.5, -1, -2]) }]);
+    await expect(readPredictions(path, () => {})).rejects.toThrow(`${path}: record 0: log_probs[0] = 0.5 is not a log-probability`);
+    writePredictions(path, { ...header, codes: [10, 30, 992] }, [RECORDS[1]]);
+    const text = readFileSync(path);
+    writeFileSync(path, text.subarray(0, 20));
+    await expect(readPredictions(path, () => {})).rejects.toThrow(`${path}: binary predictions header`);
   });
 
   it("names the file and line of a bad record", async () => {

@@ -8,12 +8,14 @@
  *   "education" (key, e.g. "some-college"), "previous" (outcome code of the person's previous wave, or null at
  *   the first wave), "truth" (the observed outcome code), "log_probs": [natural-log probability of each code;
  *   null stands for −∞]}.
+ * A path ending in ".bin" gets the same content in a compact binary layout instead (predictions-binary.ts).
  */
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { EDUCATION_LEVELS, type EducationLevel, type PersonRecord } from "../data/panel.js";
 import type { OccupationTaxonomy } from "../data/taxonomy.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
+import { hasBinaryPredictionsMagic, isBinaryPredictionsPath, readBinaryPredictions, writeBinaryPredictions } from "./predictions-binary.js";
 
 export const PREDICTIONS_FORMAT = "labor-llm-predictions";
 
@@ -73,8 +75,9 @@ function formatLogprob(value: number): string {
   return String(Number(value.toPrecision(8)));
 }
 
-export function recordToJson(record: PredictionRecord): string {
-  const head = JSON.stringify({
+/** A record's fields as written (everything but the log-probabilities), in the JSON Lines key order. */
+export function recordFields(record: PredictionRecord): Record<string, unknown> {
+  return {
     person_id: record.personId,
     dataset: record.dataset,
     year: record.year,
@@ -85,7 +88,11 @@ export function recordToJson(record: PredictionRecord): string {
     education: EDUCATION_LEVELS[record.education].key,
     previous: record.previous,
     truth: record.truth,
-  });
+  };
+}
+
+export function recordToJson(record: PredictionRecord): string {
+  const head = JSON.stringify(recordFields(record));
   const values: string[] = new Array(record.logProbs.length);
   for (let i = 0; i < values.length; i++) values[i] = formatLogprob(record.logProbs[i]);
   return `${head.slice(0, -1)},"log_probs":[${values.join(",")}]}`;
@@ -96,8 +103,12 @@ export function predictionHeader(model: string, taxonomy: OccupationTaxonomy, no
   return { format: PREDICTIONS_FORMAT, version: 1, model, codes: taxonomy.outcomes.map((o) => o.code), normalised, ...(meta ? { meta } : {}) };
 }
 
-/** Write a predictions file atomically (temp file + rename). */
+/**
+ * Write a predictions file atomically (temp file + rename): JSON Lines, or the compact binary layout of
+ * predictions-binary.ts when the path ends in ".bin". Returns the number of records.
+ */
 export function writePredictions(path: string, header: PredictionHeader, records: Iterable<PredictionRecord>): number {
+  if (isBinaryPredictionsPath(path)) return writeBinaryPredictions(path, header, records);
   let count = 0;
   writeFileAtomic(path, (sink) => {
     let buffer = JSON.stringify(header) + "\n";
@@ -117,7 +128,7 @@ export function writePredictions(path: string, header: PredictionHeader, records
   return count;
 }
 
-function parseHeader(path: string, line: string): PredictionHeader {
+export function parseHeader(path: string, line: string): PredictionHeader {
   let json: unknown;
   try {
     json = JSON.parse(line);
@@ -145,27 +156,38 @@ function parseRecord(path: string, lineNumber: number, line: string, header: Pre
   if (!Array.isArray(logProbs) || logProbs.length !== header.codes.length) {
     throw new Error(`${where}: "log_probs" must be an array of ${header.codes.length} numbers (one per header code)`);
   }
-  const truth = json.truth;
-  if (typeof truth !== "number" || !codeSet.has(truth)) throw new Error(`${where}: "truth" ${JSON.stringify(truth)} is not one of the header's codes`);
-  const previous = json.previous ?? null;
-  if (previous !== null && (typeof previous !== "number" || !codeSet.has(previous))) throw new Error(`${where}: "previous" ${JSON.stringify(previous)} is not one of the header's codes`);
-  const education = EDUCATION_LEVELS.findIndex((level) => level.key === json.education);
-  if (education < 0) throw new Error(`${where}: unknown education ${JSON.stringify(json.education)}`);
   const values = new Float64Array(logProbs.length);
   for (let i = 0; i < values.length; i++) {
     const v = logProbs[i];
     if (v === null) values[i] = -Infinity;
-    else if (typeof v === "number" && v <= 1e-6) values[i] = v;
+    else if (typeof v === "number") values[i] = v;
     else throw new Error(`${where}: log_probs[${i}] = ${JSON.stringify(v)} is not a log-probability (a number ≤ 0 or null)`);
   }
+  return checkedRecord(where, json, values, codeSet);
+}
+
+/**
+ * A record from its fields (the JSON line's keys, log_probs aside) and log-probabilities, checked: truth and
+ * previous among the header's codes, a known education, every value a log-probability (≤ 0, −∞ allowed).
+ */
+export function checkedRecord(where: string, fields: Record<string, unknown>, values: Float64Array, codeSet: Set<number>): PredictionRecord {
+  const truth = fields.truth;
+  if (typeof truth !== "number" || !codeSet.has(truth)) throw new Error(`${where}: "truth" ${JSON.stringify(truth)} is not one of the header's codes`);
+  const previous = fields.previous ?? null;
+  if (previous !== null && (typeof previous !== "number" || !codeSet.has(previous))) throw new Error(`${where}: "previous" ${JSON.stringify(previous)} is not one of the header's codes`);
+  const education = EDUCATION_LEVELS.findIndex((level) => level.key === fields.education);
+  if (education < 0) throw new Error(`${where}: unknown education ${JSON.stringify(fields.education)}`);
+  for (let i = 0; i < values.length; i++) {
+    if (!(values[i] <= 1e-6)) throw new Error(`${where}: log_probs[${i}] = ${values[i]} is not a log-probability (a number ≤ 0 or null)`);
+  }
   return {
-    personId: String(json.person_id),
-    dataset: String(json.dataset),
-    year: Number(json.year),
-    sex: String(json.sex),
-    race: String(json.race),
-    region: String(json.region),
-    birthYear: Number(json.birth_year),
+    personId: String(fields.person_id),
+    dataset: String(fields.dataset),
+    year: Number(fields.year),
+    sex: String(fields.sex),
+    race: String(fields.race),
+    region: String(fields.region),
+    birthYear: Number(fields.birth_year),
     education: education as EducationLevel,
     previous: previous as number | null,
     truth,
@@ -173,8 +195,9 @@ function parseRecord(path: string, lineNumber: number, line: string, header: Pre
   };
 }
 
-/** Stream a predictions file: the header, then each record (errors name file:line). */
+/** Stream a predictions file (either layout, told apart by its first bytes): the header, then each record (errors name file:line or file and record). */
 export async function readPredictions(path: string, onRecord: (record: PredictionRecord, header: PredictionHeader) => void): Promise<PredictionHeader> {
+  if (hasBinaryPredictionsMagic(path)) return readBinaryPredictions(path, onRecord);
   const lines = createInterface({ input: createReadStream(path, { encoding: "utf8" }), crlfDelay: Infinity });
   let header: PredictionHeader | undefined;
   let codeSet = new Set<number>();

@@ -22,7 +22,8 @@ type BaselineKind = (typeof KINDS)[number];
 
 export const BASELINE_HELP = `labor-llm baseline <markov|logit|oracle|career> --panel FILE --out predictions.jsonl [flags]
 
-Fits a baseline on the training split and writes predictions for --split in the format of \`labor-llm score\`.
+Fits a baseline on the training split and writes predictions for --split in the format of \`labor-llm score\`
+(JSON Lines, or the compact binary layout when --out ends in .bin).
   markov   first-order transitions with additive smoothing towards the marginal (α tuned on the valid split
            unless --smoothing is given)
   logit    multinomial logit on CAREER's features (previous two outcomes, tenure, total years, year, age,

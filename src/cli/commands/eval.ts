@@ -4,7 +4,7 @@ import { parseFlags, requireString, UsageError } from "../args.js";
 
 export const EVAL_HELP = `labor-llm eval --predictions A.jsonl [B.jsonl …] --out DIR [--title TEXT]
 
-Reads predictions files (from \`labor-llm score\` or \`labor-llm baseline\`) and writes, for all of them in one
+Reads predictions files (from \`labor-llm score\` or \`labor-llm baseline\`; JSON Lines or .bin) and writes, for all of them in one
 table: DIR/metrics.md, DIR/metrics.json (every metric, reliability bins included), DIR/metrics.csv (one row
 per model), DIR/groups.csv (perplexity by dataset, sex, race, education, year) and DIR/report.html
 (self-contained: tables, perplexity chart, reliability diagrams). Prints the markdown table.
