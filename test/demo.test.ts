@@ -24,6 +24,7 @@ const options: DemoOptions = {
   pretrainEpochs: 1,
   finetuneEpochs: 1,
   testPeople: 2,
+  pretrainLoss: "targets",
   finetuneLoss: "all",
   log: () => {},
 };

@@ -56,7 +56,9 @@ export interface DemoSizes {
   finetuneEpochs: number;
   /** Test-split people every model scores (LLM scoring is the slowest step: ~2,200 trie rows per person-year). */
   testPeople: number;
-  /** Fine-tuning loss: every token of the documents (the plain next-token objective) or only the targets. */
+  /** Pretraining loss: every token of the resume documents (the plain next-token objective) or only the targets. */
+  pretrainLoss: LossMaskMode;
+  /** Fine-tuning loss, the same choice for the survey documents. */
   finetuneLoss: LossMaskMode;
 }
 
@@ -68,7 +70,8 @@ export const DEMO_DEFAULTS: DemoSizes = {
   pretrainEpochs: 1,
   finetuneEpochs: 1,
   testPeople: 30,
-  finetuneLoss: "all",
+  pretrainLoss: "targets",
+  finetuneLoss: "targets",
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -162,7 +165,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
   );
   const dataKey = { people: options.people, resumes: options.resumes, seed, testPeople: options.testPeople };
 
-  const foundation = await runStep(stepsDir, "foundation", { dataKey, preset: options.modelPreset, config, epochs: options.pretrainEpochs, init: "small" }, async (dir) => {
+  const foundation = await runStep(stepsDir, "foundation", { dataKey, preset: options.modelPreset, config, epochs: options.pretrainEpochs, init: "small", loss: options.pretrainLoss }, async (dir) => {
     log(`[2/5] foundation model: random ${options.modelPreset} Llama, pretrained on resume documents`);
     const initDir = join(dir, "init");
     initModel({ config, seed, dtype: "f32", outDir: initDir, scheme: "small" });
@@ -173,7 +176,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       config,
       weights: loadLlamaWeights(openCheckpoint(initDir), config),
       baseModelDir: initDir,
-      train: documentsOf(data.resumes, tokenizer, "resumes"),
+      train: documentsOf(data.resumes, tokenizer, "resumes", options.pretrainLoss),
       outDir: join(dir, "train"),
       mode: { kind: "full" },
       learningRate: 3e-3,
