@@ -117,7 +117,7 @@ describe("cpu backend", () => {
       .toThrow(/^matmul: b must be a Uint16Array for dtype bf16/);
     const untyped = cpu.matmul as (...args: unknown[]) => void;
     expect(() => untyped(f(4), f(4), "f32", f(4), 1, 2, 2, 2, false, false, false))
-      .toThrow(/^matmul: expected 12 arguments \(13 with alpha\), got 11/);
+      .toThrow(/^matmul: expected 12 arguments \(13 with alpha, 14 with a packed b\), got 11/);
     expect(() => cpu.matmul(f(4), f(4), "f32", f(4), -1, 2, 2, 2, false, false, false, false))
       .toThrow(/^matmul: batch must be a non-negative integer/);
     expect(() => cpu.matmul(f(0), f(0), "f32", f(0), 2 ** 40, 2 ** 40, 0, 0, false, false, false, false))

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -194,10 +195,69 @@ Napi::Value GetThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), cpu::ThreadPool::Global().Threads());
 }
 
+// A packed weight as JS holds it: an External (type-tagged) over this holder, which releasePackedWeight
+// empties at once and the garbage collector deletes with the External.
+struct PackedHandle {
+  std::unique_ptr<cpu::PackedWeight> weight;
+};
+
+constexpr napi_type_tag kPackedWeightTag = {0x6c61626f722d6c6cULL, 0x7061636b65642d77ULL};
+
+// The PackedWeight behind argument `index` (an External made by packWeight); fails when it is anything
+// else or was released.
+const cpu::PackedWeight& PackedArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
+  if (!info[index].IsExternal() || !info[index].As<Napi::External<PackedHandle>>().CheckTypeTag(&kPackedWeightTag)) {
+    op.Fail(std::string(name) + " must be a packed weight from packWeight");
+  }
+  const PackedHandle* handle = info[index].As<Napi::External<PackedHandle>>().Data();
+  if (!handle->weight) op.Fail(std::string(name) + " was released");
+  return *handle->weight;
+}
+
+// packWeight(b, n, k, transB) -> packed weight | null: b (bf16, [N,K] when transB, else [K,N]) packed for
+// the selected ISA's matmul, or null when that ISA reads b in place (all but AMX). b must not change
+// afterwards (a frozen weight). When b lies in a mapped file, its pages are dropped from RSS after packing.
+Napi::Value PackWeight(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "packWeight"};
+  CheckArgCount(op, info, 4);
+  const Array b = ArrayArg(op, info, 0, "b", napi_uint16_array, " (bf16)");
+  const int64_t n = SizeArg(op, info, 1, "n"), k = SizeArg(op, info, 2, "k");
+  const bool trans_b = BoolArg(op, info, 3, "transB");
+  ExpectLength(op, b, "b", Product(op, {n, k}), "N·K");
+  std::unique_ptr<cpu::PackedWeight> packed;
+  RunKernel(op, [&] { packed = cpu::PackWeight(static_cast<const uint16_t*>(b.data), n, k, trans_b); });
+  if (!packed) return info.Env().Null();
+  DropMappedPages(b.data, b.bytes);
+  auto external = Napi::External<PackedHandle>::New(info.Env(), new PackedHandle{std::move(packed)},
+                                                    [](Napi::Env, PackedHandle* handle) { delete handle; });
+  external.TypeTag(&kPackedWeightTag);
+  return external;
+}
+
+// releasePackedWeight(packed): frees the packed copy now (a matmul given it afterwards fails).
+void ReleasePackedWeight(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "releasePackedWeight"};
+  CheckArgCount(op, info, 1);
+  PackedArg(op, info, 0, "packed");  // checks the kind; releasing twice fails
+  info[0].As<Napi::External<PackedHandle>>().Data()->weight.reset();
+}
+
+Napi::Value PackStats(const Napi::CallbackInfo& info) {
+  const cpu::PackStats stats = cpu::GetPackStats();
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("liveWeights", static_cast<double>(stats.live_weights));
+  result.Set("liveBytes", static_cast<double>(stats.live_bytes));
+  result.Set("cachedPacks", static_cast<double>(stats.cached_packs));
+  result.Set("cachedSeconds", stats.cached_seconds);
+  result.Set("perCallPacks", static_cast<double>(stats.per_call_packs));
+  result.Set("perCallSeconds", stats.per_call_seconds);
+  return result;
+}
+
 void Matmul(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "matmul"};
-  if (info.Length() != 12 && info.Length() != 13) {
-    op.Fail("expected 12 arguments (13 with alpha), got " + std::to_string(info.Length()));
+  if (info.Length() < 12 || info.Length() > 14) {
+    op.Fail("expected 12 arguments (13 with alpha, 14 with a packed b), got " + std::to_string(info.Length()));
   }
   const DType b_dtype = DTypeArg(op, info, 2, "bDtype");
   const Array a = ArrayArg(op, info, 0, "a", napi_float32_array);
@@ -212,9 +272,19 @@ void Matmul(const Napi::CallbackInfo& info) {
   ExpectLength(op, out, "out", Product(op, {batch, m, n}), "batch·M·N");
   ExpectDisjoint(op, out, "out", a, "a");
   ExpectDisjoint(op, out, "out", b, "b");
-  const float alpha = info.Length() == 13 ? FloatArg(op, info, 12, "alpha") : 1.0f;
-  const cpu::MatmulArgs args{static_cast<const float*>(a.data), b.data, b_dtype, static_cast<float*>(out.data),
-                             batch, m, n, k, trans_a, trans_b, b_batched, accumulate, alpha};
+  const float alpha = info.Length() >= 13 ? FloatArg(op, info, 12, "alpha") : 1.0f;
+  const cpu::PackedWeight* packed = nullptr;
+  if (info.Length() == 14 && !info[13].IsNull() && !info[13].IsUndefined()) {
+    packed = &PackedArg(op, info, 13, "packedB");
+    if (b_dtype != DType::kBf16 || b_batched || packed->source != b.data || packed->n != n || packed->k != k ||
+        packed->trans_b != trans_b) {
+      op.Fail("packedB was packed from another b (b must be the same bf16 array, shared by every batch item, with "
+              "the same N, K and transB)");
+    }
+  }
+  cpu::MatmulArgs args{static_cast<const float*>(a.data), b.data, b_dtype, static_cast<float*>(out.data),
+                       batch, m, n, k, trans_a, trans_b, b_batched, accumulate, alpha};
+  args.packed_b = packed;
   RunKernel(op, [&] { cpu::Matmul(args); });
 }
 
@@ -841,6 +911,9 @@ void RegisterCpuOps(Napi::Env env, Napi::Object exports) {
   add("setThreads", SetThreads);
   add("getThreads", GetThreads);
   add("matmul", Matmul);
+  add("packWeight", PackWeight);
+  add("releasePackedWeight", ReleasePackedWeight);
+  add("packStats", PackStats);
   add("embedding", Embedding);
   add("rmsnorm", RmsNorm);
   add("rope", Rope);

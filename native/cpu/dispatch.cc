@@ -13,6 +13,16 @@ void Matmul(const MatmulArgs& args) {
   }
 }
 
+std::unique_ptr<PackedWeight> PackWeight(const uint16_t* b, int64_t n, int64_t k, bool trans_b) {
+  if (SelectedIsa() != Isa::kAmx) return nullptr;
+  const double start = PackClock();
+  const int64_t elements = amx::PackedBElements(n, k);
+  auto packed = std::make_unique<PackedWeight>(b, n, k, trans_b, sizeof(uint16_t) * static_cast<size_t>(elements));
+  amx::PackB(b, n, k, trans_b, static_cast<uint16_t*>(packed->data.data()));
+  RecordCachedPack(PackClock() - start);
+  return packed;
+}
+
 void Attention(const AttentionArgs& args) {
   switch (SelectedIsa()) {
     case Isa::kAmx:  // attention is f32 throughout: AMX brings nothing, AVX-512 does it

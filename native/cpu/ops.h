@@ -1,11 +1,33 @@
 // The CPU kernels. Arguments are trusted: native/addon/cpu_ops.cc has validated every size, index and
 // length before calling here. Sizes are int64_t; matrices are row-major; accumulation is in f32 (or wider).
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <memory>
+
+#include "cpu/buffer.h"
 
 namespace labor::cpu {
 
 enum class DType { kF32, kBf16, kF16 };
+
+// A bf16 matmul b that never changes (a frozen weight), re-laid out once for the selected ISA's kernel
+// so that matmuls passing it (MatmulArgs::packed_b) skip packing b on every call. Only the AMX path has a
+// packed layout (VNNI-2 tiles, ops_amx.cc); the other paths read b in place and ignore it. Made by
+// PackWeight below; the live count and bytes are in PackStats.
+class PackedWeight {
+ public:
+  PackedWeight(const uint16_t* source, int64_t n, int64_t k, bool trans_b, size_t bytes);
+  ~PackedWeight();
+  PackedWeight(const PackedWeight&) = delete;
+  PackedWeight& operator=(const PackedWeight&) = delete;
+
+  const uint16_t* source;  // the b it was packed from: a matmul may pass it only with this b, n, k, trans_b
+  int64_t n, k;
+  bool trans_b;
+  size_t bytes;
+  AlignedBuffer data;
+};
 
 // out[bi] (+)= op(a[bi]) · op(b[bi]) for bi < batch. a is f32 [M,K] ([K,M] when trans_a); b is [K,N]
 // ([N,K] when trans_b) in b_dtype (bf16/f16 as raw 16-bit patterns), one per batch item when b_batched,
@@ -19,6 +41,9 @@ struct MatmulArgs {
   int64_t batch, m, n, k;
   bool trans_a, trans_b, b_batched, accumulate;
   float alpha = 1.0f;
+  // Optional: b already packed (PackWeight with this b, n, k, trans_b; b_dtype bf16, not b_batched). The
+  // AMX path then reads it instead of packing b; the other paths ignore it.
+  const PackedWeight* packed_b = nullptr;
 };
 
 // Softmax attention with per-query key ranges [key_start[t], key_end[t]); q, out [queries, heads,
@@ -72,6 +97,11 @@ void Attention(const AttentionArgs& args);
 namespace amx {
 // bf16 b on AMX tiles; other b dtypes go to avx512::Matmul.
 void Matmul(const MatmulArgs& args);
+// The packed (VNNI-2 tile) layout of one bf16 b of a matmul with these n, k, trans_b: its size in bf16
+// elements, and the packing into dst (64-byte aligned, that many elements). Matmul packs b this way on
+// every call unless args.packed_b holds it already.
+int64_t PackedBElements(int64_t n, int64_t k);
+void PackB(const uint16_t* b, int64_t n, int64_t k, bool trans_b, uint16_t* dst);
 // Machine-ceiling micro-loop (benchmarks): `iterations` × 4 independent 16×16×32 TDPBF16PS on tmm0–3
 // (configures the calling thread's tiles); returns the FLOPs done.
 double PeakLoop(int64_t iterations);
@@ -82,6 +112,28 @@ double PeakLoop(int64_t iterations);
 // implementation for every ISA (ops_scalar.cc; memory-bound or light enough for baseline vectorisation).
 void Matmul(const MatmulArgs& args);
 void Attention(const AttentionArgs& args);
+
+// b (bf16, [K,N] or [N,K] when trans_b) packed for the selected ISA's matmul, or null when that ISA reads
+// b in place (every ISA but AMX): so nothing is copied on CPUs without AMX. The packing time and the
+// packed bytes go to PackStats.
+std::unique_ptr<PackedWeight> PackWeight(const uint16_t* b, int64_t n, int64_t k, bool trans_b);
+
+// Weight packing so far, process-wide, reported apart from matmul time. "Cached" packs are PackWeight's
+// (once per weight); "per-call" packs are the AMX path packing a bf16 b inside a matmul that had no
+// packed_b (each call).
+struct PackStats {
+  int64_t live_weights;  // PackedWeights alive now
+  int64_t live_bytes;    // their packed bytes
+  int64_t cached_packs;  // PackWeight calls that packed (cumulative)
+  double cached_seconds;
+  int64_t per_call_packs;
+  double per_call_seconds;
+};
+PackStats GetPackStats();
+// Monotonic clock in seconds and the tallies behind PackStats (packed_weight.cc).
+double PackClock();
+void RecordCachedPack(double seconds);
+void RecordPerCallPack(double seconds);
 
 void Embedding(const int32_t* ids, int64_t count, const void* table, DType table_dtype, int64_t dim,
                float* out);

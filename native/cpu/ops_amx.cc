@@ -8,6 +8,8 @@
 //   B  bf16 [Npad/16][Kpad/32][16][16][2]: tile (nt, kt) holds Bt[kp][2n + j] = B(32kt + 2kp + j, 16nt + n)
 //      — pairs of consecutive k side by side (VNNI-2), 1 KiB per tile at stride 64 bytes. For a Linear
 //      weight W[N][K] with transB this is the 32-bit transpose of W viewed as u32[N][K/2].
+//      A frozen bf16 weight is packed once (cpu::PackWeight, dispatch.cc, into MatmulArgs::packed_b);
+//      any other bf16 B is packed on every call.
 // The microkernel computes a 32×32 block of out from 2 A tiles × 2 B tiles into 4 C tiles (tmm0–3 C,
 // tmm4–5 A, tmm6–7 B), falling back to 1 A and/or 1 B tile at the M/N edges.
 // GCC 12 warns inside its own AVX-512 intrinsics (_mm512_undefined_* operands, GCC bug 105593).
@@ -88,26 +90,30 @@ void PackA(const MatmulArgs& p, const float* a, int64_t m_pad, int64_t k_pad, ui
 }
 
 // B of one batch item → VNNI-2 tiles (layout in the file comment).
-void PackB(const MatmulArgs& p, const uint16_t* b, int64_t n_tiles, int64_t k_tiles, uint16_t* dst) {
+void PackBTiles(const uint16_t* b, int64_t n, int64_t k_size, bool trans_b, int64_t n_tiles, int64_t k_tiles,
+                uint16_t* dst) {
   ParallelFor(n_tiles, [&](int64_t begin, int64_t end) {
     for (int64_t nt = begin; nt < end; nt++) {
       uint16_t* strip = dst + nt * k_tiles * kBTileElements;  // all k tiles of this column strip
       std::memset(strip, 0, sizeof(uint16_t) * k_tiles * kBTileElements);
-      const int64_t n0 = nt * kTileN, columns = MinI64(kTileN, p.n - n0);
+      const int64_t n0 = nt * kTileN, columns = MinI64(kTileN, n - n0);
       // Element B(k, n0 + c) goes to tile k / 32, row (k % 32) / 2, position 2c + k % 2.
-      auto slot = [&](int64_t k, int64_t c) {
-        return strip + (k / kTileK) * kBTileElements + ((k % kTileK) / 2) * (2 * kTileN) + 2 * c + (k & 1);
-      };
-      if (p.trans_b) {
-        // b is [N, K]: read each row contiguously.
-        for (int64_t c = 0; c < columns; c++) {
-          const uint16_t* src = b + (n0 + c) * p.k;
-          for (int64_t k = 0; k < p.k; k++) *slot(k, c) = src[k];
-        }
-      } else {
-        for (int64_t k = 0; k < p.k; k++) {
-          const uint16_t* src = b + k * p.n + n0;
-          for (int64_t c = 0; c < columns; c++) *slot(k, c) = src[c];
+      for (int64_t kt = 0; kt < k_tiles; kt++) {
+        uint16_t* tile = strip + kt * kBTileElements;
+        const int64_t k0 = kt * kTileK, valid = MinI64(kTileK, k_size - k0);
+        if (trans_b) {
+          // b is [N, K]: a 32-bit transpose (pairs of consecutive k of one row stay side by side).
+          for (int64_t c = 0; c < columns; c++) {
+            const uint16_t* src = b + (n0 + c) * k_size + k0;
+            for (int64_t kk = 0; kk < valid; kk++) tile[(kk >> 1) * (2 * kTileN) + 2 * c + (kk & 1)] = src[kk];
+          }
+        } else {
+          // b is [K, N]: rows k and k + 1 interleaved.
+          for (int64_t kk = 0; kk < valid; kk++) {
+            const uint16_t* src = b + (k0 + kk) * n + n0;
+            uint16_t* row = tile + (kk >> 1) * (2 * kTileN) + (kk & 1);
+            for (int64_t c = 0; c < columns; c++) row[2 * c] = src[c];
+          }
         }
       }
     }
@@ -144,14 +150,25 @@ void MatmulBf16(const MatmulArgs& p) {
   const int64_t m_pad = RoundUp(p.m, kTileRows), k_pad = RoundUp(p.k, kTileK), n_pad = RoundUp(p.n, kTileN);
   const int64_t k_tiles = k_pad / kTileK, n_tiles = n_pad / kTileN;
   const int64_t a_elements = m_pad * k_pad, b_elements = n_tiles * k_tiles * kBTileElements;
-  const int64_t b_count = p.b_batched ? p.batch : 1;
+  // B comes packed already (a frozen weight, packed once by PackWeight) or is packed here, per call. A
+  // packed_b made from another b or shape is never used (the addon rejects one before it gets here).
+  const PackedWeight* packed = p.packed_b;
+  const bool cached = packed != nullptr && !p.b_batched && packed->source == p.b && packed->n == p.n &&
+                      packed->k == p.k && packed->trans_b == p.trans_b;
+  const int64_t b_count = cached ? 0 : p.b_batched ? p.batch : 1;
   AlignedBuffer a_packed(sizeof(uint16_t) * static_cast<size_t>(p.batch * a_elements));
   AlignedBuffer b_packed(sizeof(uint16_t) * static_cast<size_t>(b_count * b_elements));
   uint16_t* ap = static_cast<uint16_t*>(a_packed.data());
-  uint16_t* bp = static_cast<uint16_t*>(b_packed.data());
+  const uint16_t* bp = cached ? static_cast<const uint16_t*>(packed->data.data())
+                              : static_cast<const uint16_t*>(b_packed.data());
   for (int64_t bi = 0; bi < p.batch; bi++) PackA(p, p.a + bi * p.m * p.k, m_pad, k_pad, ap + bi * a_elements);
-  for (int64_t bi = 0; bi < b_count; bi++) {
-    PackB(p, static_cast<const uint16_t*>(p.b) + bi * p.k * p.n, n_tiles, k_tiles, bp + bi * b_elements);
+  if (!cached) {
+    const double start = PackClock();
+    for (int64_t bi = 0; bi < b_count; bi++) {
+      PackBTiles(static_cast<const uint16_t*>(p.b) + bi * p.k * p.n, p.n, p.k, p.trans_b, n_tiles, k_tiles,
+                 static_cast<uint16_t*>(b_packed.data()) + bi * b_elements);
+    }
+    RecordPerCallPack(PackClock() - start);
   }
 
   // Tasks: 32×32 blocks of out, n fastest so consecutive tasks on a thread reuse the same A rows.
@@ -187,6 +204,14 @@ void MatmulBf16(const MatmulArgs& p) {
 void Matmul(const MatmulArgs& args) {
   if (args.b_dtype != DType::kBf16) return avx512::Matmul(args);
   MatmulBf16(args);
+}
+
+int64_t PackedBElements(int64_t n, int64_t k) {
+  return RoundUp(n, kTileN) / kTileN * (RoundUp(k, kTileK) / kTileK) * kBTileElements;
+}
+
+void PackB(const uint16_t* b, int64_t n, int64_t k, bool trans_b, uint16_t* dst) {
+  PackBTiles(b, n, k, trans_b, RoundUp(n, kTileN) / kTileN, RoundUp(k, kTileK) / kTileK, dst);
 }
 
 double PeakLoop(int64_t iterations) {

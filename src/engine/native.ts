@@ -25,6 +25,24 @@ export interface CpuIsaInfo {
   amxUnavailableReason: string;
 }
 
+/** A bf16 matmul b packed once for the selected ISA (native/cpu/ops.h PackedWeight); opaque to JS. */
+export interface NativePackedWeight {
+  readonly __nativePackedWeight: never;
+}
+
+/** Weight packing so far, process-wide (native/cpu/ops.h PackStats): kept apart from matmul time. */
+export interface CpuPackStats {
+  /** Packed weights alive now, and their bytes. */
+  liveWeights: number;
+  liveBytes: number;
+  /** Weights packed once by packWeight (cumulative) and the seconds that took. */
+  cachedPacks: number;
+  cachedSeconds: number;
+  /** bf16 b operands the AMX matmul packed inside a call because none was packed (each call counts). */
+  perCallPacks: number;
+  perCallSeconds: number;
+}
+
 export interface NativeCpuOps {
   isaInfo(): CpuIsaInfo;
   /** Force an ISA path (tests, benchmarks); throws if this CPU cannot run it. */
@@ -37,7 +55,17 @@ export interface NativeCpuOps {
    */
   matmul(a: Float32Array, b: FloatArray, bDtype: NativeFloatDType, out: Float32Array,
     batch: number, m: number, n: number, k: number,
-    transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean, alpha?: number): void;
+    transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean, alpha?: number,
+    packedB?: NativePackedWeight | null): void;
+  /**
+   * b (bf16, [N,K] when transB, else [K,N]) packed for the selected ISA's matmul, to pass as matmul's
+   * `packedB` with this same b, n, k and transB; null when that ISA reads b in place (all but AMX). b must
+   * never change afterwards. When b lies in a mapped file, its pages are dropped from RSS once packed.
+   */
+  packWeight(b: Uint16Array, n: number, k: number, transB: boolean): NativePackedWeight | null;
+  /** Free a packed weight now, not at garbage collection (a matmul given it afterwards throws). */
+  releasePackedWeight(packed: NativePackedWeight): void;
+  packStats(): CpuPackStats;
   embedding(ids: Int32Array, table: FloatArray, tableDtype: NativeFloatDType, out: Float32Array,
     vocab: number, dim: number): void;
   rmsnorm(x: Float32Array, weight: FloatArray, weightDtype: NativeFloatDType, out: Float32Array,

@@ -5,7 +5,9 @@
  */
 import { resolveMatmulShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
-import { loadNative, type CpuIsa, type CpuIsaInfo, type NativeCpuOps, type NativeFloatDType } from "../native.js";
+import {
+  loadNative, type CpuIsa, type CpuIsaInfo, type CpuPackStats, type NativeCpuOps, type NativeFloatDType, type NativePackedWeight,
+} from "../native.js";
 
 /** A CPU tensor: a typed array (Float32Array for f32, Uint16Array of raw bits for bf16/f16, Int32Array for i32). */
 export class CpuTensor implements Tensor {
@@ -95,6 +97,15 @@ class ArrayPool {
   }
 }
 
+/**
+ * A bf16 weight's packed copies, one per way matmul reads it (b transposed or not), made at its first such
+ * matmul: undefined until then, null when the ISA reads b in place.
+ */
+interface PackedCopies {
+  transB?: NativePackedWeight | null;
+  plain?: NativePackedWeight | null;
+}
+
 export class CpuBackend implements Backend {
   readonly name = "cpu";
   private readonly native: NativeCpuOps;
@@ -103,6 +114,12 @@ export class CpuBackend implements Backend {
   /** Tensors made by alloc() and not freed yet: only their storage may be recycled. */
   private readonly owned = new WeakSet<CpuTensor>();
   private readonly pool = new ArrayPool();
+  /**
+   * bf16 weights (from weight(), so read-only) that the AMX matmul reads from a copy packed once into its
+   * tile layout rather than packing them on every call. Keyed by the tensor, never by its memory, and
+   * emptied by free(): a packed copy can only belong to the one read-only array it was made from.
+   */
+  private readonly packed = new WeakMap<CpuTensor, PackedCopies>();
 
   constructor(options: CpuBackendOptions = {}) {
     this.native = loadNative().cpu;
@@ -146,7 +163,10 @@ export class CpuBackend implements Backend {
 
   weight(data: HostArray, dtype: DType, shape: readonly number[]): CpuTensor {
     this.checkHost("weight", data, dtype, shape);
-    return new CpuTensor(dtype, [...shape], data);
+    const tensor = new CpuTensor(dtype, [...shape], data);
+    // Only the AMX path has a packed layout: on other ISAs nothing is recorded and nothing is copied.
+    if (this.isa === "amx" && dtype === "bf16" && shape.length === 2) this.packed.set(tensor, {});
+    return tensor;
   }
 
   async download(t: Tensor): Promise<Float32Array | Int32Array> {
@@ -162,6 +182,11 @@ export class CpuBackend implements Backend {
     const tensor = this.tensor("free", "t", t);
     // Storage this backend allocated goes back to the pool (never a weight's or a view's).
     if (this.owned.delete(tensor)) this.pool.give(tensor.dtype, tensor.data);
+    const copies = this.packed.get(tensor);
+    if (copies) {
+      for (const copy of [copies.transB, copies.plain]) if (copy) this.native.releasePackedWeight(copy);
+      this.packed.delete(tensor);
+    }
     tensor.release();
   }
 
@@ -196,7 +221,16 @@ export class CpuBackend implements Backend {
     const { batch, m, n, k, transA, transB, bBatched, accumulate, alpha } = resolveMatmulShape(ta, tb, to, options);
     this.run(() =>
       this.native.matmul(ta.data as Float32Array, tb.data as Float32Array | Uint16Array, tb.dtype as NativeFloatDType,
-        to.data as Float32Array, batch, m, n, k, transA, transB, bBatched, accumulate, alpha));
+        to.data as Float32Array, batch, m, n, k, transA, transB, bBatched, accumulate, alpha,
+        this.packedWeight(tb, transB, n, k)));
+  }
+
+  /**
+   * Weight packing so far (process-wide, all CPU backends): the one-time packing of bf16 weights for AMX,
+   * and any packing inside matmul calls, both apart from the matmul times. All zero off AMX.
+   */
+  packStats(): CpuPackStats {
+    return this.native.packStats();
   }
 
   embedding(ids: Tensor, table: Tensor, out: Tensor): void {
@@ -458,6 +492,19 @@ export class CpuBackend implements Backend {
   async sync(): Promise<void> {}
 
   // ---- helpers ----
+
+  /** b's packed copy for a matmul reading it this way, packed now if this is the first such matmul. */
+  private packedWeight(b: CpuTensor, transB: boolean, n: number, k: number): NativePackedWeight | null {
+    const copies = this.packed.get(b);  // a 2-D weight, so b is shared by every batch item
+    if (!copies) return null;
+    const way = transB ? "transB" : "plain";
+    let copy = copies[way];
+    if (copy === undefined) {
+      copy = this.native.packWeight(b.data as Uint16Array, n, k, transB);
+      copies[way] = copy;
+    }
+    return copy;
+  }
 
   /** Selects this backend's ISA (process-global in the addon) only when another backend changed it. */
   private run(call: () => void): void {
