@@ -10,6 +10,8 @@
  *    alternating between the two.
  * 3. Memory: peak RSS of a child process scoring 8×512 tokens with `1b`, against its weight file size.
  * 4. Scoring: prefix-shared vs naive next-occupation scoring with `small` (bench/scoring.ts).
+ * 5. Training: tokens/s of full and LoRA training steps against PyTorch (same model, same run), and LoRA on
+ *    `1b` with its peak RSS (bench/training.ts).
  *
  * Generated models are cached under LABOR_LLM_BENCH_CACHE (default ~/.cache/labor-llm-bench), keyed by
  * preset, seed and dtype.
@@ -27,6 +29,7 @@ import { loadLlama } from "../src/model/load.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import { llamaCppUnavailableReason, openLlamaCppPrompt } from "./peers/llama-cpp.js";
 import { benchScoring } from "./scoring.js";
+import { benchTraining } from "./training.js";
 import { benchTokens, SEQUENCE_LENGTH } from "./tokens.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
@@ -245,6 +248,7 @@ async function main(): Promise<void> {
     console.log(`\n## 4. Scoring (next-occupation distributions, ${THREADS} threads)`);
     ratios.push(...(await benchScoring("small", cachedModel("small", "bf16").dir, THREADS)));
   }
+  if (want("training")) await benchTraining({ threads: THREADS, runs: RUNS, ratios, modelDir: (preset) => cachedModel(preset, "bf16").dir });
   console.log("\n## Ratios");
   for (const line of ratios) console.log(`- ${line}`);
 }

@@ -7,6 +7,7 @@
 import type { Backend } from "../engine/backend.js";
 import type { LlamaConfig } from "../model/config.js";
 import { TrainableLlama, randomLlamaWeights, type PackedBatch, type TrainingMode } from "../model/llama-train.js";
+import type { LlamaWeights } from "../model/weights.js";
 import { ADAMW_DEFAULTS, AdamW, clipGradientNorm } from "./optimizer.js";
 import { buildPackedBatch } from "./batches.js";
 import { SeededRandom } from "../util/random.js";
@@ -48,6 +49,8 @@ export interface StepBenchmarkOptions {
   recompute?: boolean;
   seed?: number;
   learningRate?: number;
+  /** Host weights to start from, e.g. bf16 or memory-mapped (default: randomLlamaWeights(config, seed), f32). */
+  weights?: LlamaWeights;
 }
 
 export interface StepBenchmarkResult {
@@ -64,7 +67,7 @@ export interface StepBenchmarkResult {
 export async function benchmarkTrainingSteps(backend: Backend, config: LlamaConfig, options: StepBenchmarkOptions): Promise<StepBenchmarkResult> {
   const seed = options.seed ?? 0;
   const tokens = options.batch * options.seqLen;
-  const model = new TrainableLlama(backend, config, randomLlamaWeights(config, seed), {
+  const model = new TrainableLlama(backend, config, options.weights ?? randomLlamaWeights(config, seed), {
     mode: options.mode, maxTokens: tokens, recompute: options.recompute, seed,
   });
   const optimizer = new AdamW(backend, model.parameters, ADAMW_DEFAULTS);
