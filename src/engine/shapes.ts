@@ -44,3 +44,36 @@ export function resolveMatmulShape(a: Tensor, b: Tensor, out: Tensor, options: M
   const batch = lead.reduce((p, d) => p * d, 1);
   return { batch, m, n, k, transA, transB, bBatched, accumulate: options.accumulate ?? false, alpha, describe };
 }
+
+/** The sizes of an attention op, resolved from its shapes. */
+export interface AttentionShape {
+  queries: number;
+  keys: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** "op: q [..], k [..], …", the prefix of every shape error. */
+  describe: string;
+}
+
+/**
+ * Shape checks shared by the attention ops: q, out [Tq, H, hd]; k, v [Tk, KV, hd] with H a multiple of KV;
+ * the per-query range tensors [Tq]. `more` only adds tensors to the error message (dtypes are the backend's).
+ */
+export function resolveAttentionShape(op: string, main: { q: Tensor; k: Tensor; v: Tensor; out: Tensor },
+  rangeTensors: Record<string, Tensor>, more: Record<string, Tensor> = {}): AttentionShape {
+  const { q, k, v, out } = main;
+  const shapes: [string, Tensor][] = [["q", q], ["k", k], ["v", v], ...Object.entries(rangeTensors), ["out", out], ...Object.entries(more)];
+  const describe = `${op}: ${shapes.map(([name, t]) => `${name} [${t.shape.join(",")}]`).join(", ")}`;
+  if (q.shape.length !== 3 || k.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
+  const [queries, heads, headDim] = q.shape;
+  const [keys, kvHeads, kHeadDim] = k.shape;
+  if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
+  if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
+  if (!sameDims(v.shape, k.shape)) throw new Error(`${describe}: v must have k's shape`);
+  if (!Object.values(rangeTensors).every((t) => sameDims(t.shape, [queries]))) {
+    throw new Error(`${describe}: ${Object.keys(rangeTensors).join(" and ")} must be [${queries}]`);
+  }
+  if (!sameDims(out.shape, q.shape)) throw new Error(`${describe}: out must have q's shape`);
+  return { queries, keys, heads, kvHeads, headDim, describe };
+}

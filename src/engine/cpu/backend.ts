@@ -3,7 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
-import { resolveMatmulShape, sameDims } from "../shapes.js";
+import { resolveAttentionShape, resolveMatmulShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import {
   loadNative, type CpuIsa, type CpuIsaInfo, type CpuPackStats, type NativeCpuOps, type NativeFloatDType, type NativePackedWeight,
@@ -521,28 +521,14 @@ export class CpuBackend implements Backend {
     return t;
   }
 
-  /**
-   * Shape checks shared by the attention ops: q, out [Tq, H, hd]; k, v [Tk, KV, hd] with H a multiple of KV;
-   * the two per-query range tensors i32 [Tq]. `more` only adds tensors to the error message.
-   */
+  /** The attention ops' dtype checks (f32 q/k/v/out, i32 ranges), then their shapes (resolveAttentionShape). */
   private attentionShapes(op: string, main: { q: Tensor; k: Tensor; v: Tensor; out: Tensor },
     rangeTensors: Record<string, Tensor>, more: Record<string, Tensor> = {}) {
     const [tq, tk, tv, to] = (["q", "k", "v", "out"] as const).map((name) => this.tensor(op, name, main[name], ["f32"]));
     const ranges = Object.entries(rangeTensors).map(([name, t]) => this.tensor(op, name, t, ["i32"]));
-    const shapes = [["q", tq], ["k", tk], ["v", tv], ...Object.entries(rangeTensors), ["out", to], ...Object.entries(more)] as const;
-    const describe = `${op}: ${shapes.map(([name, t]) => `${name} [${(t as Tensor).shape.join(",")}]`).join(", ")}`;
-    if (tq.shape.length !== 3 || tk.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
-    const [queries, heads, headDim] = tq.shape;
-    const [keys, kvHeads, kHeadDim] = tk.shape;
-    if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
-    if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
-    if (!sameDims(tv.shape, tk.shape)) throw new Error(`${describe}: v must have k's shape`);
-    if (!ranges.every((t) => sameDims(t.shape, [queries]))) {
-      throw new Error(`${describe}: ${Object.keys(rangeTensors).join(" and ")} must be [${queries}]`);
-    }
-    if (!sameDims(to.shape, tq.shape)) throw new Error(`${describe}: out must have q's shape`);
+    const shape = resolveAttentionShape(op, main, rangeTensors, more);
     return {
-      describe, queries, keys, heads, kvHeads, headDim,
+      ...shape,
       q: tq.data as Float32Array, k: tk.data as Float32Array, v: tv.data as Float32Array, out: to.data as Float32Array,
       ranges: ranges.map((t) => t.data as Int32Array),
     };

@@ -5,7 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { resolveMatmulShape, sameDims } from "../shapes.js";
+import { resolveAttentionShape, resolveMatmulShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -411,27 +411,13 @@ export class CudaBackend implements Backend {
     return [tx, tp, tf, to, tokens, heads, headDim];
   }
 
-  /**
-   * Shape checks shared by the attention ops: q, out [Tq, H, hd]; k, v [Tk, KV, hd] with H a multiple of KV;
-   * the two per-query range tensors i32 [Tq]. `more` only adds tensors to the error message.
-   */
+  /** The attention ops' dtype checks (f32 q/k/v/out, i32 ranges), then their shapes (resolveAttentionShape). */
   private attentionShapes(op: string, main: { q: Tensor; k: Tensor; v: Tensor; out: Tensor },
     rangeTensors: Record<string, Tensor>, more: Record<string, Tensor> = {}) {
     const [tq, tk, tv, to] = (["q", "k", "v", "out"] as const).map((name) => this.tensor(op, name, main[name], ["f32"]));
     const ranges = Object.entries(rangeTensors).map(([name, t]) => this.tensor(op, name, t, ["i32"]));
-    const shapes = [["q", tq], ["k", tk], ["v", tv], ...Object.entries(rangeTensors), ["out", to], ...Object.entries(more)] as const;
-    const describe = `${op}: ${shapes.map(([name, t]) => `${name} [${(t as Tensor).shape.join(",")}]`).join(", ")}`;
-    if (tq.shape.length !== 3 || tk.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
-    const [queries, heads, headDim] = tq.shape;
-    const [keys, kvHeads, kHeadDim] = tk.shape;
-    if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
-    if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
-    if (!sameDims(tv.shape, tk.shape)) throw new Error(`${describe}: v must have k's shape`);
-    if (!ranges.every((t) => sameDims(t.shape, [queries]))) {
-      throw new Error(`${describe}: ${Object.keys(rangeTensors).join(" and ")} must be [${queries}]`);
-    }
-    if (!sameDims(to.shape, tq.shape)) throw new Error(`${describe}: out must have q's shape`);
-    return { describe, queries, keys, heads, kvHeads, headDim, q: tq, k: tk, v: tv, out: to, ranges };
+    const shape = resolveAttentionShape(op, main, rangeTensors, more);
+    return { ...shape, q: tq, k: tk, v: tv, out: to, ranges };
   }
 
   private sameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): CudaTensor[] {

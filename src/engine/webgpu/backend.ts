@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { resolveMatmulShape, sameDims } from "../shapes.js";
+import { resolveAttentionShape, resolveMatmulShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -287,22 +287,16 @@ export class WebGpuBackend implements Backend {
     this.attend("attentionForTraining", q, k, v, keyStart, keyEnd, scale, out, lse);
   }
 
-  private attentionShapes(op: string, q: Tensor, k: Tensor, v: Tensor, out: Tensor, ranges: [string, Tensor][]) {
+  /** `ranges`: i32 [Tq] per-query tensors; `more`: further i32 tensors, checked by the caller, named in errors. */
+  private attentionShapes(op: string, q: Tensor, k: Tensor, v: Tensor, out: Tensor, ranges: [string, Tensor][], more: [string, Tensor][] = []) {
     const tq = this.tensor(op, "q", q, ["f32"]);
     const tk = this.tensor(op, "k", k, ["f32"]);
     const tv = this.tensor(op, "v", v, ["f32"]);
-    const tr = ranges.map(([name, t]) => this.tensor(op, name, t, ["i32"]));
+    const tr = [...ranges, ...more].map(([name, t]) => this.tensor(op, name, t, ["i32"]));
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: q ${dims(tq)}, k ${dims(tk)}, v ${dims(tv)}, ${ranges.map(([name], i) => `${name} ${dims(tr[i])}`).join(", ")}, out ${dims(to)}`;
-    if (tq.shape.length !== 3 || tk.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
-    const [queries, heads, headDim] = tq.shape;
-    const [keys, kvHeads, kHeadDim] = tk.shape;
-    if (kHeadDim !== headDim) throw new Error(`${describe}: head dims ${headDim} and ${kHeadDim} differ`);
-    if (kvHeads === 0 || heads % kvHeads !== 0) throw new Error(`${describe}: heads ${heads} must be a multiple of kv heads ${kvHeads}`);
-    if (!sameDims(tv.shape, tk.shape)) throw new Error(`${describe}: v must have k's shape`);
-    if (!sameDims(to.shape, tq.shape)) throw new Error(`${describe}: out must have q's shape`);
-    if (headDim > 256) throw new Error(`${describe}: head dims above 256 are not supported on webgpu`);
-    return { tq, tk, tv, tr, to, describe, queries, heads, headDim, keys, kvHeads };
+    const shape = resolveAttentionShape(op, { q, k, v, out }, Object.fromEntries(ranges), Object.fromEntries(more));
+    if (shape.headDim > 256) throw new Error(`${shape.describe}: head dims above 256 are not supported on webgpu`);
+    return { ...shape, tq, tk, tv, tr, to };
   }
 
   private attend(op: string, q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number, out: Tensor,
@@ -324,12 +318,9 @@ export class WebGpuBackend implements Backend {
   treeAttention(q: Tensor, k: Tensor, v: Tensor, prefixStart: Tensor, prefixEnd: Tensor, extraOffsets: Tensor,
     extraKeys: Tensor, scale: number, out: Tensor): void {
     const op = "treeAttention";
-    const s = this.attentionShapes(op, q, k, v, out, [["prefixStart", prefixStart], ["prefixEnd", prefixEnd],
-      ["extraOffsets", extraOffsets], ["extraKeys", extraKeys]]);
+    const s = this.attentionShapes(op, q, k, v, out, [["prefixStart", prefixStart], ["prefixEnd", prefixEnd]],
+      [["extraOffsets", extraOffsets], ["extraKeys", extraKeys]]);
     const [ps, pe, eo, ek] = s.tr;
-    if (!sameDims(ps.shape, [s.queries]) || !sameDims(pe.shape, [s.queries])) {
-      throw new Error(`${s.describe}: prefix ranges must be [${s.queries}]`);
-    }
     if (!sameDims(eo.shape, [s.queries + 1])) throw new Error(`${s.describe}: extraOffsets must be [${s.queries + 1}]`);
     if (ek.shape.length !== 1) throw new Error(`${s.describe}: extraKeys must be 1-D`);
     this.checkRanges(op, ps, pe, s.keys, "prefix range");
