@@ -67,8 +67,10 @@ export const DEMO_DEFAULTS: DemoSizes = {
   resumes: 2000,
   modelPreset: "demo",
   careerPreset: "small",
-  pretrainEpochs: 1,
-  finetuneEpochs: 1,
+  // Three passes over the resumes: the 2-layer model learns to copy the previous title (its title loss drops
+  // from ~1.4 to ~0.4 nats/token between steps ~110 and ~260), which one pass never reaches.
+  pretrainEpochs: 3,
+  finetuneEpochs: 2,
   testPeople: 30,
   pretrainLoss: "targets",
   finetuneLoss: "targets",

@@ -17,7 +17,7 @@ export const SCORE_HELP = `labor-llm score --model DIR [--adapter DIR] --panel F
 Writes one JSON line per person-year of the split: ids, year, demographics, previous and true outcome, and
 the model's raw log-probability of every outcome's title (+ line terminator) after "{year} ({education}):"
 (format: src/score/predictions.ts); an --out path ending in .bin gets the same content in a compact binary
-layout (f32 log-probs, ~3× smaller; src/score/predictions-binary.ts), which \`labor-llm eval\` reads too.
+layout (f32 log-probs, ~2.7× smaller; src/score/predictions-binary.ts), which \`labor-llm eval\` reads too.
 Documents run once each; all candidates are scored against the shared prefix through a token trie (tree
 attention).
   --model DIR        HF Llama directory (config.json, safetensors, tokenizer.json)
