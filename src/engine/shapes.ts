@@ -77,3 +77,41 @@ export function resolveAttentionShape(op: string, main: { q: Tensor; k: Tensor; 
   if (!sameDims(out.shape, q.shape)) throw new Error(`${describe}: out must have q's shape`);
   return { queries, keys, heads, kvHeads, headDim, describe };
 }
+
+/** "op: name [dims], …" in the given order; a null tensor reads "name null". */
+function describeShapes(op: string, named: readonly (readonly [string, Tensor | null])[]): string {
+  return `${op}: ${named.map(([name, t]) => `${name} ${t ? `[${t.shape.join(",")}]` : "null"}`).join(", ")}`;
+}
+
+/**
+ * embedding (rows = out) and embeddingBackward (rows = dOut, table = dTable): ids [T], table [V, D], rows [T, D].
+ * `order` lists the three names in the order the error message shows them.
+ */
+export function resolveEmbeddingShape(op: string, ids: Tensor, table: readonly [string, Tensor], rows: readonly [string, Tensor],
+  order: readonly string[]): { vocab: number; dim: number; describe: string } {
+  const byName = new Map<string, Tensor>([["ids", ids], table, rows]);
+  const describe = describeShapes(op, order.map((name) => [name, byName.get(name)!] as const));
+  const [tableName, tableTensor] = table;
+  const [rowsName, rowsTensor] = rows;
+  if (ids.shape.length !== 1 || tableTensor.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and ${tableName} 2-D`);
+  const [vocab, dim] = tableTensor.shape;
+  if (!sameDims(rowsTensor.shape, [ids.shape[0], dim])) throw new Error(`${describe}: ${rowsName} must be [${ids.shape[0]},${dim}]`);
+  return { vocab, dim, describe };
+}
+
+/**
+ * rmsnorm (likeX = out) and rmsnormBackward (likeX = dOut, dx; dWeight given, possibly null): x [..., D],
+ * weight [D], every likeX tensor x's shape, dWeight [D]. rows = x's size / D (0 when D = 0).
+ */
+export function resolveRmsnormShape(op: string, x: Tensor, weight: Tensor, likeX: readonly (readonly [string, Tensor])[],
+  dWeight?: Tensor | null): { dim: number; rows: number; describe: string } {
+  const named: (readonly [string, Tensor | null])[] = [["x", x], ["weight", weight], ...likeX];
+  if (dWeight !== undefined) named.push(["dWeight", dWeight]);
+  const describe = describeShapes(op, named);
+  if (x.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
+  const dim = x.shape[x.shape.length - 1];
+  if (!sameDims(weight.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
+  if (dWeight && !sameDims(dWeight.shape, [dim])) throw new Error(`${describe}: dWeight must be [${dim}]`);
+  if (!likeX.every(([, t]) => sameDims(t.shape, x.shape))) throw new Error(`${describe}: ${likeX.map(([name]) => name).join(" and ")} must have x's shape`);
+  return { dim, rows: dim === 0 ? 0 : x.size / dim, describe };
+}

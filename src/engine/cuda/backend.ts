@@ -5,7 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { resolveAttentionShape, resolveMatmulShape, sameDims } from "../shapes.js";
+import { resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -171,10 +171,7 @@ export class CudaBackend implements Backend {
     const ti = this.tensor(op, "ids", ids, ["i32"]);
     const tt = this.tensor(op, "table", table, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: ids [${ti.shape.join(",")}], table [${tt.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and table 2-D`);
-    const [vocab, dim] = tt.shape;
-    if (!sameDims(to.shape, [ti.shape[0], dim])) throw new Error(`${describe}: out must be [${ti.shape[0]},${dim}]`);
+    const { vocab, dim } = resolveEmbeddingShape(op, ti, ["table", tt], ["out", to], ["ids", "table", "out"]);
     this.native.embedding(ti, tt, to, vocab, dim);
   }
 
@@ -183,12 +180,8 @@ export class CudaBackend implements Backend {
     const tx = this.tensor(op, "x", x, ["f32"]);
     const tw = this.tensor(op, "weight", weight, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: x [${tx.shape.join(",")}], weight [${tw.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
-    const dim = tx.shape[tx.shape.length - 1];
-    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
-    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: out must have x's shape`);
-    this.native.rmsnorm(tx, tw, to, dim === 0 ? 0 : tx.size / dim, dim, eps);
+    const { dim, rows } = resolveRmsnormShape(op, tx, tw, [["out", to]]);
+    this.native.rmsnorm(tx, tw, to, rows, dim, eps);
   }
 
   rope(x: Tensor, positions: Tensor, invFreq: Tensor, out: Tensor): void {
@@ -297,10 +290,7 @@ export class CudaBackend implements Backend {
     const ti = this.tensor(op, "ids", ids, ["i32"]);
     const td = this.tensor(op, "dOut", dOut, ["f32"]);
     const tt = this.tensor(op, "dTable", dTable, ["f32"]);
-    const describe = `${op}: ids [${ti.shape.join(",")}], dOut [${td.shape.join(",")}], dTable [${tt.shape.join(",")}]`;
-    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and dTable 2-D`);
-    const [vocab, dim] = tt.shape;
-    if (!sameDims(td.shape, [ti.shape[0], dim])) throw new Error(`${describe}: dOut must be [${ti.shape[0]},${dim}]`);
+    const { vocab, dim } = resolveEmbeddingShape(op, ti, ["dTable", tt], ["dOut", td], ["ids", "dOut", "dTable"]);
     this.native.embeddingBackward(ti, td, tt, vocab, dim);
   }
 
@@ -311,14 +301,8 @@ export class CudaBackend implements Backend {
     const td = this.tensor(op, "dOut", dOut, ["f32"]);
     const tdx = this.tensor(op, "dx", dx, ["f32"]);
     const tdw = dWeight === null ? null : this.tensor(op, "dWeight", dWeight, ["f32"]);
-    const describe = `${op}: x [${tx.shape.join(",")}], weight [${tw.shape.join(",")}], dOut [${td.shape.join(",")}], ` +
-      `dx [${tdx.shape.join(",")}], dWeight ${tdw ? `[${tdw.shape.join(",")}]` : "null"}`;
-    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
-    const dim = tx.shape[tx.shape.length - 1];
-    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
-    if (tdw && !sameDims(tdw.shape, [dim])) throw new Error(`${describe}: dWeight must be [${dim}]`);
-    if (!sameDims(td.shape, tx.shape) || !sameDims(tdx.shape, tx.shape)) throw new Error(`${describe}: dOut and dx must have x's shape`);
-    this.native.rmsnormBackward(tx, tw, td, tdx, tdw, dim === 0 ? 0 : tx.size / dim, dim, eps);
+    const { dim, rows } = resolveRmsnormShape(op, tx, tw, [["dOut", td], ["dx", tdx]], tdw);
+    this.native.rmsnormBackward(tx, tw, td, tdx, tdw, rows, dim, eps);
   }
 
   ropeBackward(dOut: Tensor, positions: Tensor, invFreq: Tensor, dx: Tensor): void {

@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { resolveAttentionShape, resolveMatmulShape, sameDims } from "../shapes.js";
+import { resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -217,10 +217,7 @@ export class WebGpuBackend implements Backend {
     const ti = this.tensor(op, "ids", ids, ["i32"]);
     const tt = this.tensor(op, "table", table, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: ids ${dims(ti)}, table ${dims(tt)}, out ${dims(to)}`;
-    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and table 2-D`);
-    const [vocab, dim] = tt.shape;
-    if (!sameDims(to.shape, [ti.shape[0], dim])) throw new Error(`${describe}: out must be [${ti.shape[0]},${dim}]`);
+    const { vocab, dim, describe } = resolveEmbeddingShape(op, ti, ["table", tt], ["out", to], ["ids", "table", "out"]);
     this.checkIds(op, ti, vocab);
     const tokens = ti.shape[0];
     if (tokens === 0 || dim === 0) return;
@@ -239,13 +236,8 @@ export class WebGpuBackend implements Backend {
     const tx = this.tensor(op, "x", x, ["f32"]);
     const tw = this.tensor(op, "weight", weight, ["f32", "bf16", "f16"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: x ${dims(tx)}, weight ${dims(tw)}, out ${dims(to)}`;
-    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
-    const dim = tx.shape[tx.shape.length - 1];
-    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
-    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: out must have x's shape`);
+    const { dim, rows, describe } = resolveRmsnormShape(op, tx, tw, [["out", to]]);
     if (!Number.isFinite(eps)) throw new Error(`${describe}: eps must be finite`);
-    const rows = dim === 0 ? 0 : tx.size / dim;
     this.gpu.dispatch(describe, "rmsnorm", dtypeDefines("W", tw.dtype),
       [this.range(tx, "x"), this.range(tw, "weight"), this.output(to, "out")], [rows, dim, f32(eps)], this.gpu.grid(rows));
   }
@@ -550,10 +542,7 @@ export class WebGpuBackend implements Backend {
     const ti = this.tensor(op, "ids", ids, ["i32"]);
     const td = this.tensor(op, "dOut", dOut, ["f32"]);
     const tt = this.tensor(op, "dTable", dTable, ["f32"]);
-    const describe = `${op}: ids ${dims(ti)}, dOut ${dims(td)}, dTable ${dims(tt)}`;
-    if (ti.shape.length !== 1 || tt.shape.length !== 2) throw new Error(`${describe}: ids must be 1-D and dTable 2-D`);
-    const [vocab, dim] = tt.shape;
-    if (!sameDims(td.shape, [ti.shape[0], dim])) throw new Error(`${describe}: dOut must be [${ti.shape[0]},${dim}]`);
+    const { vocab, dim, describe } = resolveEmbeddingShape(op, ti, ["dTable", tt], ["dOut", td], ["ids", "dOut", "dTable"]);
     this.checkIds(op, ti, vocab);
     const count = ti.shape[0] * dim;
     this.gpu.dispatch(describe, "embedding", { BACKWARD: true }, [this.range(ti, "ids"), this.range(td, "dOut"), this.output(tt, "dTable")],
@@ -567,13 +556,7 @@ export class WebGpuBackend implements Backend {
     const td = this.tensor(op, "dOut", dOut, ["f32"]);
     const tdx = this.tensor(op, "dx", dx, ["f32"]);
     const tdw = dWeight ? this.tensor(op, "dWeight", dWeight, ["f32"]) : null;
-    const describe = `${op}: x ${dims(tx)}, weight ${dims(tw)}, dOut ${dims(td)}, dx ${dims(tdx)}${tdw ? `, dWeight ${dims(tdw)}` : ""}`;
-    if (tx.shape.length < 1) throw new Error(`${describe}: x needs at least 1 dim`);
-    const dim = tx.shape[tx.shape.length - 1];
-    if (!sameDims(tw.shape, [dim])) throw new Error(`${describe}: weight must be [${dim}]`);
-    if (!sameDims(td.shape, tx.shape) || !sameDims(tdx.shape, tx.shape)) throw new Error(`${describe}: dOut and dx must have x's shape`);
-    if (tdw && !sameDims(tdw.shape, [dim])) throw new Error(`${describe}: dWeight must be [${dim}]`);
-    const rows = dim === 0 ? 0 : tx.size / dim;
+    const { dim, rows, describe } = resolveRmsnormShape(op, tx, tw, [["dOut", td], ["dx", tdx]], tdw);
     const rstd = this.alloc("f32", [Math.max(rows, 1)]);
     try {
       this.gpu.dispatch(describe, "rmsnorm", { BACKWARD_ROWS: true, ...dtypeDefines("W", tw.dtype) }, [
