@@ -1,5 +1,5 @@
 /** Shape rules every backend checks the same way before it launches an op (messages name the op and shapes). */
-import type { MatmulOptions, Tensor } from "./backend.js";
+import type { DType, HostArray, MatmulOptions, Tensor } from "./backend.js";
 
 export function sameDims(x: readonly number[], y: readonly number[]): boolean {
   return x.length === y.length && x.every((d, i) => d === y[i]);
@@ -114,4 +114,36 @@ export function resolveRmsnormShape(op: string, x: Tensor, weight: Tensor, likeX
   if (dWeight && !sameDims(dWeight.shape, [dim])) throw new Error(`${describe}: dWeight must be [${dim}]`);
   if (!likeX.every(([, t]) => sameDims(t.shape, x.shape))) throw new Error(`${describe}: ${likeX.map(([name]) => name).join(" and ")} must have x's shape`);
   return { dim, rows: dim === 0 ? 0 : x.size / dim, describe };
+}
+
+/** Elements of a shape; throws unless every dim is a non-negative integer and the count is exact in a double. */
+export function shapeSize(shape: readonly number[]): number {
+  let size = 1;
+  for (const dim of shape) {
+    if (!Number.isSafeInteger(dim) || dim < 0) throw new Error(`shape [${shape.join(",")}]: dims must be non-negative integers`);
+    size *= dim;
+  }
+  if (!Number.isSafeInteger(size)) throw new Error(`shape [${shape.join(",")}]: too many elements`);
+  return size;
+}
+
+/** "f32 [2,3]": a tensor in error messages. */
+export function dtypeShape(t: Tensor): string {
+  return `${t.dtype} [${t.shape.join(",")}]`;
+}
+
+const ARRAY_KIND: Record<DType, string> = { f32: "Float32Array", bf16: "Uint16Array", f16: "Uint16Array", i32: "Int32Array" };
+
+function arrayMatches(data: HostArray, dtype: DType): boolean {
+  if (dtype === "f32") return data instanceof Float32Array;
+  if (dtype === "i32") return data instanceof Int32Array;
+  return data instanceof Uint16Array;
+}
+
+/** Host data handed to upload()/weight(): the typed array of its dtype with exactly the shape's elements; returns that count. */
+export function checkHostData(what: string, data: HostArray, dtype: DType, shape: readonly number[]): number {
+  if (!arrayMatches(data, dtype)) throw new Error(`${what}: ${dtype} data must be a ${ARRAY_KIND[dtype]}`);
+  const size = shapeSize(shape);
+  if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
+  return size;
 }

@@ -3,7 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
-import { resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims } from "../shapes.js";
+import { checkHostData, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import {
   loadNative, type CpuIsa, type CpuIsaInfo, type CpuPackStats, type NativeCpuOps, type NativeFloatDType, type NativePackedWeight,
@@ -41,21 +41,6 @@ export interface CpuBackendOptions {
   threads?: number;
 }
 
-function shapeSize(shape: readonly number[]): number {
-  let size = 1;
-  for (const dim of shape) {
-    if (!Number.isSafeInteger(dim) || dim < 0) throw new Error(`shape [${shape.join(",")}]: dims must be non-negative integers`);
-    size *= dim;
-  }
-  if (!Number.isSafeInteger(size)) throw new Error(`shape [${shape.join(",")}]: too many elements`);
-  return size;
-}
-
-function dtypeShape(t: Tensor): string {
-  return `${t.dtype} [${t.shape.join(",")}]`;
-}
-
-const ARRAY_KIND: Record<DType, string> = { f32: "Float32Array", bf16: "Uint16Array", f16: "Uint16Array", i32: "Int32Array" };
 
 function newArray(dtype: DType, size: number): HostArray {
   if (dtype === "f32") return new Float32Array(size);
@@ -63,11 +48,6 @@ function newArray(dtype: DType, size: number): HostArray {
   return new Uint16Array(size);
 }
 
-function arrayMatches(data: HostArray, dtype: DType): boolean {
-  if (dtype === "f32") return data instanceof Float32Array;
-  if (dtype === "i32") return data instanceof Int32Array;
-  return data instanceof Uint16Array;
-}
 
 /**
  * Freed activation buffers, kept for the next alloc() of the same dtype and size: a forward pass allocates
@@ -157,12 +137,12 @@ export class CpuBackend implements Backend {
   }
 
   upload(data: HostArray, dtype: DType, shape: readonly number[]): CpuTensor {
-    this.checkHost("upload", data, dtype, shape);
+    checkHostData("upload", data, dtype, shape);
     return new CpuTensor(dtype, [...shape], data.slice());
   }
 
   weight(data: HostArray, dtype: DType, shape: readonly number[]): CpuTensor {
-    this.checkHost("weight", data, dtype, shape);
+    checkHostData("weight", data, dtype, shape);
     const tensor = new CpuTensor(dtype, [...shape], data);
     // Only the AMX path has a packed layout: on other ISAs nothing is recorded and nothing is copied.
     if (this.isa === "amx" && dtype === "bf16" && shape.length === 2) this.packed.set(tensor, {});
@@ -524,12 +504,6 @@ export class CpuBackend implements Backend {
       throw new Error(`${op}: shapes differ: ${checked.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
     }
     return checked;
-  }
-
-  private checkHost(what: string, data: HostArray, dtype: DType, shape: readonly number[]): void {
-    if (!arrayMatches(data, dtype)) throw new Error(`${what}: ${dtype} data must be a ${ARRAY_KIND[dtype]}`);
-    const size = shapeSize(shape);
-    if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
   }
 }
 

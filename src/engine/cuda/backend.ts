@@ -5,12 +5,11 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims } from "../shapes.js";
+import { checkHostData, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
 const ELEMENT_BYTES: Record<DType, number> = { f32: 4, i32: 4, bf16: 2, f16: 2 };
-const ARRAY_KIND: Record<DType, string> = { f32: "Float32Array", bf16: "Uint16Array", f16: "Uint16Array", i32: "Int32Array" };
 
 /** One device allocation, shared by a tensor and its views. */
 class DeviceStorage {
@@ -39,25 +38,6 @@ export class CudaTensor implements Tensor, CudaTensorView {
   }
 }
 
-function shapeSize(shape: readonly number[]): number {
-  let size = 1;
-  for (const dim of shape) {
-    if (!Number.isSafeInteger(dim) || dim < 0) throw new Error(`shape [${shape.join(",")}]: dims must be non-negative integers`);
-    size *= dim;
-  }
-  if (!Number.isSafeInteger(size)) throw new Error(`shape [${shape.join(",")}]: too many elements`);
-  return size;
-}
-
-function dtypeShape(t: Tensor): string {
-  return `${t.dtype} [${t.shape.join(",")}]`;
-}
-
-function arrayMatches(data: HostArray, dtype: DType): boolean {
-  if (dtype === "f32") return data instanceof Float32Array;
-  if (dtype === "i32") return data instanceof Int32Array;
-  return data instanceof Uint16Array;
-}
 
 /** The addon's CUDA functions, or why there are none / no usable device. */
 export function cudaStatus(): { ops: NativeCudaOps; probe: CudaProbe } | { reason: string; probe?: CudaProbe } {
@@ -108,8 +88,7 @@ export class CudaBackend implements Backend {
   }
 
   upload(data: HostArray, dtype: DType, shape: readonly number[]): CudaTensor {
-    this.checkHost("upload", data, dtype, shape);
-    const size = shapeSize(shape);
+    const size = checkHostData("upload", data, dtype, shape);
     const bytes = size * ELEMENT_BYTES[dtype];
     const storage = new DeviceStorage(this.native.alloc(bytes, false), bytes);
     const tensor = new CudaTensor(dtype, [...shape], storage, 0, dtype === "i32" ? (data as Int32Array).slice() : undefined);
@@ -119,7 +98,7 @@ export class CudaBackend implements Backend {
 
   /** GPU memory can't alias host memory here: a weight is uploaded like any tensor. */
   weight(data: HostArray, dtype: DType, shape: readonly number[]): CudaTensor {
-    this.checkHost("weight", data, dtype, shape);
+    checkHostData("weight", data, dtype, shape);
     return this.upload(data, dtype, shape);
   }
 
@@ -410,12 +389,6 @@ export class CudaBackend implements Backend {
       throw new Error(`${op}: shapes differ: ${checked.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
     }
     return checked;
-  }
-
-  private checkHost(what: string, data: HostArray, dtype: DType, shape: readonly number[]): void {
-    if (!arrayMatches(data, dtype)) throw new Error(`${what}: ${dtype} data must be a ${ARRAY_KIND[dtype]}`);
-    const size = shapeSize(shape);
-    if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
   }
 }
 

@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims } from "../shapes.js";
+import { checkHostData, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -35,20 +35,6 @@ export class WebGpuTensor implements Tensor {
 
 export type WebGpuBackendOptions = GpuContextOptions;
 
-function shapeSize(shape: readonly number[]): number {
-  let size = 1;
-  for (const dim of shape) {
-    if (!Number.isSafeInteger(dim) || dim < 0) throw new Error(`shape [${shape.join(",")}]: dims must be non-negative integers`);
-    size *= dim;
-  }
-  if (!Number.isSafeInteger(size)) throw new Error(`shape [${shape.join(",")}]: too many elements`);
-  return size;
-}
-
-function dtypeShape(t: Tensor): string {
-  return `${t.dtype} [${t.shape.join(",")}]`;
-}
-
 function dims(t: Tensor): string {
   return `[${t.shape.join(",")}]`;
 }
@@ -58,13 +44,7 @@ function sameTensor(a: WebGpuTensor, b: WebGpuTensor): boolean {
   return a.storage === b.storage && a.offset === b.offset && a.size === b.size;
 }
 
-const ARRAY_KIND: Record<DType, string> = { f32: "Float32Array", bf16: "Uint16Array", f16: "Uint16Array", i32: "Int32Array" };
 
-function arrayMatches(data: HostArray, dtype: DType): boolean {
-  if (dtype === "f32") return data instanceof Float32Array;
-  if (dtype === "i32") return data instanceof Int32Array;
-  return data instanceof Uint16Array;
-}
 
 type FloatDType = "f32" | "bf16" | "f16";
 
@@ -116,9 +96,7 @@ export class WebGpuBackend implements Backend {
   }
 
   private put(what: string, data: HostArray, dtype: DType, shape: readonly number[], exact: boolean): WebGpuTensor {
-    if (!arrayMatches(data, dtype)) throw new Error(`${what}: ${dtype} data must be a ${ARRAY_KIND[dtype]}`);
-    const size = shapeSize(shape);
-    if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
+    const size = checkHostData(what, data, dtype, shape);
     const storage = this.gpu.createStorage(size * ELEMENT_BYTES[dtype], `${what} ${dtype} [${shape.join(",")}]`, exact);
     this.gpu.write(storage, data);
     if (dtype === "i32") storage.host = Int32Array.from(data as Int32Array);
