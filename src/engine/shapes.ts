@@ -147,3 +147,24 @@ export function checkHostData(what: string, data: HostArray, dtype: DType, shape
   if (data.length !== size) throw new Error(`${what}: ${data.length} elements for shape [${shape.join(",")}] (${size} expected)`);
   return size;
 }
+
+/**
+ * The log-softmax family over logits [R, V]: perRow tensors (targets, losses, out of a gather) must be [R],
+ * likeLogits tensors (out, dLogits) logits' shape. The message lists logits, then perRow, then likeLogits.
+ */
+export function resolveLogitsShape(op: string, logits: Tensor, perRow: readonly (readonly [string, Tensor])[],
+  likeLogits: readonly (readonly [string, Tensor])[]): { rows: number; vocab: number; describe: string } {
+  const describe = describeShapes(op, [["logits", logits], ...perRow, ...likeLogits]);
+  if (logits.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
+  const [rows, vocab] = logits.shape;
+  if (!perRow.every(([, t]) => sameDims(t.shape, [rows]))) throw new Error(`${describe}: ${perRow.map(([name]) => name).join(" and ")} must be [${rows}]`);
+  for (const [name, t] of likeLogits) if (!sameDims(t.shape, logits.shape)) throw new Error(`${describe}: ${name} must have logits' shape`);
+  return { rows, vocab, describe };
+}
+
+/** Elementwise ops: every tensor the same shape (names for the message). */
+export function checkSameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): void {
+  if (!tensors.every((t) => sameDims(t.shape, tensors[0].shape))) {
+    throw new Error(`${op}: shapes differ: ${tensors.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
+  }
+}

@@ -3,7 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
-import { checkHostData, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkHostData, checkSameShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import {
   loadNative, type CpuIsa, type CpuIsaInfo, type CpuPackStats, type NativeCpuOps, type NativeFloatDType, type NativePackedWeight,
@@ -270,10 +270,8 @@ export class CpuBackend implements Backend {
     const op = "logSoftmax";
     const tl = this.tensor(op, "logits", logits, ["f32"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: logits [${tl.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    if (!sameDims(to.shape, tl.shape)) throw new Error(`${describe}: out must have logits' shape`);
-    this.run(() => this.native.logSoftmax(tl.data as Float32Array, to.data as Float32Array, tl.shape[0], tl.shape[1]));
+    const { rows, vocab } = resolveLogitsShape(op, tl, [], [["out", to]]);
+    this.run(() => this.native.logSoftmax(tl.data as Float32Array, to.data as Float32Array, rows, vocab));
   }
 
   logSoftmaxGather(logits: Tensor, targets: Tensor, out: Tensor): void {
@@ -281,13 +279,8 @@ export class CpuBackend implements Backend {
     const tl = this.tensor(op, "logits", logits, ["f32"]);
     const tt = this.tensor(op, "targets", targets, ["i32"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    if (!sameDims(tt.shape, [tl.shape[0]]) || !sameDims(to.shape, [tl.shape[0]])) {
-      throw new Error(`${describe}: targets and out must be [${tl.shape[0]}]`);
-    }
-    this.run(() => this.native.logSoftmaxGather(tl.data as Float32Array, tt.data as Int32Array, to.data as Float32Array,
-      tl.shape[0], tl.shape[1]));
+    const { rows, vocab } = resolveLogitsShape(op, tl, [["targets", tt], ["out", to]], []);
+    this.run(() => this.native.logSoftmaxGather(tl.data as Float32Array, tt.data as Int32Array, to.data as Float32Array, rows, vocab));
   }
 
   // ---- scoring ----
@@ -383,11 +376,7 @@ export class CpuBackend implements Backend {
     const tt = this.tensor(op, "targets", targets, ["i32"]);
     const tlo = this.tensor(op, "losses", losses, ["f32"]);
     const td = this.tensor(op, "dLogits", dLogits, ["f32"]);
-    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], losses [${tlo.shape.join(",")}], dLogits [${td.shape.join(",")}]`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    const [rows, vocab] = tl.shape;
-    if (!sameDims(tt.shape, [rows]) || !sameDims(tlo.shape, [rows])) throw new Error(`${describe}: targets and losses must be [${rows}]`);
-    if (!sameDims(td.shape, tl.shape)) throw new Error(`${describe}: dLogits must have logits' shape`);
+    const { rows, vocab } = resolveLogitsShape(op, tl, [["targets", tt], ["losses", tlo]], [["dLogits", td]]);
     this.run(() => this.native.crossEntropy(tl.data as Float32Array, tt.data as Int32Array, tlo.data as Float32Array,
       td.data as Float32Array, rows, vocab, gradScale));
   }
@@ -500,9 +489,7 @@ export class CpuBackend implements Backend {
 
   private sameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): CpuTensor[] {
     const checked = tensors.map((t, i) => this.tensor(op, names[i], t, ["f32"]));
-    if (!checked.every((t) => sameDims(t.shape, checked[0].shape))) {
-      throw new Error(`${op}: shapes differ: ${checked.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
-    }
+    checkSameShape(op, names, checked);
     return checked;
   }
 }

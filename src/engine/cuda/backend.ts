@@ -5,7 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { checkHostData, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkHostData, checkSameShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -188,10 +188,8 @@ export class CudaBackend implements Backend {
     const op = "logSoftmax";
     const tl = this.tensor(op, "logits", logits, ["f32"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: logits [${tl.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    if (!sameDims(to.shape, tl.shape)) throw new Error(`${describe}: out must have logits' shape`);
-    this.native.logSoftmax(tl, to, tl.shape[0], tl.shape[1]);
+    const { rows, vocab } = resolveLogitsShape(op, tl, [], [["out", to]]);
+    this.native.logSoftmax(tl, to, rows, vocab);
   }
 
   logSoftmaxGather(logits: Tensor, targets: Tensor, out: Tensor): void {
@@ -199,12 +197,8 @@ export class CudaBackend implements Backend {
     const tl = this.tensor(op, "logits", logits, ["f32"]);
     const tt = this.tensor(op, "targets", targets, ["i32"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    if (!sameDims(tt.shape, [tl.shape[0]]) || !sameDims(to.shape, [tl.shape[0]])) {
-      throw new Error(`${describe}: targets and out must be [${tl.shape[0]}]`);
-    }
-    this.native.logSoftmaxGather(tl, tt, to, tl.shape[0], tl.shape[1]);
+    const { rows, vocab } = resolveLogitsShape(op, tl, [["targets", tt], ["out", to]], []);
+    this.native.logSoftmaxGather(tl, tt, to, rows, vocab);
   }
 
   scatterRows(src: Tensor, index: Tensor, dst: Tensor): void {
@@ -300,11 +294,7 @@ export class CudaBackend implements Backend {
     const tt = this.tensor(op, "targets", targets, ["i32"]);
     const tlo = this.tensor(op, "losses", losses, ["f32"]);
     const td = this.tensor(op, "dLogits", dLogits, ["f32"]);
-    const describe = `${op}: logits [${tl.shape.join(",")}], targets [${tt.shape.join(",")}], losses [${tlo.shape.join(",")}], dLogits [${td.shape.join(",")}]`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    const [rows, vocab] = tl.shape;
-    if (!sameDims(tt.shape, [rows]) || !sameDims(tlo.shape, [rows])) throw new Error(`${describe}: targets and losses must be [${rows}]`);
-    if (!sameDims(td.shape, tl.shape)) throw new Error(`${describe}: dLogits must have logits' shape`);
+    const { rows, vocab } = resolveLogitsShape(op, tl, [["targets", tt], ["losses", tlo]], [["dLogits", td]]);
     this.native.crossEntropy(tl, tt, tlo, td, rows, vocab, gradScale);
   }
 
@@ -385,9 +375,7 @@ export class CudaBackend implements Backend {
 
   private sameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): CudaTensor[] {
     const checked = tensors.map((t, i) => this.tensor(op, names[i], t, ["f32"]));
-    if (!checked.every((t) => sameDims(t.shape, checked[0].shape))) {
-      throw new Error(`${op}: shapes differ: ${checked.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
-    }
+    checkSameShape(op, names, checked);
     return checked;
   }
 }

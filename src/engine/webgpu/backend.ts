@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { checkHostData, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkHostData, checkSameShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -436,10 +436,7 @@ export class WebGpuBackend implements Backend {
     const op = "logSoftmax";
     const tl = this.tensor(op, "logits", logits, ["f32"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: logits ${dims(tl)}, out ${dims(to)}`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    if (!sameDims(to.shape, tl.shape)) throw new Error(`${describe}: out must have logits' shape`);
-    const [rows, vocab] = tl.shape;
+    const { rows, vocab, describe } = resolveLogitsShape(op, tl, [], [["out", to]]);
     const inPlace = sameTensor(tl, to);
     this.gpu.dispatch(describe, "softmax", { LOG_SOFTMAX: true, IN_PLACE: inPlace }, [
       inPlace ? this.output(tl, "logits") : this.range(tl, "logits"), inPlace ? null : this.output(to, "out"), null, null,
@@ -451,10 +448,7 @@ export class WebGpuBackend implements Backend {
     const tl = this.tensor(op, "logits", logits, ["f32"]);
     const tt = this.tensor(op, "targets", targets, ["i32"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: logits ${dims(tl)}, targets ${dims(tt)}, out ${dims(to)}`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    const [rows, vocab] = tl.shape;
-    if (!sameDims(tt.shape, [rows]) || !sameDims(to.shape, [rows])) throw new Error(`${describe}: targets and out must be [${rows}]`);
+    const { rows, vocab, describe } = resolveLogitsShape(op, tl, [["targets", tt], ["out", to]], []);
     tt.hostInts()?.forEach((target, r) => {
       if (target >= vocab) throw new Error(`${op}: target ${target} at row ${r} is not below vocab ${vocab}`);
     });
@@ -468,11 +462,7 @@ export class WebGpuBackend implements Backend {
     const tt = this.tensor(op, "targets", targets, ["i32"]);
     const tlo = this.tensor(op, "losses", losses, ["f32"]);
     const td = this.tensor(op, "dLogits", dLogits, ["f32"]);
-    const describe = `${op}: logits ${dims(tl)}, targets ${dims(tt)}, losses ${dims(tlo)}, dLogits ${dims(td)}`;
-    if (tl.shape.length !== 2) throw new Error(`${describe}: logits must be [R, V]`);
-    const [rows, vocab] = tl.shape;
-    if (!sameDims(tt.shape, [rows]) || !sameDims(tlo.shape, [rows])) throw new Error(`${describe}: targets and losses must be [${rows}]`);
-    if (!sameDims(td.shape, tl.shape)) throw new Error(`${describe}: dLogits must have logits' shape`);
+    const { rows, vocab, describe } = resolveLogitsShape(op, tl, [["targets", tt], ["losses", tlo]], [["dLogits", td]]);
     if (!Number.isFinite(gradScale)) throw new Error(`${describe}: gradScale must be finite`);
     tt.hostInts()?.forEach((target, r) => {
       if (target < -1 || target >= vocab) throw new Error(`${op}: target ${target} at row ${r} must be -1 (ignored) or in [0, ${vocab})`);
@@ -634,9 +624,7 @@ export class WebGpuBackend implements Backend {
 
   private sameShape(op: string, names: readonly string[], tensors: readonly Tensor[]): WebGpuTensor[] {
     const checked = tensors.map((t, i) => this.tensor(op, names[i], t, ["f32"]));
-    if (!checked.every((t) => sameDims(t.shape, checked[0].shape))) {
-      throw new Error(`${op}: shapes differ: ${checked.map((t, i) => `${names[i]} [${t.shape.join(",")}]`).join(", ")}`);
-    }
+    checkSameShape(op, names, checked);
     return checked;
   }
 }
