@@ -58,6 +58,8 @@ export class LlmScorer {
   /** The trie nodes that get a query row (those with children), in node order, and each node's row (−1: leaf). */
   private readonly innerNodes: Int32Array;
   private readonly rowOfNode: Int32Array;
+  /** Per inner node: the rows of its trie ancestors (root first) and itself — the extra keys it attends in a block. */
+  private readonly pathRows: Int32Array[];
 
   constructor(
     readonly model: Llama,
@@ -74,6 +76,12 @@ export class LlmScorer {
       if (has) this.rowOfNode[node] = inner.push(node) - 1;
     });
     this.innerNodes = Int32Array.from(inner);
+    // Ancestors of an inner node are inner nodes, so every path maps to rows.
+    this.pathRows = inner.map((node) => {
+      const path: number[] = [];
+      for (let a = node; a >= 0; a = this.trie.parents[a]) path.push(this.rowOfNode[a]);
+      return Int32Array.from(path.reverse());
+    });
     this.maxRows = Math.max(options.maxRows ?? 8192, this.innerNodes.length);
     this.documentsPerGroup = Math.max(1, options.documentsPerGroup ?? 8);
     this.longestCandidate = Math.max(...this.trie.candidates.map((c) => c.ids.length));
@@ -136,7 +144,7 @@ export class LlmScorer {
   private async scoreGroup(
     documents: TokenizedDocument[], cacheWithRows: (rows: number) => KvCache, onProgress: (finished: number) => void,
   ): Promise<Float64Array[][]> {
-    const { trie, innerNodes, rowOfNode } = this;
+    const { trie, innerNodes, rowOfNode, pathRows } = this;
     const nodes = trie.nodeCount;
     const blockRows = innerNodes.length;
     // Cache layout: document g's prefix rows at [base[g], base[g] + prefixLength[g]), then the scratch
@@ -168,7 +176,6 @@ export class LlmScorer {
       const extraKeys: number[] = [];
       const gatherRows = new Int32Array(pass.length * (nodes - 1));
       const gatherTokens = new Int32Array(pass.length * (nodes - 1));
-      const path: number[] = [];
       pass.forEach(({ doc, target }, j) => {
         const document = documents[doc];
         const s = document.targets[target].tokenStart;
@@ -180,10 +187,7 @@ export class LlmScorer {
           cacheRows[row] = scratchBase + row;
           keyStart[row] = bases[doc];
           keyEnd[row] = bases[doc] + s - 1;
-          // Trie ancestors (root first) and the node itself, in position order; ancestors are inner nodes.
-          path.length = 0;
-          for (let a = n; a >= 0; a = trie.parents[a]) path.push(a);
-          for (let p = path.length - 1; p >= 0; p--) extraKeys.push(scratchBase + block + rowOfNode[path[p]]);
+          for (const pathRow of pathRows[i]) extraKeys.push(scratchBase + block + pathRow);
           extraOffsets[row + 1] = extraKeys.length;
         });
         // Every non-root node's log-probability is read from its parent's row.
