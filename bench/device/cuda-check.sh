@@ -41,7 +41,11 @@ for n, r in enumerate(rows):
     if n == 0:
         print("  ".join("-" * w for w in widths) + "  ----")
 PY
-  if [ -n "${OUT:-}" ]; then cp "$rows" "$work"/*.log "$work"/*.json "$OUT"/ 2>/dev/null || true; fi
+  # The device runner returns at most 8 files from $OUT: the table, and every log and JSON in one archive.
+  if [ -n "${OUT:-}" ]; then
+    cp "$rows" "$OUT"/ 2>/dev/null || true
+    tar -C "$work" -czf "$OUT/cuda-check-logs.tar.gz" $(cd "$work" && ls -- *.log *.json 2>/dev/null) 2>/dev/null || true
+  fi
 }
 trap print_table EXIT
 
@@ -108,7 +112,8 @@ vitest_row() {  # label, log, files...
   local label=$1 logfile=$2; shift 2
   local limit=$(( $(left) - 300 )); [ $limit -gt 240 ] && limit=240
   if [ $limit -lt 30 ]; then row "$label" "not run" "" "" "out of time budget"; return; fi
-  timeout "$limit" node node_modules/vitest/vitest.mjs run "$@" --reporter=verbose > "$logfile" 2>&1
+  # LABOR_CUDA_SYNC=1: a fault inside a kernel is reported by the op that caused it, not by a later readback.
+  LABOR_CUDA_SYNC=1 timeout "$limit" node node_modules/vitest/vitest.mjs run "$@" --reporter=verbose > "$logfile" 2>&1
   local rc=$?
   local summary
   summary=$(grep -E '^ +Tests ' "$logfile" | tail -1 | sed 's/^ *Tests *//')

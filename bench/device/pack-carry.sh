@@ -5,7 +5,8 @@
 #   bench/device/carry/peers.tar.xz         with --with-peers: bench/peers/node_modules (node-llama-cpp, for the parity test)
 # Run it here after `npm ci` (and `npm run peers` for --with-peers), then hand the files to the device run as
 # carried paths, e.g. run(command="bash bench/device/cuda-check.sh", carry=["bench/device/carry"]).
-# The carry limit is 64 MiB in all: without peers this is ~35 MiB; check `du -sh bench/device/carry`.
+# The carry limit is 64 MiB in all (the working tree counts too): ~35 MiB without peers, ~42 MiB with them;
+# check `du -sh bench/device/carry`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=bench/device/carry
@@ -28,6 +29,7 @@ tar -cf - --exclude='node_modules/webgpu' --exclude='node_modules/eslint' --excl
   node_modules | xz -T0 -6 > "$out/node_modules.tar.xz"
 
 if [ "${1:-}" = "--with-peers" ]; then
-  tar -cf - bench/peers/node_modules | xz -T0 -6 > "$out/peers.tar.xz"
+  # llama/gitRelease.bundle is llama.cpp's source for building from scratch (34 MiB); the prebuilt binaries run without it.
+  tar -cf - --exclude='node-llama-cpp/llama/gitRelease.bundle' bench/peers/node_modules | xz -T0 -6 > "$out/peers.tar.xz"
 fi
 du -sh "$out"/*
