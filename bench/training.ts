@@ -35,7 +35,7 @@ import { loadavg } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import type { Backend, MatmulOptions, Tensor } from "../src/engine/backend.js";
+import type { Backend } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { float32ToBfloat16 } from "../src/io/dtype.js";
 import type { LlamaConfig } from "../src/model/config.js";
@@ -45,6 +45,7 @@ import type { HostTensor, LlamaWeights } from "../src/model/weights.js";
 import { buildPackedBatch } from "../src/train/batches.js";
 import { ADAMW_DEFAULTS, AdamW } from "../src/train/optimizer.js";
 import { benchmarkTrainingSteps, trainingStep } from "../src/train/step.js";
+import { profiledBackend, profileLines, type OpStats } from "./op-profile.js";
 
 export interface TrainingBenchContext {
   threads: number;
@@ -151,60 +152,7 @@ class TorchPeer {
   }
 }
 
-// ---- per-op profile: a Proxy over the backend that times every call (the CPU backend runs ops synchronously) ----
-
-interface OpStats {
-  seconds: number;
-  /** Process CPU time (all threads) while the op ran. */
-  cpuSeconds: number;
-  calls: number;
-  flops: number;
-}
-
-function profiledBackend(inner: Backend, stats: Map<string, OpStats>): Backend {
-  const record = (key: string, seconds: number, cpuSeconds: number, flops: number) => {
-    const entry = stats.get(key) ?? { seconds: 0, cpuSeconds: 0, calls: 0, flops: 0 };
-    entry.seconds += seconds;
-    entry.cpuSeconds += cpuSeconds;
-    entry.calls++;
-    entry.flops += flops;
-    stats.set(key, entry);
-  };
-  return new Proxy(inner, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver) as unknown;
-      if (typeof value !== "function" || typeof property !== "string") return value;
-      return (...args: unknown[]) => {
-        const start = performance.now();
-        const cpuBefore = process.cpuUsage();
-        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
-        const cpu = process.cpuUsage(cpuBefore);
-        const seconds = (performance.now() - start) / 1000;
-        let key = property;
-        let flops = 0;
-        if (property === "matmul") {
-          const [a, b, out, options] = args as [Tensor, Tensor, Tensor, MatmulOptions | undefined];
-          const k = options?.transA ? a.shape[a.shape.length - 2] : a.shape[a.shape.length - 1];
-          flops = 2 * out.size * k;
-          const m = out.shape[out.shape.length - 2], n = out.shape[out.shape.length - 1];
-          const kind = options?.transA ? "dW (aᵀ·b)" : options?.transB ? "x·Wᵀ" : "dY·W";
-          key = `matmul ${kind} ${b.dtype} [${m}×${n}×${k}]${out.shape.length > 2 ? ` ×${out.size / (m * n)}` : ""}`;
-        }
-        record(key, seconds, (cpu.user + cpu.system) / 1e6, flops);
-        return result;
-      };
-    },
-  });
-}
-
-/** Category of an op key for the summary line. */
-function category(key: string): string {
-  if (key.startsWith("matmul")) return key.includes(String(CONFIG.vocabSize)) ? "lm_head matmuls" : key.includes(`×${BENCH_LORA.rank}×`) || key.includes(`[${BENCH_LORA.rank}×`) || key.includes(`×${BENCH_LORA.rank}]`) ? "LoRA matmuls" : "layer matmuls";
-  if (key === "crossEntropy") return "cross-entropy";
-  if (key.startsWith("attention")) return "attention";
-  if (key === "adamw" || key === "sumOfSquares" || key === "scale") return "AdamW + clipping";
-  return "other ops";
-}
+// ---- per-op profile (bench/op-profile.ts; the CPU backend runs ops synchronously) ----
 
 /** One of our steps (after a warm-up step), every backend call timed: where the time goes. */
 async function profileStep(backend: Backend, threads: number, label: string, mode: TrainingMode, weights: LlamaWeights): Promise<void> {
@@ -219,7 +167,7 @@ async function profileStep(backend: Backend, threads: number, label: string, mod
   }));
   const step = (serial: number) => trainingStep(model, optimizer, [buildPackedBatch(sequences, sequences.map((_, i) => i), serial)],
     { step: serial, learningRate: 1e-4, maxGradNorm: 1 });
-  let total = 0;
+  let total: number;
   try {
     await step(1);
     stats.clear();
@@ -230,22 +178,9 @@ async function profileStep(backend: Backend, threads: number, label: string, mod
     optimizer.free();
     model.free();
   }
-  const entries = [...stats.entries()].sort((x, y) => y[1].seconds - x[1].seconds);
-  const inOps = entries.reduce((n, [, s]) => n + s.seconds, 0);
-  const byCategory = new Map<string, number>();
-  for (const [key, s] of entries) byCategory.set(category(key), (byCategory.get(category(key)) ?? 0) + s.seconds);
-  byCategory.set("outside backend ops (JS, batch upload)", total - inOps);
-  const matmul = entries.filter(([k]) => k.startsWith("matmul")).reduce(
-    (n, [, s]) => ({ seconds: n.seconds + s.seconds, cpuSeconds: n.cpuSeconds + s.cpuSeconds, flops: n.flops + s.flops }), { seconds: 0, cpuSeconds: 0, flops: 0 });
-  const perCpu = (s: { cpuSeconds: number; flops: number }) => fmt(s.flops / (s.cpuSeconds / threads) / 1e9);
-  console.log(`\n${label}: step ${fmt(total, 3)} s (${fmt((BATCH * SEQ_LEN) / total)} tok/s while profiled); matmuls ${fmt(matmul.flops / 1e9, 1)} GFLOP at ` +
-    `${fmt(matmul.flops / matmul.seconds / 1e9)} GFLOP/s wall, ${perCpu(matmul)} per CPU-second`);
-  console.log("  " + [...byCategory.entries()].sort((x, y) => y[1] - x[1]).map(([k, sec]) => `${k} ${fmt((100 * sec) / total)}%`).join(", "));
-  console.log("| op | ms/step | % step | calls | GFLOP/s wall / per CPU-second |");
-  console.log("|---|---:|---:|---:|---:|");
-  for (const [key, s] of entries.slice(0, 12)) {
-    console.log(`| ${key} | ${fmt(s.seconds * 1000, 1)} | ${fmt((100 * s.seconds) / total, 1)}% | ${s.calls} | ${s.flops ? `${fmt(s.flops / s.seconds / 1e9)} / ${perCpu(s)}` : ""} |`);
-  }
+  const { lines } = profileLines(stats, { label, stepSeconds: total, tokens: BATCH * SEQ_LEN, vocabSize: CONFIG.vocabSize,
+    loraRank: BENCH_LORA.rank, cpuThreads: threads });
+  for (const line of lines) console.log(line);
 }
 
 // ---- 1b LoRA in a child process ----

@@ -5,7 +5,7 @@
  * head dims that need > 48 KiB of shared memory, views into device buffers, use after free, sync.
  * (bench/device/cuda-check.sh runs this file on a GPU machine.)
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, onTestFinished } from "vitest";
 import type { Backend, Tensor } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { CudaBackend, cudaStatus } from "../src/engine/cuda/backend.js";
@@ -27,9 +27,15 @@ if ("reason" in status) {
       expect(cuda.describe()).toMatch(/^cuda \(.+compute \d+\.\d+.+kernels built for .+\)$/);
     });
 
-    it("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts)", async () => {
+    // Both tensor-core kernels: the cp.async + mma.sync one (default where b's rows are 16-byte aligned) and
+    // the wmma one (LABOR_CUDA_GEMM=wmma, and every unaligned b). K = 100 and 40: a zero-padded to K8, tiles
+    // cut short; N = 250: unaligned rows.
+    it.each(["mma", "wmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
       const random = makeRandom(101);
-      for (const [batch, m, n, k] of [[1, 300, 264, 520], [2, 130, 136, 64], [1, 257, 250, 100], [1, 1, 4096, 4096]]) {
+      process.env.LABOR_CUDA_GEMM = kernel;
+      onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; });
+      for (const [batch, m, n, k] of [[1, 300, 264, 520], [2, 130, 136, 64], [1, 257, 250, 100], [1, 70, 264, 100], [3, 200, 128, 40],
+        [1, 1, 4096, 4096]]) {
         for (const transB of [false, true]) {
           const a = randomF32(random, batch * m * k);
           const bBits = Uint16Array.from(randomF32(random, k * n), numberToBf16);

@@ -7,10 +7,12 @@
  * prints the table. peer.json is what bench/device/peft_peer.py measured in the same run (PyTorch bf16 GEMM
  * peak and PyTorch+PEFT LoRA step times on the same model shapes); rows without a peer say so.
  *
- * Rows: bf16 matmul TFLOP/s vs the measured peak; the CUDA forward vs the CPU backend (max |Δ logprob| on a
+ * Rows: bf16 matmul TFLOP/s vs the measured peak (the cp.async + mma.sync kernel, with the wmma kernel's rate in
+ * the note); the CUDA forward vs the CPU backend (max |Δ logprob| on a
  * small model: the CPU backend is the one checked against llama.cpp); LoRA training tokens/s on the `1b`
  * preset and on a Llama-2-7B-shaped model (random bf16 weights, every layer the same values: the timing
- * doesn't depend on them); scoring person-years/s on `1b`. A piece another engineer hasn't landed yet
+ * doesn't depend on them), then a per-op profile of one 7B step; scoring person-years/s on `1b` (6 person-years,
+ * prefix-shared vs naive). A piece another engineer hasn't landed yet
  * prints "not available yet" instead of failing the run.
  */
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -23,6 +25,7 @@ import type { LlamaConfig } from "../../src/model/config.js";
 import { expectedTensorShapes } from "../../src/model/config.js";
 import { MODEL_PRESETS } from "../../src/model/presets.js";
 import type { LlamaWeights, HostTensor } from "../../src/model/weights.js";
+import { profiledBackend, profileLines, type OpStats } from "../op-profile.js";
 
 const [rowsPath, peerPath] = process.argv.slice(2);
 if (!rowsPath) {
@@ -110,7 +113,10 @@ export const BENCH_LORA = {
 export const BENCH_SEQ_LEN = 1024;
 const TIMED_STEPS = Number(process.env.LABOR_BENCH_STEPS ?? 3);
 
+const benchStarted = performance.now();
+
 async function section(name: string, run: () => Promise<void>): Promise<void> {
+  console.log(`[${fmt((performance.now() - benchStarted) / 1000)} s] ${name}`);
   try {
     await run();
   } catch (error) {
@@ -120,23 +126,37 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
   }
 }
 
-async function matmulRows(cuda: CudaBackend): Promise<void> {
-  for (const [m, n, k] of [[4096, 4096, 4096], [1024, 11008, 4096], [8192, 8192, 8192]]) {
-    const a = cuda.upload(new Float32Array(m * k).fill(0.01), "f32", [m, k]);
-    const b = cuda.weight(randomBf16(n * k, 3, 0.02), "bf16", [n, k]);
-    const out = cuda.alloc("f32", [m, n]);
+/** TFLOP/s of our bf16 tensor-core matmul on one shape with the given kernel (LABOR_CUDA_GEMM, read per call). */
+async function matmulTflops(cuda: CudaBackend, m: number, n: number, k: number, kernel: "mma" | "wmma"): Promise<number> {
+  const aBits = Uint32Array.from(randomBf16(m * k, 11, 1), (bits) => bits << 16);  // bf16 values held as f32
+  const a = cuda.upload(new Float32Array(aBits.buffer), "f32", [m, k]);
+  const b = cuda.weight(randomBf16(n * k, 3, 0.02), "bf16", [n, k]);
+  const out = cuda.alloc("f32", [m, n]);
+  const previous = process.env.LABOR_CUDA_GEMM;
+  process.env.LABOR_CUDA_GEMM = kernel;
+  try {
     const reps = 10;
     cuda.matmul(a, b, out, { transB: true });
     await cuda.sync();
     const started = performance.now();
     for (let r = 0; r < reps; r++) cuda.matmul(a, b, out, { transB: true });
     await cuda.sync();
-    const seconds = (performance.now() - started) / 1000;
-    const tflops = (2 * m * n * k * reps) / seconds / 1e12;
-    const peak = peer.bf16PeakTflops;
-    row(`matmul bf16 ${m}×${n}×${k} (a f32, b bf16ᵀ) TFLOP/s`, fmt(tflops), peak ? fmt(peak) : "", peak ? fmt(tflops / peak, 2) : "",
-      peak ? "peer = torch.matmul bf16 8192³ (cuBLAS), the measured peak" : "no peak measured (python/torch missing)");
+    return (2 * m * n * k * reps) / ((performance.now() - started) / 1000) / 1e12;
+  } finally {
+    if (previous === undefined) delete process.env.LABOR_CUDA_GEMM;
+    else process.env.LABOR_CUDA_GEMM = previous;
     for (const t of [a, b, out]) cuda.free(t);
+  }
+}
+
+async function matmulRows(cuda: CudaBackend): Promise<void> {
+  const peak = peer.bf16PeakTflops;
+  for (const [m, n, k] of [[4096, 4096, 4096], [1024, 11008, 4096], [1024, 4096, 11008], [8192, 8192, 8192]]) {
+    const mma = await matmulTflops(cuda, m, n, k, "mma");
+    const wmma = await matmulTflops(cuda, m, n, k, "wmma");
+    row(`matmul bf16 ${m}×${n}×${k} (a f32, b bf16ᵀ) TFLOP/s`, fmt(mma), peak ? fmt(peak) : "", peak ? fmt(mma / peak, 2) : "",
+      `${peak ? "peer = torch.matmul bf16 8192³ (cuBLAS), the measured peak" : "no peak measured (python/torch missing)"}; ` +
+      `cp.async+mma.sync kernel; the wmma kernel: ${fmt(wmma)}`);
   }
 }
 
@@ -161,15 +181,23 @@ async function forwardParityRow(cuda: CudaBackend): Promise<void> {
   }
 }
 
-async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig): Promise<void> {
+/**
+ * LoRA training steps on `config`: tokens/s over the timed steps; with `profile`, one more step with every op
+ * timed (LABOR_CUDA_SYNC=1 for that step: each launch synchronised, so the op's host time is its GPU time plus
+ * launch latency), printed to the log and summarised in a row.
+ */
+async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false): Promise<void> {
   const { TrainableLlama } = await import("../../src/model/llama-train.js");
   const { AdamW, ADAMW_DEFAULTS } = await import("../../src/train/optimizer.js");
   const { trainingStep } = await import("../../src/train/step.js");
   const { buildPackedBatch } = await import("../../src/train/batches.js");
-  const model = new TrainableLlama(cuda, config, sharedRandomWeights(config), {
+  const stats = new Map<string, OpStats>();
+  let profiling = false;
+  const backend = profiledBackend(cuda, stats, () => profiling);
+  const model = new TrainableLlama(backend, config, sharedRandomWeights(config), {
     mode: { kind: "lora", lora: { ...BENCH_LORA, targetModules: [...BENCH_LORA.targetModules] } }, maxTokens: BENCH_SEQ_LEN, seed: 1,
   });
-  const optimizer = new AdamW(cuda, model.parameters, ADAMW_DEFAULTS);
+  const optimizer = new AdamW(backend, model.parameters, ADAMW_DEFAULTS);
   try {
     const batch = (serial: number) => buildPackedBatch([{
       ids: Int32Array.from({ length: BENCH_SEQ_LEN }, (_, t) => 1 + ((t * 7919 + serial * 104729) % (config.vocabSize - 1))),
@@ -188,6 +216,24 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig): P
     row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens) tokens/s`, fmt(tokensPerSecond, 0),
       theirsOk ? fmt(theirsOk.tokensPerSecond, 0) : "", theirsOk ? fmt(tokensPerSecond / theirsOk.tokensPerSecond, 2) : "",
       `step ${fmt(seconds / TIMED_STEPS, 3)} s; peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
+    if (profile) {
+      process.env.LABOR_CUDA_SYNC = "1";
+      profiling = true;
+      const profiledStarted = performance.now();
+      try {
+        await step(TIMED_STEPS + 2);
+        await cuda.sync();
+      } finally {
+        profiling = false;
+        delete process.env.LABOR_CUDA_SYNC;
+      }
+      const { lines, shares } = profileLines(stats, {
+        label: `LoRA ${label} step, every op synchronised`, stepSeconds: (performance.now() - profiledStarted) / 1000,
+        tokens: BENCH_SEQ_LEN, vocabSize: config.vocabSize, loraRank: BENCH_LORA.rank, top: 16,
+      });
+      for (const line of lines) console.log(line);
+      row(`profile: LoRA ${label} step (ops synchronised)`, "", "", "", shares.slice(0, 6).map(([k, share]) => `${k} ${fmt(share, 0)}%`).join(", "));
+    }
   } finally {
     optimizer.free();
     model.free();
@@ -204,7 +250,10 @@ async function scoringRow(cuda: CudaBackend): Promise<void> {
   try {
     initModel({ config: MODEL_PRESETS["1b"], seed: 3, dtype: "bf16", outDir: dir });
     const { model } = loadLlama(dir, cuda);
-    const people = generateSyntheticPanel({ profile: "nlsy79", people: 8, seed: 5 }).panel.people;
+    // The naive path runs every candidate's full prefix through the model (~60× the rows): a few
+    // person-years keep it to seconds.
+    const people = generateSyntheticPanel({ profile: "nlsy79", people: 2, seed: 5 }).panel.people
+      .map((person) => ({ ...person, waves: person.waves.slice(0, 3) }));
     const result = await benchmarkScoringPaths(model, Tokenizer.fromDirectory(dir), people);
     row("scoring 1b bf16, prefix-shared: person-years/s", fmt(result.prefixShared.personYearsPerSecond, 2),
       fmt(result.naive.personYearsPerSecond, 2), fmt(result.speedup, 2),
@@ -227,7 +276,7 @@ async function main(): Promise<void> {
   if (want("matmul")) await section("matmul", () => matmulRows(cuda));
   if (want("parity")) await section("forward vs CPU", () => forwardParityRow(cuda));
   if (want("lora1b")) await section("LoRA training 1b", () => loraRow(cuda, "1b", MODEL_PRESETS["1b"]));
-  if (want("lora7b")) await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B));
+  if (want("lora7b")) await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true));
   if (want("scoring")) await section("scoring 1b", () => scoringRow(cuda));
 }
 

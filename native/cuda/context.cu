@@ -115,12 +115,11 @@ Context& GetContext() {
   return context;
 }
 
+// Read at every launch (a getenv is far cheaper than a launch), so a benchmark can turn it on for one profiled
+// step in the same process.
 bool SyncEveryLaunch() {
-  static const bool sync = [] {
-    const char* value = std::getenv("LABOR_CUDA_SYNC");
-    return value != nullptr && std::strcmp(value, "0") != 0 && value[0] != '\0';
-  }();
-  return sync;
+  const char* value = std::getenv("LABOR_CUDA_SYNC");
+  return value != nullptr && std::strcmp(value, "0") != 0 && value[0] != '\0';
 }
 
 }  // namespace

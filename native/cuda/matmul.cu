@@ -1,19 +1,25 @@
 // Matmul: out[b] (+)= alpha · op(a[b]) · op(b[b]), a f32, b f32 / bf16 / f16, out f32 (row-major throughout).
 //
-// Two kernels:
-// - bf16 b → tensor cores (wmma 16×16×16 bf16, f32 accumulators; sm_80+). a is first rounded to bf16 (nearest
-//   even) into a scratch copy [batch, M, K8] with rows padded to K8 = ⌈K/8⌉·8 by zeros and any transpose
-//   applied, so the GEMM streams two bf16 operands with 16-byte loads. That pass reads a once (M·K·4 bytes);
-//   the GEMM then reads each a tile N/128 times at half the bytes. Block tile 128×128×32, 8 warps of 64×32,
-//   register-prefetch double buffering (global → registers during the MMAs, → the other shared stage after).
+// Kernels:
+// - bf16 b → tensor cores (bf16 × bf16, f32 accumulators; sm_80+). a is first rounded to bf16 (nearest even)
+//   into a scratch copy [batch, M, K8] with rows padded to K8 = ⌈K/8⌉·8 by zeros and any transpose applied, so
+//   the GEMM streams two bf16 operands with 16-byte loads. That pass reads a once (M·K·4 bytes); the GEMM then
+//   reads each a tile N/128 times at half the bytes. Block tile 128×128×32, 8 warps of 64×32. Two versions:
+//   · MatmulMmaKernel (default where b's rows are 16-byte aligned): a 4-stage cp.async pipeline (global →
+//     shared without registers, three tiles in flight while one is multiplied), ldmatrix fragments and
+//     mma.sync m16n8k16 (ldmatrix.trans for b stored [K, N]), the epilogue straight from the accumulators;
+//   · MatmulBf16Kernel (wmma, register-prefetch double buffering): b rows not 16-byte aligned, or
+//     LABOR_CUDA_GEMM=wmma (kept as the reference the benchmark compares against).
 // - f32 / f16 b → a tiled f32 SIMT kernel (64×64×16, 4×4 outputs per thread), so those dtypes keep f32
 //   accuracy (tf32/f16 tensor cores would round a). Small output grids with long K split K over blocks that
 //   atomically add their partial products (out zeroed first unless accumulating).
 #include <mma.h>
 
 #include <algorithm>
-#include <type_traits>
+#include <cstdlib>
+#include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 
@@ -180,6 +186,184 @@ __global__ void __launch_bounds__(kTcThreads) MatmulBf16Kernel(TcParams p) {
     }
   }
 #endif
+}
+
+// ---------------------------------------------------------------- tensor-core GEMM, cp.async + mma.sync
+
+constexpr int kStages = 4;
+constexpr int kTileStride = kBK + kPad;  // halves per row of a [rows][BK] tile: 80 bytes, ldmatrix conflict-free
+constexpr int kBRowStride = kBN + kPad;  // halves per row of b's [BK][BN] tile: 272 bytes, likewise
+constexpr int kStageHalves = kATile + kBTile;
+constexpr size_t kMmaSharedBytes = static_cast<size_t>(kStages) * kStageHalves * sizeof(uint16_t);  // 80 KiB
+
+__device__ inline uint32_t SharedAddress(const void* pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+
+// 16 bytes global → shared, asynchronously; `valid` false writes 16 zero bytes and reads nothing.
+__device__ inline void CopyAsync16(uint32_t shared_address, const void* global, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address), "l"(global),
+               "r"(valid ? 16 : 0)
+               : "memory");
+}
+__device__ inline void CopyAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kPending>
+__device__ inline void CopyAsyncWait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Four 8×8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8 and receives, in r[i], its two
+// elements (row l / 4, columns 2·(l % 4) + {0, 1}) of matrix i (transposed first with kTrans).
+template <bool kTrans>
+__device__ inline void LoadMatrixX4(uint32_t (&r)[4], uint32_t shared_address) {
+  if (kTrans) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address)
+                 : "memory");
+  } else {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(shared_address)
+                 : "memory");
+  }
+}
+
+// c (16×8, f32) += a (16×16 bf16, row-major fragment) · b (16×8 bf16, column-major fragment).
+__device__ inline void MmaBf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Needs b's rows 16-byte aligned (row length % 8 == 0, aligned base): every 16-byte chunk is then wholly inside
+// or wholly outside the matrix, and the ones outside are zero-filled by cp.async.
+template <bool kTransB>
+__global__ void __launch_bounds__(kTcThreads) MatmulMmaKernel(TcParams p) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  extern __shared__ __align__(128) uint16_t stages[];
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int warp_m = warp >> 2, warp_n = warp & 3;  // 2 × 4 warps, each 64 (m) × 32 (n)
+  const int64_t bi = blockIdx.z;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM, n0 = static_cast<int64_t>(blockIdx.x) * kBN;
+  const uint16_t* a = p.a + bi * p.a_batch_stride;
+  const uint16_t* b = p.b + bi * p.b_batch_stride;
+  float* out = p.out + bi * p.out_batch_stride;
+  const int64_t tiles = (p.k8 + kBK - 1) / kBK;
+
+  // Tile t → stage t % kStages: 512 chunks of 8 halves for a (128 rows × 4) and 512 for b, 2 + 2 per thread.
+  auto load_stage = [&](int64_t t) {
+    uint16_t* a_tile = stages + (t % kStages) * kStageHalves;
+    uint16_t* b_tile = a_tile + kATile;
+    const int64_t k0 = t * kBK;
+#pragma unroll
+    for (int i = 0; i < 2; i++) {
+      const int c = tid + i * kTcThreads;
+      {
+        const int64_t row = m0 + c / 4, col = k0 + (c % 4) * 8;
+        const bool valid = row < p.m && col < p.k8;
+        CopyAsync16(SharedAddress(a_tile + (c / 4) * kTileStride + (c % 4) * 8), valid ? a + row * p.k8 + col : a, valid);
+      }
+      if (kTransB) {  // b [N, K] → tile [BN][BK]
+        const int64_t row = n0 + c / 4, col = k0 + (c % 4) * 8;
+        const bool valid = row < p.n && col < p.k;
+        CopyAsync16(SharedAddress(b_tile + (c / 4) * kTileStride + (c % 4) * 8), valid ? b + row * p.k + col : b, valid);
+      } else {        // b [K, N] → tile [BK][BN]
+        const int64_t row = k0 + c / 16, col = n0 + (c % 16) * 8;
+        const bool valid = row < p.k && col < p.n;
+        CopyAsync16(SharedAddress(b_tile + (c / 16) * kBRowStride + (c % 16) * 8), valid ? b + row * p.n + col : b, valid);
+      }
+    }
+  };
+
+  float acc[4][4][4];
+#pragma unroll
+  for (int i = 0; i < 4; i++)
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+#pragma unroll
+      for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
+
+#pragma unroll
+  for (int s = 0; s < kStages - 1; s++) {
+    if (s < tiles) load_stage(s);
+    CopyAsyncCommit();  // empty groups keep the count: group g always holds tile g
+  }
+
+  for (int64_t t = 0; t < tiles; t++) {
+    CopyAsyncWait<kStages - 2>();  // this thread's copies of tile t have landed…
+    __syncthreads();               // …and everyone's; every warp is also done with tile t − 1's stage
+    if (t + kStages - 1 < tiles) load_stage(t + kStages - 1);  // refills that stage
+    CopyAsyncCommit();
+
+    const uint16_t* a_tile = stages + (t % kStages) * kStageHalves;
+    const uint16_t* b_tile = a_tile + kATile;
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += 16) {
+      uint32_t fa[4][4], fb[2][4];
+#pragma unroll
+      for (int i = 0; i < 4; i++) {
+        // matrices: rows 0–7 / 8–15 × k 0–7, then the same rows × k 8–15 (the m16n8k16 a-fragment order)
+        const int row = warp_m * 64 + i * 16 + (lane & 15), col = kk + (lane >> 4) * 8;
+        LoadMatrixX4<false>(fa[i], SharedAddress(a_tile + row * kTileStride + col));
+      }
+#pragma unroll
+      for (int j = 0; j < 2; j++) {
+        // fb[j] = {b0, b1} of n-block 2j, then {b0, b1} of n-block 2j + 1 (b0: k 0–7, b1: k 8–15)
+        const int n_base = warp_n * 32 + j * 16;
+        if (kTransB) {  // tile [n][k]: row n, 8 contiguous k
+          const int n = n_base + (lane & 7) + (lane >> 4) * 8, k = kk + ((lane >> 3) & 1) * 8;
+          LoadMatrixX4<false>(fb[j], SharedAddress(b_tile + n * kTileStride + k));
+        } else {        // tile [k][n]: row k, 8 contiguous n, transposed by ldmatrix
+          const int k = kk + (lane & 7) + ((lane >> 3) & 1) * 8, n = n_base + (lane >> 4) * 8;
+          LoadMatrixX4<true>(fb[j], SharedAddress(b_tile + k * kBRowStride + n));
+        }
+      }
+#pragma unroll
+      for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) MmaBf16(acc[i][j], fa[i], fb[j >> 1][(j & 1) * 2], fb[j >> 1][(j & 1) * 2 + 1]);
+    }
+  }
+  CopyAsyncWait<0>();
+
+  // Accumulator e of n-block j in m-block i: row g (+8 for e ≥ 2), column 2·(lane % 4) + (e & 1).
+  const int g = lane >> 2, c2 = (lane & 3) * 2;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+#pragma unroll
+    for (int j = 0; j < 4; j++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        const int64_t row = m0 + warp_m * 64 + i * 16 + g + (e >> 1) * 8;
+        const int64_t col = n0 + warp_n * 32 + j * 8 + c2 + (e & 1);
+        if (row < p.m && col < p.n) {
+          const float value = p.alpha * acc[i][j][e];
+          float* target = out + row * p.n + col;
+          *target = p.accumulate ? *target + value : value;
+        }
+      }
+    }
+  }
+#endif
+}
+
+/** The default tensor-core kernel unless LABOR_CUDA_GEMM=wmma (read at each call: the benchmark switches it). */
+bool UseMmaKernel() {
+  const char* choice = std::getenv("LABOR_CUDA_GEMM");
+  return choice == nullptr || std::strcmp(choice, "wmma") != 0;
+}
+
+template <bool kTransB>
+void LaunchMma(const TcParams& p, dim3 grid) {
+  // > 48 KiB of dynamic shared memory must be allowed per kernel once.
+  static const cudaError_t allowed = cudaFuncSetAttribute(MatmulMmaKernel<kTransB>,
+                                                          cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                          static_cast<int>(kMmaSharedBytes));
+  Check(allowed, "matmul (cudaFuncSetAttribute for the mma kernel's shared memory)");
+  MatmulMmaKernel<kTransB><<<grid, kTcThreads, kMmaSharedBytes, Stream()>>>(p);
 }
 
 // ---------------------------------------------------------------- f32 SIMT GEMM (f32 / f16 b)
@@ -351,6 +535,7 @@ void MatmulTensorCores(const MatmulArgs& args) {
     p.accumulate = args.accumulate;
     const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
     const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;
+    const bool mma = UseMmaKernel();
     const int64_t tiles_n = (args.n + kBN - 1) / kBN, tiles_m = (args.m + kBM - 1) / kBM;
     if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
     for (int64_t b0 = 0; b0 < args.batch; b0 += kMaxGridYZ) {
@@ -360,7 +545,9 @@ void MatmulTensorCores(const MatmulArgs& args) {
       q.b += b0 * p.b_batch_stride;
       q.out += b0 * p.out_batch_stride;
       const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count));
-      if (args.trans_b) {
+      if (vector && mma) {
+        args.trans_b ? LaunchMma<true>(q, grid) : LaunchMma<false>(q, grid);
+      } else if (args.trans_b) {
         vector ? MatmulBf16Kernel<true, true><<<grid, kTcThreads, 0, Stream()>>>(q)
                : MatmulBf16Kernel<true, false><<<grid, kTcThreads, 0, Stream()>>>(q);
       } else {
