@@ -5,8 +5,8 @@
  *
  * Model: d=256, 4 layers, 4 heads, ffn 688, vocab 32000 (untied lm_head), batch 8 × 256 tokens per step;
  * one step = forward + backward + global-norm clipping + AdamW (src/train/step.ts). Modes: full training,
- * and LoRA r=16, alpha 32 on all seven projections. Ours runs with f32 weights and, for LoRA, with the base
- * in bf16 (full training always trains f32 master weights, so a bf16 checkpoint runs the same f32 math);
+ * and LoRA r=16, alpha 32 on all seven projections. Ours runs with f32 weights, full training also with bf16
+ * matmuls (f32 master weights, autocast-style: matmulDtype "bf16"), and LoRA also with the base in bf16;
  * PyTorch runs f32 and f32 weights under bf16 autocast. Runs alternate between ours and PyTorch's (a
  * PyTorch process stays up and is asked for each run over stdin) so both see the same load on a shared
  * machine; each configuration's rate is from the median of BENCH_RUNS runs.
@@ -155,10 +155,12 @@ class TorchPeer {
 // ---- per-op profile (bench/op-profile.ts; the CPU backend runs ops synchronously) ----
 
 /** One of our steps (after a warm-up step), every backend call timed: where the time goes. */
-async function profileStep(backend: Backend, threads: number, label: string, mode: TrainingMode, weights: LlamaWeights): Promise<void> {
+async function profileStep(
+  backend: Backend, threads: number, label: string, mode: TrainingMode, weights: LlamaWeights, matmulDtype: "f32" | "bf16" = "f32",
+): Promise<void> {
   const stats = new Map<string, OpStats>();
   const profiled = profiledBackend(backend, stats);
-  const model = new TrainableLlama(profiled, CONFIG, weights, { mode, maxTokens: BATCH * SEQ_LEN, seed: SEED });
+  const model = new TrainableLlama(profiled, CONFIG, weights, { mode, maxTokens: BATCH * SEQ_LEN, seed: SEED, matmulDtype });
   const optimizer = new AdamW(profiled, model.parameters, ADAMW_DEFAULTS);
   let state = 12345;
   const sequences = Array.from({ length: BATCH }, () => ({
@@ -210,10 +212,12 @@ interface Row {
   label: string;
   mode: "full" | "lora";
   weights: "f32" | "bf16";
+  matmulDtype?: "f32" | "bf16";
 }
 
 const ROWS: Row[] = [
   { label: "full, f32 weights", mode: "full", weights: "f32" },
+  { label: "full, bf16 matmuls (autocast-style)", mode: "full", weights: "f32", matmulDtype: "bf16" },
   { label: `LoRA r${BENCH_LORA.rank} ×7, f32 base`, mode: "lora", weights: "f32" },
   { label: `LoRA r${BENCH_LORA.rank} ×7, bf16 base`, mode: "lora", weights: "bf16" },
 ];
@@ -247,6 +251,7 @@ export async function benchTraining(context: TrainingBenchContext): Promise<void
         for (const row of ROWS.filter((r) => r.mode === mode)) {
           const result = await benchmarkTrainingSteps(backend, CONFIG, {
             mode: mode === "full" ? { kind: "full" } : loraMode(), steps: STEPS, batch: BATCH, seqLen: SEQ_LEN, seed: SEED, weights: weightsOf[row.weights],
+            matmulDtype: row.matmulDtype,
           });
           ours.get(row.label)!.push(result.seconds / STEPS);
         }
@@ -298,6 +303,7 @@ export async function benchTraining(context: TrainingBenchContext): Promise<void
   if (process.env.BENCH_TRAIN_PROFILE !== "0") {
     console.log("\nWhere one of our steps goes (backend calls timed through a Proxy; matmul kinds: x·Wᵀ forward / dX, dY·W dX, aᵀ·b weight gradients):");
     await profileStep(backend, threads, "full, f32", { kind: "full" }, weightsOf.f32);
+    await profileStep(backend, threads, "full, bf16 matmuls", { kind: "full" }, weightsOf.f32, "bf16");
     await profileStep(backend, threads, "LoRA, bf16 base", loraMode(), weightsOf.bf16);
   }
   bench1b(context);

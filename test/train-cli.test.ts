@@ -36,7 +36,13 @@ describe("labor-llm train", () => {
   it("--help documents the flags", () => {
     const result = run(["train", "--help"]);
     expect(result.status).toBe(0);
-    for (const flag of ["--lora-rank", "--full", "--resume", "--batch-tokens", "--loss all|targets", "--valid"]) expect(result.stdout).toContain(flag);
+    for (const flag of ["--lora-rank", "--full", "--resume", "--batch-tokens", "--loss all|targets", "--valid", "--matmul-dtype"]) expect(result.stdout).toContain(flag);
+  });
+
+  it("rejects an unknown --matmul-dtype, naming the choices", () => {
+    const result = run(["train", "--model", modelDir, "--out", join(workDir, "y"), "--matmul-dtype", "f16", ...TRAIN_FLAGS.slice(0, 2)]);
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(/--matmul-dtype must be one of f32, bf16, got "f16"/);
   });
 
   it("rejects contradictory flags", () => {

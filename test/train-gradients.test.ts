@@ -174,3 +174,52 @@ describe("training gradients on the cpu backend (f32)", () => {
     });
   }
 });
+
+describe("bf16 matmuls (autocast-style) on the cpu backend", () => {
+  const makeBf16 = (backend: Backend, mode: TrainingMode) => new TrainableLlama(backend, SMALL, randomLlamaWeights(SMALL, 7), {
+    mode, maxTokens: 32, seed: 4, loraMatrices: loraValues(SMALL, mode), matmulDtype: "bf16",
+  });
+
+  for (const [label, mode] of [["full", { kind: "full" } as TrainingMode], ["LoRA", loraMode(0)]] as const) {
+    it(`${label}: gradients within bf16 rounding of the float64 reference, and not the f32 ones`, async () => {
+      const batch = fixtureBatch(SMALL);
+      const cpu = createCpuBackend();
+      const bf16Grads = await analyticGradients(cpu, makeBf16(cpu, mode), batch);
+      const f32Grads = await analyticGradients(cpu, makeModel(cpu, SMALL, mode), batch);
+      const reference = new ReferenceBackend();
+      const refGrads = await analyticGradients(reference, makeModel(reference, SMALL, mode), batch);
+      let largest = 0;
+      for (const [name, g] of refGrads) {
+        const error = relativeError(bf16Grads.get(name)!, g);
+        expect(error, name).toBeLessThan(5e-2);
+        largest = Math.max(largest, relativeError(bf16Grads.get(name)!, f32Grads.get(name)!));
+      }
+      expect(largest, "the bf16 path rounds: some gradient differs from the f32 path's").toBeGreaterThan(1e-4);
+    });
+  }
+
+  it("full training: the bf16 copies follow the f32 masters through optimizer steps and resets", async () => {
+    const { AdamW, ADAMW_DEFAULTS } = await import("../src/train/optimizer.js");
+    const { trainingStep } = await import("../src/train/step.js");
+    const batch = fixtureBatch(SMALL);
+    const losses = async (backend: Backend, bf16: boolean) => {
+      const model = bf16 ? makeBf16(backend, { kind: "full" }) : makeModel(backend, SMALL, { kind: "full" });
+      const optimizer = new AdamW(backend, model.parameters, { ...ADAMW_DEFAULTS, weightDecay: 0 });
+      const out: number[] = [];
+      for (let step = 1; step <= 8; step++) {
+        out.push((await trainingStep(model, optimizer, [batch], { step, learningRate: 1e-2, maxGradNorm: 1 })).loss);
+      }
+      const { lossSum, targetCount } = await model.evaluate(batch); // after the last step, no zeroGradients between
+      out.push(lossSum / targetCount);
+      const before = await model.parameterValues();
+      model.setParameterValues(new Map([...before].map(([name, v]) => [name, v.map(() => 0)])));
+      out.push((await model.evaluate(batch)).lossSum / targetCount); // all-zero weights: uniform, log(vocab)
+      return out;
+    };
+    const cpu = createCpuBackend();
+    const [f32, bf16] = [await losses(cpu, false), await losses(cpu, true)];
+    expect(bf16[7]).toBeLessThan(bf16[0] - 0.1);
+    for (let i = 0; i < f32.length; i++) expect(Math.abs(bf16[i] - f32[i]), `loss ${i}: ${bf16[i]} vs ${f32[i]}`).toBeLessThan(2e-2 * Math.abs(f32[i]) + 1e-3);
+    expect(bf16[9]).toBeCloseTo(Math.log(SMALL.vocabSize), 5);
+  });
+});

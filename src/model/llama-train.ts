@@ -15,6 +15,12 @@
  *   dB += s·dYᵀ·u;  du = s·dY·B;  dA += duᵀ·x̃;  dX += du·A (masked like x̃) — the rank-r product goes first
  *   and B·A is never formed.
  *
+ * Matmul precision (`matmulDtype`): "f32" (default) multiplies in f32 throughout. "bf16" is PyTorch's bf16
+ * autocast for the weight matmuls: each weight product reads a bf16 copy of the weight (full training keeps f32
+ * master weights and refreshes the copies before a forward; a LoRA base is converted once), every operand is
+ * rounded to bf16 and products accumulate in f32; dW += dYᵀ·X reads X rounded to bf16. Norms, attention, the
+ * LoRA products, the loss and the optimizer stay f32.
+ *
  * Packed batches: several documents share one token axis; token t attends keys [keyStart[t], keyEnd[t]),
  * its own document's prefix, so there is no attention across documents. Positions restart per document.
  */
@@ -24,7 +30,7 @@ import { expectedTensorShapes } from "./config.js";
 import { ropeInverseFrequencies } from "./rope.js";
 import type { HostTensor, LlamaWeights } from "./weights.js";
 import { initialTensorValues } from "./init.js";
-import { toFloat32 } from "../io/dtype.js";
+import { float32ToBfloat16, toFloat32 } from "../io/dtype.js";
 import { mix32 } from "../util/random.js";
 import {
   initialLoraMatrices, LORA_TARGET_MODULES, loraScaling, peftKey, validateLoraConfig,
@@ -51,6 +57,8 @@ export interface TrainableLlamaOptions {
   readLosses?: (losses: Tensor) => Promise<ArrayLike<number>>;
   /** Replace the parts around the layers (the CAREER baseline, src/model/career.ts, uses them). */
   hooks?: TrainableLlamaHooks;
+  /** "bf16": weight matmuls on bf16 copies, like PyTorch's bf16 autocast (see the top of this file). Default "f32". */
+  matmulDtype?: "f32" | "bf16";
 }
 
 /**
@@ -113,17 +121,17 @@ interface LoraAdapter {
   gradB: Tensor;
 }
 
-interface TrainLinear {
+interface TrainNorm {
   weight: Tensor;
   /** null when frozen. */
   grad: Tensor | null;
-  lora: LoraAdapter | null;
-  inFeatures: number;
+  /** What the matmuls read: `weight` itself, or its bf16 copy (matmulDtype "bf16"). */
+  matmulWeight: Tensor;
 }
 
-interface TrainNorm {
-  weight: Tensor;
-  grad: Tensor | null;
+interface TrainLinear extends TrainNorm {
+  lora: LoraAdapter | null;
+  inFeatures: number;
 }
 
 interface TrainLayer {
@@ -192,6 +200,10 @@ export class TrainableLlama {
   private readonly readLosses: (t: Tensor) => Promise<ArrayLike<number>>;
   private readonly owned: Tensor[] = [];
   private buffers: Map<string, Tensor> | null = null;
+  private readonly bf16Matmuls: boolean;
+  /** Full training with bf16 matmuls: [f32 master, its bf16 copy] pairs, and whether the copies are behind. */
+  private readonly matmulCopies: [Tensor, Tensor][] = [];
+  private matmulCopiesStale = true;
 
   constructor(
     readonly backend: Backend,
@@ -211,14 +223,26 @@ export class TrainableLlama {
 
     // Full training: f32 master copies of every weight (bf16/f16 checkpoints are widened), each with a
     // gradient. LoRA: the base stays as loaded (possibly bf16, memory-mapped) and gets no gradient.
-    const param = (name: string, host: HostTensor, decay: boolean): TrainNorm => {
-      if (!full) return { weight: be.weight(host.data, host.dtype, host.shape), grad: null };
+    // `matmul`: the weight is multiplied (Linear, lm_head), so with bf16 matmuls it is read in bf16.
+    const matmulDtype = options.matmulDtype ?? "f32";
+    if (matmulDtype !== "f32" && matmulDtype !== "bf16") throw new Error(`matmulDtype must be "f32" or "bf16", got ${String(matmulDtype)}`);
+    this.bf16Matmuls = matmulDtype === "bf16";
+    const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean): TrainNorm => {
+      const lower = this.bf16Matmuls && matmul;
+      if (!full) {
+        const weight = lower && host.dtype !== "bf16"
+          ? be.weight(float32ToBfloat16(toFloat32(host.data, host.dtype)), "bf16", host.shape)
+          : be.weight(host.data, host.dtype, host.shape);
+        return { weight, grad: null, matmulWeight: weight };
+      }
       const value = this.own(be.upload(toFloat32(host.data, host.dtype), "f32", host.shape));
       const grad = this.own(be.alloc("f32", host.shape));
       this.parameters.push({ name, value, grad, decay });
-      return { weight: value, grad };
+      const matmulWeight = lower ? this.own(be.alloc("bf16", host.shape)) : value;
+      if (lower) this.matmulCopies.push([value, matmulWeight]);
+      return { weight: value, grad, matmulWeight };
     };
-    this.embed = param("model.embed_tokens.weight", weights.embedTokens, true);
+    this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings);
     const loraByKey = new Map<string, LoraMatrices>();
     if (this.lora) {
       for (const m of options.loraMatrices ?? initialLoraMatrices(config, this.lora, this.seed)) loraByKey.set(`${m.layer}:${m.module}`, m);
@@ -227,7 +251,7 @@ export class TrainableLlama {
       const prefix = `model.layers.${layer}.`;
       const linear = (key: (typeof LAYER_LINEARS)[number], sub: string): TrainLinear => {
         const host = w[key];
-        const { weight, grad } = param(`${prefix}${sub}.weight`, host, true);
+        const { weight, grad, matmulWeight } = param(`${prefix}${sub}.weight`, host, true, true);
         const module = MODULE_OF[key];
         let adapter: LoraAdapter | null = null;
         if (this.lora && this.lora.targetModules.includes(module)) {
@@ -235,22 +259,22 @@ export class TrainableLlama {
           if (!values) throw new Error(`LoRA: no values for layer ${layer} ${module}`);
           adapter = this.newAdapter(layer, module, values, host.shape as [number, number]);
         }
-        return { weight, grad, lora: adapter, inFeatures: host.shape[1] };
+        return { weight, grad, matmulWeight, lora: adapter, inFeatures: host.shape[1] };
       };
       return {
-        inputNorm: param(`${prefix}input_layernorm.weight`, w.inputNorm, false),
+        inputNorm: param(`${prefix}input_layernorm.weight`, w.inputNorm, false, false),
         q: linear("q", "self_attn.q_proj"),
         k: linear("k", "self_attn.k_proj"),
         v: linear("v", "self_attn.v_proj"),
         o: linear("o", "self_attn.o_proj"),
-        postNorm: param(`${prefix}post_attention_layernorm.weight`, w.postNorm, false),
+        postNorm: param(`${prefix}post_attention_layernorm.weight`, w.postNorm, false, false),
         gate: linear("gate", "mlp.gate_proj"),
         up: linear("up", "mlp.up_proj"),
         down: linear("down", "mlp.down_proj"),
       };
     });
-    this.finalNorm = param("model.norm.weight", weights.norm, false);
-    this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true);
+    this.finalNorm = param("model.norm.weight", weights.norm, false, false);
+    this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true, true);
     this.invFreq = this.own(be.upload(ropeInverseFrequencies(config), "f32", [config.headDim / 2]));
     if (this.parameters.length > 0) for (const p of this.parameters) be.fill(p.grad, 0);
   }
@@ -276,9 +300,30 @@ export class TrainableLlama {
     return { layer, module, a, b, gradA, gradB };
   }
 
-  /** Set every gradient to zero (start of an optimizer step). */
+  /**
+   * Set every gradient to zero (start of an optimizer step). With bf16 matmuls this also marks the weights'
+   * bf16 copies as behind the masters (an optimizer step has changed them), so call it before each step's
+   * first forwardBackward, as trainingStep does.
+   */
   zeroGradients(): void {
     for (const p of this.parameters) this.backend.fill(p.grad, 0);
+    this.matmulCopiesStale = true;
+  }
+
+  /** Bring the bf16 copies of the master weights up to date (full training with bf16 matmuls). */
+  private refreshMatmulCopies(): void {
+    if (!this.matmulCopiesStale) return;
+    for (const [master, copy] of this.matmulCopies) this.backend.convert(master, copy);
+    this.matmulCopiesStale = false;
+  }
+
+  /** `x` as the dW products read it: x itself, or rounded to bf16 into buffer `name` (bf16 matmuls, full training). */
+  private gradOperand(x: Tensor, name: string): Tensor {
+    if (!this.bf16Matmuls || this.options.mode.kind !== "full") return x;
+    const [rows, width] = x.shape;
+    const view = this.backend.sliceRows(this.buffer(name, width, "bf16"), 0, rows);
+    this.backend.convert(x, view);
+    return view;
   }
 
   /** Current values of every trainable tensor on the host, by parameter name. */
@@ -298,6 +343,7 @@ export class TrainableLlama {
       be.scale(staged, 1, p.value); // an exact copy into the tensor the layers hold
       be.free(staged);
     }
+    this.matmulCopiesStale = true;
   }
 
   /** Current adapter values on the host (LoRA mode). */
@@ -329,6 +375,7 @@ export class TrainableLlama {
 
   /** Forward only (no dropout, no gradients): the summed loss over the batch's targets. */
   async evaluate(batch: PackedBatch): Promise<ForwardOutcome> {
+    this.matmulCopiesStale = true; // validation may follow an optimizer step with no zeroGradients between
     return this.run(batch, { backward: false, training: false, gradScale: 0 });
   }
 
@@ -344,12 +391,13 @@ export class TrainableLlama {
   // Buffers
 
   /** Activation/gradient buffers at capacity maxTokens, allocated on first use. */
-  private buffer(name: string, width: number): Tensor {
+  private buffer(name: string, width: number, dtype: "f32" | "bf16" = "f32"): Tensor {
     this.buffers ??= new Map();
-    let t = this.buffers.get(name);
+    const key = dtype === "f32" ? name : `${name}:${dtype}`;
+    let t = this.buffers.get(key);
     if (!t) {
-      t = this.backend.alloc("f32", [this.options.maxTokens, width]);
-      this.buffers.set(name, t);
+      t = this.backend.alloc(dtype, [this.options.maxTokens, width]);
+      this.buffers.set(key, t);
     }
     return t;
   }
@@ -392,6 +440,7 @@ export class TrainableLlama {
     const be = this.backend, cfg = this.config;
     const T = batch.ids.length;
     checkBatch(batch, cfg, this.options.maxTokens);
+    this.refreshMatmulCopies();
     const ctx: BatchContext = {
       rows: T,
       ids: be.upload(batch.ids, "i32", [T]),
@@ -460,7 +509,7 @@ export class TrainableLlama {
       }
       const xfRows = be.sliceRows(xf, start, rows);
       const logitRows = be.sliceRows(logits, 0, rows);
-      be.matmul(xfRows, this.lmHead.weight, logitRows, { transB: true });
+      be.matmul(xfRows, this.lmHead.matmulWeight, logitRows, { transB: true });
       const values = await lossHook(logitRows, batch, start, how.gradScale);
       for (let r = 0; r < rows; r++) {
         if (chunkTargets[r] < 0) continue;
@@ -470,8 +519,8 @@ export class TrainableLlama {
       }
       if (dxf) {
         // dXf = dZ · Wlm;  dWlm += dZᵀ · Xf
-        be.matmul(logitRows, this.lmHead.weight, be.sliceRows(dxf, start, rows));
-        if (this.lmHead.grad) be.matmul(logitRows, xfRows, this.lmHead.grad, { transA: true, accumulate: true });
+        be.matmul(logitRows, this.lmHead.matmulWeight, be.sliceRows(dxf, start, rows));
+        if (this.lmHead.grad) be.matmul(logitRows, this.gradOperand(xfRows, "xfRows"), this.lmHead.grad, { transA: true, accumulate: true });
       }
     }
     if (dxf) be.rmsnormBackward(x, this.finalNorm.weight, dxf, cfg.rmsNormEps, dx, this.finalNorm.grad);
@@ -510,7 +559,7 @@ export class TrainableLlama {
       const logitRows = be.sliceRows(logits, 0, rows);
       const lossRows = be.sliceRows(losses, 0, rows);
       be.embedding(indexT, xf, xRows);
-      be.matmul(xRows, this.lmHead.weight, logitRows, { transB: true });
+      be.matmul(xRows, this.lmHead.matmulWeight, logitRows, { transB: true });
       be.crossEntropy(logitRows, targetT, gradScale, lossRows, logitRows);
       const values = await this.readLosses(lossRows);
       for (let r = 0; r < rows; r++) {
@@ -519,9 +568,9 @@ export class TrainableLlama {
       }
       if (dxf && dGathered) {
         const dRows = be.sliceRows(dGathered, 0, rows);
-        be.matmul(logitRows, this.lmHead.weight, dRows);
+        be.matmul(logitRows, this.lmHead.matmulWeight, dRows);
         be.scatterRows(dRows, indexT, dxf);
-        if (this.lmHead.grad) be.matmul(logitRows, xRows, this.lmHead.grad, { transA: true, accumulate: true });
+        if (this.lmHead.grad) be.matmul(logitRows, this.gradOperand(xRows, "xfRows"), this.lmHead.grad, { transA: true, accumulate: true });
       }
     }
     return { lossSum, targetCount: rowIndex.length, rowLosses };
@@ -561,16 +610,17 @@ export class TrainableLlama {
     const ds = this.rows("ds", ff, T), dg = this.rows("dg", ff, T), du = this.rows("du", ff, T);
 
     // MLP: x' = h + s·Wdᵀ, so dh = dx' (+ the norm path below) and ds = dx'·Wd.
-    await this.linearBackward(l, layer.down, a.s, dx, ds, false, a, ctx);
+    await this.linearBackward(l, layer.down, a.s, this.gradOperand(a.s, "s"), dx, ds, false, a, ctx);
     be.swigluBackward(a.g, a.u, ds, dg, du);
-    await this.linearBackward(l, layer.gate, a.n2, dg, dn, false, a, ctx);
-    await this.linearBackward(l, layer.up, a.n2, du, dn, true, a, ctx);
+    const n2 = this.gradOperand(a.n2, "n");
+    await this.linearBackward(l, layer.gate, a.n2, n2, dg, dn, false, a, ctx);
+    await this.linearBackward(l, layer.up, a.n2, n2, du, dn, true, a, ctx);
     be.rmsnormBackward(a.h, layer.postNorm.weight, dn, eps, dTmp, layer.postNorm.grad);
     be.add(dx, dTmp, dx); // dh = dx' + ∂n2/∂h · dn2
 
     // Attention: h = x + a·Woᵀ, so dx = dh (+ the norm path) and da = dh·Wo.
     const datt = this.rows("datt", qW, T);
-    await this.linearBackward(l, layer.o, a.att, dx, datt, false, a, ctx);
+    await this.linearBackward(l, layer.o, a.att, this.gradOperand(a.att, "att"), dx, datt, false, a, ctx);
     const dq = this.rows("dq", qW, T), dk = this.rows("dk", kvW, T), dv = this.rows("dv", kvW, T);
     const shapeQ = [T, cfg.numHeads, cfg.headDim], shapeKv = [T, cfg.numKvHeads, cfg.headDim];
     const dq3 = be.reshape(dq, shapeQ), dk3 = be.reshape(dk, shapeKv);
@@ -580,9 +630,10 @@ export class TrainableLlama {
     // q, k were rotated after the projection: undo the rotation on their gradients.
     be.ropeBackward(dq3, ctx.positions, this.invFreq, dq3);
     be.ropeBackward(dk3, ctx.positions, this.invFreq, dk3);
-    await this.linearBackward(l, layer.q, a.n1, dq, dn, false, a, ctx);
-    await this.linearBackward(l, layer.k, a.n1, dk, dn, true, a, ctx);
-    await this.linearBackward(l, layer.v, a.n1, dv, dn, true, a, ctx);
+    const n1 = this.gradOperand(a.n1, "n");
+    await this.linearBackward(l, layer.q, a.n1, n1, dq, dn, false, a, ctx);
+    await this.linearBackward(l, layer.k, a.n1, n1, dk, dn, true, a, ctx);
+    await this.linearBackward(l, layer.v, a.n1, n1, dv, dn, true, a, ctx);
     be.rmsnormBackward(x, layer.inputNorm.weight, dn, eps, dTmp, layer.inputNorm.grad);
     be.add(dx, dTmp, dx); // dx = dh + ∂n1/∂x · dn1
   }
@@ -590,7 +641,7 @@ export class TrainableLlama {
   /** y = x·Wᵀ (+ s·(x̃·Aᵀ)·Bᵀ). */
   private async linearForward(l: number, lin: TrainLinear, x: Tensor, y: Tensor, a: LayerActivations, ctx: BatchContext): Promise<void> {
     const be = this.backend;
-    be.matmul(x, lin.weight, y, { transB: true });
+    be.matmul(x, lin.matmulWeight, y, { transB: true });
     const adapter = lin.lora;
     if (!adapter) return;
     const xd = await this.droppedInput(adapter, x, ctx);
@@ -600,14 +651,16 @@ export class TrainableLlama {
   }
 
   /**
-   * dInput (=, or += when `accumulate`) = dY·W, dW += dYᵀ·X when W trains, and the LoRA gradients.
+   * dInput (=, or += when `accumulate`) = dY·W, dW += dYᵀ·X when W trains (X read as `xForGrad`: x itself or
+   * its bf16 rounding), and the LoRA gradients.
    */
   private async linearBackward(
-    l: number, lin: TrainLinear, x: Tensor, dy: Tensor, dInput: Tensor, accumulate: boolean, a: LayerActivations, ctx: BatchContext,
+    l: number, lin: TrainLinear, x: Tensor, xForGrad: Tensor, dy: Tensor, dInput: Tensor, accumulate: boolean,
+    a: LayerActivations, ctx: BatchContext,
   ): Promise<void> {
     const be = this.backend;
-    be.matmul(dy, lin.weight, dInput, { accumulate }); // dX = dY · W
-    if (lin.grad) be.matmul(dy, x, lin.grad, { transA: true, accumulate: true }); // dW += dYᵀ · X
+    be.matmul(dy, lin.matmulWeight, dInput, { accumulate }); // dX = dY · W
+    if (lin.grad) be.matmul(dy, xForGrad, lin.grad, { transA: true, accumulate: true }); // dW += dYᵀ · X
     const adapter = lin.lora;
     if (!adapter) return;
     const s = this.loraScale, T = ctx.rows, r = this.lora!.rank;

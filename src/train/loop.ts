@@ -63,6 +63,8 @@ export interface TrainOptions {
   checkpointEvery: number;
   seed: number;
   recompute?: boolean;
+  /** "bf16": weight matmuls on bf16 copies of the f32 masters, like PyTorch's bf16 autocast (default "f32"). */
+  matmulDtype?: "f32" | "bf16";
   /** Shuffle the document order each epoch (default true). */
   shuffle?: boolean;
   /** Continue from outDir/checkpoint. */
@@ -113,6 +115,7 @@ function fingerprint(options: TrainOptions, sequences: readonly TrainingSequence
     adamw: options.adamw,
     maxGradNorm: options.maxGradNorm,
     seed: options.seed,
+    matmulDtype: options.matmulDtype ?? "f32",
     shuffle: options.shuffle ?? true,
     documents: sequences.length,
     tokens,
@@ -141,6 +144,7 @@ export async function trainLlama(options: TrainOptions): Promise<TrainResult> {
   mkdirSync(options.outDir, { recursive: true });
   const model = new TrainableLlama(be, config, options.weights, {
     mode: options.mode, maxTokens: options.batchTokens, recompute: options.recompute, seed: options.seed,
+    matmulDtype: options.matmulDtype,
   });
   const optimizer = new AdamW(be, model.parameters, options.adamw);
   let state: TrainerState = {

@@ -51,6 +51,8 @@ export interface StepBenchmarkOptions {
   learningRate?: number;
   /** Host weights to start from, e.g. bf16 or memory-mapped (default: randomLlamaWeights(config, seed), f32). */
   weights?: LlamaWeights;
+  /** Weight matmuls in f32 (default) or on bf16 copies (TrainableLlamaOptions.matmulDtype). */
+  matmulDtype?: "f32" | "bf16";
 }
 
 export interface StepBenchmarkResult {
@@ -68,7 +70,7 @@ export async function benchmarkTrainingSteps(backend: Backend, config: LlamaConf
   const seed = options.seed ?? 0;
   const tokens = options.batch * options.seqLen;
   const model = new TrainableLlama(backend, config, options.weights ?? randomLlamaWeights(config, seed), {
-    mode: options.mode, maxTokens: tokens, recompute: options.recompute, seed,
+    mode: options.mode, maxTokens: tokens, recompute: options.recompute, seed, matmulDtype: options.matmulDtype,
   });
   const optimizer = new AdamW(backend, model.parameters, ADAMW_DEFAULTS);
   const random = new SeededRandom(seed, "benchmark tokens");

@@ -50,6 +50,8 @@ Optimisation
   --weight-decay X     AdamW decoupled decay on matrices; norm weights exempt (default 0.01)
   --max-grad-norm X    clip the global gradient norm (default 1; 0 = off)
   --recompute          recompute activations in backward (less memory, ~30% slower)
+  --matmul-dtype D     f32 (default) | bf16: weight matmuls on bf16 copies with f32 accumulation and f32
+                       master weights, like PyTorch's bf16 autocast (faster where the CPU has AVX512_BF16/AMX)
   --seed N             data order, LoRA init and dropout (default 0)
 
 Run control
@@ -92,6 +94,7 @@ export async function runTrain(argv: string[]): Promise<number> {
     "weight-decay": { type: "string" },
     "max-grad-norm": { type: "string" },
     recompute: { type: "boolean" },
+    "matmul-dtype": { type: "string" },
     seed: { type: "string" },
     "eval-every": { type: "string" },
     patience: { type: "string" },
@@ -166,6 +169,7 @@ export async function runTrain(argv: string[]): Promise<number> {
       checkpointEvery: optionalInteger(values, "checkpoint-every", 100, 0),
       seed: optionalInteger(values, "seed", 0, 0),
       recompute: values.recompute === true,
+      matmulDtype: oneOf(values, "matmul-dtype", ["f32", "bf16"] as const, "f32"),
       resume: values.resume === true,
       signal: controller.signal,
       onStep: (record, progress) => {
