@@ -3,7 +3,7 @@
 // GCC 12 warns inside its own AVX-512 intrinsics (_mm512_undefined_* operands, GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "cpu/vec_avx512.h"
-#include "cpu/attention_backward.h"
+#include "cpu/attention_backward_avx512.h"
 #include "cpu/buffer.h"
 #include "cpu/cross_entropy.h"
 #include "cpu/ops.h"
@@ -13,7 +13,7 @@
 namespace labor::cpu::avx512 {
 
 void CrossEntropy(const CrossEntropyArgs& args) { CrossEntropyRows<Vec>(args); }
-void AttentionBackward(const AttentionBackwardArgs& args) { AttentionBackwardRows<Vec>(args); }
+void AttentionBackward(const AttentionBackwardArgs& args) { AttentionBackwardTiles(args); }
 
 // The prefix ranges go through the query-blocked Attention kernel (16 queries in the vector lanes; a trie
 // block's rows all share one range, so each key is loaded once per 16 rows), which also returns each row's
