@@ -23,6 +23,37 @@ namespace {
 
 constexpr int64_t kBackwardBlock = 64;
 
+/** Whether both range ends are non-decreasing in t (packed causal batches: ranges [document start, t + 1)). */
+inline bool RangesMonotone(const AttentionBackwardArgs& p) {
+  for (int64_t t = 1; t < p.queries; t++) {
+    if (p.key_start[t] < p.key_start[t - 1] || p.key_end[t] < p.key_end[t - 1]) return false;
+  }
+  return true;
+}
+
+/** The queries [first, last) that can see a key in [j_first, j_last]: with monotone ranges one contiguous run,
+ * found by binary search; otherwise every query (the caller's range test decides). */
+inline void QueriesSeeing(const AttentionBackwardArgs& p, bool monotone, int64_t j_first, int64_t j_last,
+                          int64_t* first, int64_t* last) {
+  if (!monotone) {
+    *first = 0;
+    *last = p.queries;
+    return;
+  }
+  int64_t lo = 0, hi = p.queries;  // first t with key_end[t] > j_first
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (p.key_end[mid] > j_first) hi = mid; else lo = mid + 1;
+  }
+  *first = lo;
+  hi = p.queries;  // first t ≥ *first with key_start[t] > j_last
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (p.key_start[mid] > j_last) hi = mid; else lo = mid + 1;
+  }
+  *last = lo;
+}
+
 template <class Vec>
 void AttentionBackwardRows(const AttentionBackwardArgs& p) {
   const int64_t hd = p.head_dim, group = p.heads / p.kv_heads, kv_stride = p.kv_heads * hd;
@@ -57,33 +88,7 @@ void AttentionBackwardRows(const AttentionBackwardArgs& p) {
     }
   });
 
-  // Which queries can see key j: with both range ends non-decreasing in t (packed causal batches: ranges
-  // [document start, t + 1)), exactly the contiguous run first_t(j) .. last_t(j), found by binary search;
-  // otherwise every query is checked. The range test below stays either way.
-  bool monotone = true;
-  for (int64_t t = 1; t < p.queries && monotone; t++) {
-    monotone = p.key_start[t] >= p.key_start[t - 1] && p.key_end[t] >= p.key_end[t - 1];
-  }
-  auto query_span = [&](int64_t j, int64_t* first, int64_t* last) {
-    if (!monotone) {
-      *first = 0;
-      *last = p.queries;
-      return;
-    }
-    int64_t lo = 0, hi = p.queries;  // first t with key_end[t] > j
-    while (lo < hi) {
-      const int64_t mid = (lo + hi) / 2;
-      if (p.key_end[mid] > j) hi = mid; else lo = mid + 1;
-    }
-    *first = lo;
-    hi = p.queries;  // first t ≥ *first with key_start[t] > j
-    while (lo < hi) {
-      const int64_t mid = (lo + hi) / 2;
-      if (p.key_start[mid] > j) hi = mid; else lo = mid + 1;
-    }
-    *last = lo;
-  };
-
+  const bool monotone = RangesMonotone(p);
   // Pass 2: dk_j = scale · Σ_r ds_j q_r and dv_j = Σ_r p_j dO_r over the query rows r that see key j.
   ParallelFor(p.keys * p.kv_heads, [&](int64_t begin, int64_t end) {
     float prob[kBackwardBlock];
@@ -109,7 +114,7 @@ void AttentionBackwardRows(const AttentionBackwardArgs& p) {
         count = 0;
       };
       int64_t first_query = 0, last_query = 0;
-      query_span(j, &first_query, &last_query);
+      QueriesSeeing(p, monotone, j, j, &first_query, &last_query);
       for (int64_t t = first_query; t < last_query; t++) {
         if (j < p.key_start[t] || j >= p.key_end[t]) continue;
         for (int64_t h = g * group; h < (g + 1) * group; h++) {

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 
+#include "cpu/attention_backward.h"
 #include "cpu/buffer.h"
 #include "cpu/thread_pool.h"
 #include "cpu/training_ops.h"
@@ -175,29 +176,6 @@ inline void AccumulateQueryGradients(const float* keys, int64_t stride, int64_t 
   }
 }
 
-/** With both range ends non-decreasing in t (packed causal batches), the queries that can see a key in
- * [j_first, j_last] are one contiguous run; otherwise every query is a candidate (the lane masks decide). */
-void QueriesSeeing(const AttentionBackwardArgs& p, bool monotone, int64_t j_first, int64_t j_last, int64_t* first,
-                   int64_t* last) {
-  if (!monotone) {
-    *first = 0;
-    *last = p.queries;
-    return;
-  }
-  int64_t lo = 0, hi = p.queries;  // first t with key_end[t] > j_first
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (p.key_end[mid] > j_first) hi = mid; else lo = mid + 1;
-  }
-  *first = lo;
-  hi = p.queries;  // first t ≥ *first with key_start[t] > j_last
-  while (lo < hi) {
-    const int64_t mid = (lo + hi) / 2;
-    if (p.key_start[mid] > j_last) hi = mid; else lo = mid + 1;
-  }
-  *last = lo;
-}
-
 void AttentionBackwardTiles(const AttentionBackwardArgs& p) {
   const int64_t hd = p.head_dim, group = p.heads / p.kv_heads, kv_stride = p.kv_heads * hd;
   const int64_t query_rows = p.queries * p.heads;
@@ -206,10 +184,7 @@ void AttentionBackwardTiles(const AttentionBackwardArgs& p) {
   ParallelFor(query_rows, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; r++) delta[r] = Vec::Dot(p.d_out + r * hd, p.out + r * hd, hd);
   });
-  bool monotone = true;
-  for (int64_t t = 1; t < p.queries && monotone; t++) {
-    monotone = p.key_start[t] >= p.key_start[t - 1] && p.key_end[t] >= p.key_end[t - 1];
-  }
+  const bool monotone = RangesMonotone(p);
   const size_t tile_bytes = sizeof(float) * static_cast<size_t>(hd * kBackwardTile);
   // Every query tile's q and dO transposed once (pass A visits each tile once per key block that it sees):
   // tile (h, b) at transposed + 2·(h·query_blocks + b)·hd·16, q then dO.
