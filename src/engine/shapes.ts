@@ -78,6 +78,21 @@ export function resolveAttentionShape(op: string, main: { q: Tensor; k: Tensor; 
   return { queries, keys, heads, kvHeads, headDim, describe };
 }
 
+/** attentionForTraining / attentionBackward: lse [Tq, H]; dOut and dq like q, dk and dv like k (when given). */
+export function checkAttentionTrainingShapes(a: AttentionShape,
+  t: { lse: Tensor; dOut?: Tensor; dq?: Tensor; dk?: Tensor; dv?: Tensor }): void {
+  const qShape = [a.queries, a.heads, a.headDim], kvShape = [a.keys, a.kvHeads, a.headDim];
+  if (t.dOut && t.dq && (!sameDims(t.dOut.shape, qShape) || !sameDims(t.dq.shape, qShape))) throw new Error(`${a.describe}: dOut and dq must have q's shape`);
+  if (t.dk && t.dv && (!sameDims(t.dk.shape, kvShape) || !sameDims(t.dv.shape, kvShape))) throw new Error(`${a.describe}: dk and dv must have k's shape`);
+  if (!sameDims(t.lse.shape, [a.queries, a.heads])) throw new Error(`${a.describe}: lse must be [${a.queries},${a.heads}]`);
+}
+
+/** treeAttention's extra key lists: extraOffsets [Tq + 1], extraKeys 1-D. */
+export function checkTreeAttentionShapes(a: AttentionShape, extraOffsets: Tensor, extraKeys: Tensor): void {
+  if (!sameDims(extraOffsets.shape, [a.queries + 1])) throw new Error(`${a.describe}: extraOffsets must be [${a.queries + 1}]`);
+  if (extraKeys.shape.length !== 1) throw new Error(`${a.describe}: extraKeys must be 1-D`);
+}
+
 /** "op: name [dims], …" in the given order; a null tensor reads "name null". */
 function describeShapes(op: string, named: readonly (readonly [string, Tensor | null])[]): string {
   return `${op}: ${named.map(([name, t]) => `${name} ${t ? `[${t.shape.join(",")}]` : "null"}`).join(", ")}`;

@@ -5,7 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { checkHostData, checkSameShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -226,8 +226,7 @@ export class CudaBackend implements Backend {
     const a = this.attentionShapes(op, { q, k, v, out }, { prefixStart, prefixEnd }, { extraOffsets, extraKeys });
     const offsets = this.tensor(op, "extraOffsets", extraOffsets, ["i32"]);
     const extra = this.tensor(op, "extraKeys", extraKeys, ["i32"]);
-    if (!sameDims(offsets.shape, [a.queries + 1])) throw new Error(`${a.describe}: extraOffsets must be [${a.queries + 1}]`);
-    if (extra.shape.length !== 1) throw new Error(`${a.describe}: extraKeys must be 1-D`);
+    checkTreeAttentionShapes(a, offsets, extra);
     this.native.treeAttention(a.q, a.k, a.v, a.ranges[0], a.ranges[1], offsets, extra, a.out, a.queries, a.keys,
       a.heads, a.kvHeads, a.headDim, scale);
   }
@@ -239,7 +238,7 @@ export class CudaBackend implements Backend {
     const op = "attentionForTraining";
     const tl = this.tensor(op, "lse", lse, ["f32"]);
     const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { lse: tl });
-    if (!sameDims(tl.shape, [a.queries, a.heads])) throw new Error(`${a.describe}: lse must be [${a.queries},${a.heads}]`);
+    checkAttentionTrainingShapes(a, { lse: tl });
     this.native.attentionForTraining(a.q, a.k, a.v, a.ranges[0], a.ranges[1], a.out, a.queries, a.keys, a.heads,
       a.kvHeads, a.headDim, scale, tl);
   }
@@ -250,10 +249,7 @@ export class CudaBackend implements Backend {
     const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { dOut, lse, dq, dk, dv });
     const t = (name: string, x: Tensor) => this.tensor(op, name, x, ["f32"]);
     const [tdo, tl, tdq, tdk, tdv] = [t("dOut", dOut), t("lse", lse), t("dq", dq), t("dk", dk), t("dv", dv)];
-    const qShape = [a.queries, a.heads, a.headDim], kvShape = [a.keys, a.kvHeads, a.headDim];
-    if (!sameDims(tdo.shape, qShape) || !sameDims(tdq.shape, qShape)) throw new Error(`${a.describe}: dOut and dq must have q's shape`);
-    if (!sameDims(tdk.shape, kvShape) || !sameDims(tdv.shape, kvShape)) throw new Error(`${a.describe}: dk and dv must have k's shape`);
-    if (!sameDims(tl.shape, [a.queries, a.heads])) throw new Error(`${a.describe}: lse must be [${a.queries},${a.heads}]`);
+    checkAttentionTrainingShapes(a, { lse: tl, dOut: tdo, dq: tdq, dk: tdk, dv: tdv });
     this.native.attentionBackward(a.q, a.k, a.v, a.out, tdo, tl, a.ranges[0], a.ranges[1], tdq, tdk, tdv, a.queries,
       a.keys, a.heads, a.kvHeads, a.headDim, scale);
   }

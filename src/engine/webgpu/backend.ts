@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { checkHostData, checkSameShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -277,7 +277,7 @@ export class WebGpuBackend implements Backend {
       throw new Error(`${s.describe}: key ranges must be [${s.queries}]`);
     }
     const tl = lse ? this.tensor(op, "lse", lse, ["f32"]) : null;
-    if (tl && !sameDims(tl.shape, [s.queries, s.heads])) throw new Error(`${s.describe}: lse must be [${s.queries},${s.heads}]`);
+    if (tl) checkAttentionTrainingShapes(s, { lse: tl });
     this.checkRanges(op, ts, te, s.keys, "key range");
     this.gpu.dispatch(s.describe, "attention", { LSE: tl !== null }, [
       this.range(s.tq, "q"), this.range(s.tk, "k"), this.range(s.tv, "v"), this.range(ts, "keyStart"), this.range(te, "keyEnd"),
@@ -291,8 +291,7 @@ export class WebGpuBackend implements Backend {
     const s = this.attentionShapes(op, q, k, v, out, [["prefixStart", prefixStart], ["prefixEnd", prefixEnd]],
       [["extraOffsets", extraOffsets], ["extraKeys", extraKeys]]);
     const [ps, pe, eo, ek] = s.tr;
-    if (!sameDims(eo.shape, [s.queries + 1])) throw new Error(`${s.describe}: extraOffsets must be [${s.queries + 1}]`);
-    if (ek.shape.length !== 1) throw new Error(`${s.describe}: extraKeys must be 1-D`);
+    checkTreeAttentionShapes(s, eo, ek);
     this.checkRanges(op, ps, pe, s.keys, "prefix range");
     const offsets = eo.hostInts(), extra = ek.hostInts();
     if (offsets) {
@@ -327,9 +326,7 @@ export class WebGpuBackend implements Backend {
     const tdv = this.tensor(op, "dv", dv, ["f32"]);
     const describe = `${s.describe}, dOut ${dims(tdo)}, lse ${dims(tl)}`;
     if (!sameDims(ts.shape, [s.queries]) || !sameDims(te.shape, [s.queries])) throw new Error(`${describe}: key ranges must be [${s.queries}]`);
-    if (!sameDims(tl.shape, [s.queries, s.heads])) throw new Error(`${describe}: lse must be [${s.queries},${s.heads}]`);
-    if (!sameDims(tdo.shape, s.tq.shape) || !sameDims(tdq.shape, s.tq.shape)) throw new Error(`${describe}: dOut and dq must have q's shape`);
-    if (!sameDims(tdk.shape, s.tk.shape) || !sameDims(tdv.shape, s.tk.shape)) throw new Error(`${describe}: dk and dv must have k's shape`);
+    checkAttentionTrainingShapes({ ...s, describe }, { lse: tl, dOut: tdo, dq: tdq, dk: tdk, dv: tdv });
     this.checkRanges(op, ts, te, s.keys, "key range");
     const stats = this.alloc("f32", [Math.max(1, s.queries * s.heads * 2)]);
     const ranges = this.alloc("i32", [Math.max(1, s.queries * 2)]);
