@@ -93,6 +93,19 @@ export function checkTreeAttentionShapes(a: AttentionShape, extraOffsets: Tensor
   if (extraKeys.shape.length !== 1) throw new Error(`${a.describe}: extraKeys must be 1-D`);
 }
 
+/** rope and ropeBackward: x (dOut) [T, heads, headDim] with headDim even, positions [T], invFreq [headDim/2], out (dx) like x. */
+export function resolveRopeShape(op: string, [inName, x]: readonly [string, Tensor], positions: Tensor, invFreq: Tensor,
+  [outName, out]: readonly [string, Tensor]): { tokens: number; heads: number; headDim: number; describe: string } {
+  const describe = describeShapes(op, [[inName, x], ["positions", positions], ["invFreq", invFreq], [outName, out]]);
+  if (x.shape.length !== 3) throw new Error(`${describe}: ${inName} must be [T, heads, headDim]`);
+  const [tokens, heads, headDim] = x.shape;
+  if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
+  if (!sameDims(positions.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
+  if (!sameDims(invFreq.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
+  if (!sameDims(out.shape, x.shape)) throw new Error(`${describe}: ${outName} must have ${inName}'s shape`);
+  return { tokens, heads, headDim, describe };
+}
+
 /** "op: name [dims], …" in the given order; a null tensor reads "name null". */
 function describeShapes(op: string, named: readonly (readonly [string, Tensor | null])[]): string {
   return `${op}: ${named.map(([name, t]) => `${name} ${t ? `[${t.shape.join(",")}]` : "null"}`).join(", ")}`;

@@ -3,7 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import {
   loadNative, type CpuIsa, type CpuIsaInfo, type CpuPackStats, type NativeCpuOps, type NativeFloatDType, type NativePackedWeight,
@@ -239,13 +239,7 @@ export class CpuBackend implements Backend {
     const tp = this.tensor(op, "positions", positions, ["i32"]);
     const tf = this.tensor(op, "invFreq", invFreq, ["f32"]);
     const to = this.tensor(op, "out", out, ["f32"]);
-    const describe = `${op}: x [${tx.shape.join(",")}], positions [${tp.shape.join(",")}], invFreq [${tf.shape.join(",")}], out [${to.shape.join(",")}]`;
-    if (tx.shape.length !== 3) throw new Error(`${describe}: x must be [T, heads, headDim]`);
-    const [tokens, heads, headDim] = tx.shape;
-    if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
-    if (!sameDims(tp.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
-    if (!sameDims(tf.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
-    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: out must have x's shape`);
+    const { tokens, heads, headDim } = resolveRopeShape(op, ["x", tx], tp, tf, ["out", to]);
     this.run(() => this.native.rope(tx.data as Float32Array, tp.data as Int32Array, tf.data as Float32Array,
       to.data as Float32Array, tokens, heads, headDim));
   }
@@ -349,13 +343,7 @@ export class CpuBackend implements Backend {
     const tp = this.tensor(op, "positions", positions, ["i32"]);
     const tf = this.tensor(op, "invFreq", invFreq, ["f32"]);
     const tdx = this.tensor(op, "dx", dx, ["f32"]);
-    const describe = `${op}: dOut [${td.shape.join(",")}], positions [${tp.shape.join(",")}], invFreq [${tf.shape.join(",")}], dx [${tdx.shape.join(",")}]`;
-    if (td.shape.length !== 3) throw new Error(`${describe}: dOut must be [T, heads, headDim]`);
-    const [tokens, heads, headDim] = td.shape;
-    if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
-    if (!sameDims(tp.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
-    if (!sameDims(tf.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
-    if (!sameDims(tdx.shape, td.shape)) throw new Error(`${describe}: dx must have dOut's shape`);
+    const { tokens, heads, headDim } = resolveRopeShape(op, ["dOut", td], tp, tf, ["dx", tdx]);
     this.run(() => this.native.ropeBackward(td.data as Float32Array, tp.data as Int32Array, tf.data as Float32Array,
       tdx.data as Float32Array, tokens, heads, headDim));
   }

@@ -5,7 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -350,13 +350,7 @@ export class CudaBackend implements Backend {
     const tp = this.tensor(op, "positions", positions, ["i32"]);
     const tf = this.tensor(op, "invFreq", invFreq, ["f32"]);
     const to = this.tensor(op, outName, out, ["f32"]);
-    const describe = `${op}: ${inName} [${tx.shape.join(",")}], positions [${tp.shape.join(",")}], invFreq [${tf.shape.join(",")}], ${outName} [${to.shape.join(",")}]`;
-    if (tx.shape.length !== 3) throw new Error(`${describe}: ${inName} must be [T, heads, headDim]`);
-    const [tokens, heads, headDim] = tx.shape;
-    if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
-    if (!sameDims(tp.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
-    if (!sameDims(tf.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
-    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: ${outName} must have ${inName}'s shape`);
+    const { tokens, heads, headDim } = resolveRopeShape(op, [inName, tx], tp, tf, [outName, to]);
     return [tx, tp, tf, to, tokens, heads, headDim];
   }
 

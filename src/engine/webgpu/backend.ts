@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -234,13 +234,7 @@ export class WebGpuBackend implements Backend {
     const tp = this.tensor(op, "positions", positions, ["i32"]);
     const tf = this.tensor(op, "invFreq", invFreq, ["f32"]);
     const to = this.tensor(op, outName, out, ["f32"]);
-    const describe = `${op}: ${xName} ${dims(tx)}, positions ${dims(tp)}, invFreq ${dims(tf)}, ${outName} ${dims(to)}`;
-    if (tx.shape.length !== 3) throw new Error(`${describe}: ${xName} must be [T, heads, headDim]`);
-    const [tokens, heads, headDim] = tx.shape;
-    if (headDim % 2 !== 0) throw new Error(`${describe}: headDim ${headDim} must be even`);
-    if (!sameDims(tp.shape, [tokens])) throw new Error(`${describe}: positions must be [${tokens}]`);
-    if (!sameDims(tf.shape, [headDim / 2])) throw new Error(`${describe}: invFreq must be [${headDim / 2}]`);
-    if (!sameDims(to.shape, tx.shape)) throw new Error(`${describe}: ${outName} must have ${xName}'s shape`);
+    const { tokens, heads, headDim, describe } = resolveRopeShape(op, [xName, tx], tp, tf, [outName, to]);
     const pairs = tokens * heads * (headDim / 2);
     const inPlace = sameTensor(tx, to);
     this.gpu.dispatch(describe, "rope", { IN_PLACE: inPlace }, [inPlace ? this.output(tx, xName) : this.range(tx, xName),
