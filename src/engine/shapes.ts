@@ -106,6 +106,21 @@ export function resolveRopeShape(op: string, [inName, x]: readonly [string, Tens
   return { tokens, heads, headDim, describe };
 }
 
+/** scatterRows: src [rows, width] and dst [dstRows, width], index [rows]. */
+export function resolveScatterRowsShape(src: Tensor, index: Tensor, dst: Tensor): { rows: number; dstRows: number; width: number; describe: string } {
+  const describe = describeShapes("scatterRows", [["src", src], ["index", index], ["dst", dst]]);
+  if (src.shape.length !== 2 || dst.shape.length !== 2) throw new Error(`${describe}: src and dst must be 2-D`);
+  const [rows, width] = src.shape;
+  if (width !== dst.shape[1]) throw new Error(`${describe}: row widths ${width} and ${dst.shape[1]} differ`);
+  if (!sameDims(index.shape, [rows])) throw new Error(`${describe}: index must be [${rows}]`);
+  return { rows, dstRows: dst.shape[0], width, describe };
+}
+
+/** convert: src and dst of one shape (any float dtypes). */
+export function checkConvertShape(src: Tensor, dst: Tensor): void {
+  if (!sameDims(src.shape, dst.shape)) throw new Error(`convert: src ${dtypeShape(src)} and dst ${dtypeShape(dst)} must have the same shape`);
+}
+
 /** "op: name [dims], …" in the given order; a null tensor reads "name null". */
 function describeShapes(op: string, named: readonly (readonly [string, Tensor | null])[]): string {
   return `${op}: ${named.map(([name, t]) => `${name} ${t ? `[${t.shape.join(",")}]` : "null"}`).join(", ")}`;

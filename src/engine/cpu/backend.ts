@@ -3,7 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import {
   loadNative, type CpuIsa, type CpuIsaInfo, type CpuPackStats, type NativeCpuOps, type NativeFloatDType, type NativePackedWeight,
@@ -407,9 +407,7 @@ export class CpuBackend implements Backend {
     const op = "convert";
     const ts = this.tensor(op, "src", src, ["f32", "bf16", "f16"]);
     const td = this.tensor(op, "dst", dst, ["f32", "bf16", "f16"]);
-    if (!sameDims(ts.shape, td.shape)) {
-      throw new Error(`${op}: src ${dtypeShape(ts)} and dst ${dtypeShape(td)} must have the same shape`);
-    }
+    checkConvertShape(ts, td);
     this.run(() => this.native.convert(ts.data as Float32Array | Uint16Array, ts.dtype as NativeFloatDType,
       td.data as Float32Array | Uint16Array, td.dtype as NativeFloatDType, ts.size));
   }
@@ -419,11 +417,8 @@ export class CpuBackend implements Backend {
     const ts = this.tensor(op, "src", src);
     const ti = this.tensor(op, "index", index, ["i32"]);
     const td = this.tensor(op, "dst", dst, [ts.dtype]);
-    const describe = `${op}: src [${ts.shape.join(",")}], index [${ti.shape.join(",")}], dst [${td.shape.join(",")}]`;
-    if (ts.shape.length !== 2 || td.shape.length !== 2) throw new Error(`${describe}: src and dst must be 2-D`);
-    if (ts.shape[1] !== td.shape[1]) throw new Error(`${describe}: row widths ${ts.shape[1]} and ${td.shape[1]} differ`);
-    if (!sameDims(ti.shape, [ts.shape[0]])) throw new Error(`${describe}: index must be [${ts.shape[0]}]`);
-    this.run(() => this.native.scatterRows(ts.data, ti.data as Int32Array, td.data, ts.shape[0], td.shape[0], ts.shape[1]));
+    const { rows, dstRows, width } = resolveScatterRowsShape(ts, ti, td);
+    this.run(() => this.native.scatterRows(ts.data, ti.data as Int32Array, td.data, rows, dstRows, width));
   }
 
   async sync(): Promise<void> {}

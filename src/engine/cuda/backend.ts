@@ -5,7 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -206,12 +206,8 @@ export class CudaBackend implements Backend {
     const ts = this.tensor(op, "src", src);
     const ti = this.tensor(op, "index", index, ["i32"]);
     const td = this.tensor(op, "dst", dst, [ts.dtype]);
-    const describe = `${op}: src [${ts.shape.join(",")}], index [${ti.shape.join(",")}], dst [${td.shape.join(",")}]`;
-    if (ts.shape.length !== 2 || td.shape.length !== 2) throw new Error(`${describe}: src and dst must be 2-D`);
-    const width = ts.shape[1];
-    if (width !== td.shape[1]) throw new Error(`${describe}: row widths ${width} and ${td.shape[1]} differ`);
-    if (!sameDims(ti.shape, [ts.shape[0]])) throw new Error(`${describe}: index must be [${ts.shape[0]}]`);
-    this.native.scatterRows(ts, ti, td, ts.shape[0], td.shape[0], width);
+    const { rows, dstRows, width } = resolveScatterRowsShape(ts, ti, td);
+    this.native.scatterRows(ts, ti, td, rows, dstRows, width);
     if (td.host && ts.host) {  // keep the i32 mirror in step (in order, so the last duplicate wins here too)
       const rows = ti.host!;
       for (let t = 0; t < rows.length; t++) td.host.set(ts.host.subarray(t * width, (t + 1) * width), rows[t] * width);
@@ -323,9 +319,7 @@ export class CudaBackend implements Backend {
     const op = "convert";
     const ts = this.tensor(op, "src", src, ["f32", "bf16", "f16"]);
     const td = this.tensor(op, "dst", dst, ["f32", "bf16", "f16"]);
-    if (!sameDims(ts.shape, td.shape)) {
-      throw new Error(`${op}: src ${dtypeShape(ts)} and dst ${dtypeShape(td)} must have the same shape`);
-    }
+    checkConvertShape(ts, td);
     this.native.convert(ts, td);
   }
 

@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -418,7 +418,7 @@ export class WebGpuBackend implements Backend {
     const ts = this.tensor(op, "src", src, ["f32", "bf16", "f16"]);
     const td = this.tensor(op, "dst", dst, ["f32", "bf16", "f16"]);
     const describe = `${op}: src ${dtypeShape(ts)} → dst ${dtypeShape(td)}`;
-    if (!sameDims(ts.shape, td.shape)) throw new Error(`${op}: src ${dtypeShape(ts)} and dst ${dtypeShape(td)} must have the same shape`);
+    checkConvertShape(ts, td);
     this.gpu.dispatch(describe, "convert", { CONVERT: true, ...dtypeDefines("SRC", ts.dtype), ...dtypeDefines("DST", td.dtype) },
       [this.range(ts, "src"), this.output(td, "dst")], [ts.size, 0], this.gpu.grid(Math.ceil(ts.size / 256)));
   }
@@ -470,12 +470,7 @@ export class WebGpuBackend implements Backend {
     const ts = this.tensor(op, "src", src);
     const ti = this.tensor(op, "index", index, ["i32"]);
     const td = this.tensor(op, "dst", dst, [ts.dtype]);
-    const describe = `${op}: src ${dims(ts)}, index ${dims(ti)}, dst ${dims(td)}`;
-    if (ts.shape.length !== 2 || td.shape.length !== 2) throw new Error(`${describe}: src and dst must be 2-D`);
-    if (ts.shape[1] !== td.shape[1]) throw new Error(`${describe}: row widths ${ts.shape[1]} and ${td.shape[1]} differ`);
-    if (!sameDims(ti.shape, [ts.shape[0]])) throw new Error(`${describe}: index must be [${ts.shape[0]}]`);
-    const [rows, width] = ts.shape;
-    const dstRows = td.shape[0];
+    const { rows, dstRows, width, describe } = resolveScatterRowsShape(ts, ti, td);
     const rowIndex = ti.hostInts();
     rowIndex?.forEach((row, t) => {
       if (row < 0 || row >= dstRows) throw new Error(`${op}: index ${row} at row ${t} out of range [0, ${dstRows})`);
