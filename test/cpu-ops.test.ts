@@ -62,7 +62,7 @@ describe("cpu backend", () => {
     const random = makeRandom(9);
     const products = [
       { m: 21, n: 70, k: 3001, transA: false, accumulate: false },
-      { m: 301, n: 67, k: 133, transA: true, accumulate: true },
+      { m: 301, n: 27, k: 133, transA: true, accumulate: true },
     ];
     const previous = cpu.getThreads();
     try {

@@ -1,7 +1,7 @@
 // AVX-512 path: the blocked GEMM of gemm_blocked.h with an 8 × 48 register tile of Cᵀ (24 zmm
 // accumulators) — f32 FMA for f32/f16 B (f16 decoded exactly), vdpbf16ps on bf16 pairs for bf16 B when the
 // CPU has AVX512_BF16 (A rounded to bf16 once per call), weights read in place — for transB products, and
-// gemm_kn.h's 6 × 64 tile of out for B stored [K, N] (the backward products); attention on blocks of 16
+// gemm_kn.h's 6 × 64 tile of out (narrower for narrow N) for B stored [K, N] (the backward products); attention on blocks of 16
 // queries held in the vector lanes; vectorised RMSNorm, SwiGLU and log-softmax.
 // GCC 12 warns inside its own AVX-512 intrinsics (_mm512_undefined_* operands, GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -271,11 +271,13 @@ struct KernelBf16 : Tile {
   }
 };
 
-// The [K, N] kernels of gemm_kn.h (B not transposed): tiles of 6 rows × 64 columns of out, 24 accumulators,
-// B four vectors along n per step, A broadcast from the 48-row strips packed as above.
-template <class Unit>
+// The [K, N] kernels of gemm_kn.h (B not transposed): tiles of kNv vectors of 16 columns × 24 / kNv rows
+// of out (24 accumulators), B kNv vectors along n per step, A broadcast from the 48-row strips packed as
+// above. kNv = 4 (6 × 64) unless N is narrower (LoRA's rank-16 products): then 2 (12 × 32) or 1 (24 × 16),
+// so that few lanes multiply padding.
+template <class Unit, int64_t kNvectors>
 struct TileKN {
-  static constexpr int64_t kMs = 48, kMr = 6, kNv = 4, kNr = 16 * kNv;
+  static constexpr int64_t kMs = 48, kNv = kNvectors, kMr = 24 / kNv, kNr = 16 * kNv;
   static constexpr int64_t kStripsPerBlock = 4, kNb = 256, kStepsPerChunk = 128;
 
   // c[i][j] = (load ? c[i][j] : 0) + alpha · Σ_s Ap[s][i]·Bp[s][j] for i < rows, j < cols: f32 FMA on
@@ -290,7 +292,7 @@ struct TileKN {
       if constexpr (std::is_same_v<Unit, float>) {
         __m512 b[kNv];
         for (int j = 0; j < kNv; j++) b[j] = _mm512_load_ps(bp + 16 * j);
-#pragma GCC unroll 6
+#pragma GCC unroll 24
         for (int i = 0; i < kMr; i++) {
           const __m512 x = _mm512_set1_ps(ap[i]);
           for (int j = 0; j < kNv; j++) acc[i][j] = _mm512_fmadd_ps(x, b[j], acc[i][j]);
@@ -298,7 +300,7 @@ struct TileKN {
       } else {
         __m512bh b[kNv];
         for (int j = 0; j < kNv; j++) b[j] = reinterpret_cast<__m512bh>(_mm512_load_si512(bp + 16 * j));
-#pragma GCC unroll 6
+#pragma GCC unroll 24
         for (int i = 0; i < kMr; i++) {
           const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(ap[i])));
           for (int j = 0; j < kNv; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], x, b[j]);
@@ -332,7 +334,10 @@ struct TileKN {
 };
 
 // f32 FMA, B [K, N] in any dtype decoded to f32 while packing; A packed as KernelF32 does.
-struct KernelKNF32 : TileKN<float> {
+template <int64_t kNvectors>
+struct KernelKNF32 : TileKN<float, kNvectors> {
+  using TileKN<float, kNvectors>::kNv;
+  using TileKN<float, kNvectors>::kNr;
   using Unit = float;
   static constexpr int64_t kStepK = 1;
 
@@ -362,7 +367,10 @@ struct KernelKNF32 : TileKN<float> {
 };
 
 // bf16 B [K, N] with AVX512_BF16: vdpbf16ps on k pairs, A rounded to bf16 pairs as KernelBf16 does.
-struct KernelKNBf16 : TileKN<uint32_t> {
+template <int64_t kNvectors>
+struct KernelKNBf16 : TileKN<uint32_t, kNvectors> {
+  using TileKN<uint32_t, kNvectors>::kNv;
+  using TileKN<uint32_t, kNvectors>::kNr;
   using Unit = uint32_t;
   static constexpr int64_t kStepK = 2;
 
@@ -389,6 +397,14 @@ struct KernelKNBf16 : TileKN<uint32_t> {
     }
   }
 };
+
+// The widest tile that N fills: 64 columns, or 32 / 16 for narrow N.
+template <template <int64_t> class Kernel>
+void GemmKNByWidth(const MatmulArgs& p) {
+  if (p.n <= 16) return GemmKN<Kernel<1>>(p);
+  if (p.n <= 32) return GemmKN<Kernel<2>>(p);
+  GemmKN<Kernel<4>>(p);
+}
 
 bool HasAvx512Bf16() {
   static const bool has = __builtin_cpu_supports("avx512bf16");
@@ -524,10 +540,10 @@ void Matmul(const MatmulArgs& args) {
   // gemm_blocked.h, which reads weight rows in place.
   if (args.b_dtype == DType::kBf16 && HasAvx512Bf16()) {
     if (UseRowDots(args, true)) return RowDots<true>(args);
-    return args.trans_b ? GemmBlocked<KernelBf16>(args) : GemmKN<KernelKNBf16>(args);
+    return args.trans_b ? GemmBlocked<KernelBf16>(args) : GemmKNByWidth<KernelKNBf16>(args);
   }
   if (UseRowDots(args, false)) return RowDots<false>(args);
-  return args.trans_b ? GemmBlocked<KernelF32>(args) : GemmKN<KernelKNF32>(args);
+  return args.trans_b ? GemmBlocked<KernelF32>(args) : GemmKNByWidth<KernelKNF32>(args);
 }
 namespace {
 
