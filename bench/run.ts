@@ -4,7 +4,8 @@
  *
  * 1. Kernels: matmul GFLOP/s (x[M,K]·W[N,K]ᵀ, f32 and bf16 W) at 1024³, 4096×4096×512 and the `1b` layer
  *    shapes at M = 4096 tokens (wall clock), next to this machine's ceilings (register-only FMA / vdpbf16ps /
- *    AMX micro-loops, same run, per CPU-second) and PyTorch's torch.matmul when /usr/bin/python3 has torch.
+ *    AMX micro-loops, same run, per CPU-second) and PyTorch's torch.matmul when /usr/bin/python3 has torch;
+ *    then ours alone on the lm_head products of a training step (forward and both backward products).
  * 2. Model: forward tokens/s (log-probs of every token) for `small` and `1b` (bf16 weights) against
  *    llama.cpp prompt evaluation of the GGUF we export, same threads (BENCH_THREADS, default 2), runs
  *    alternating between the two.
@@ -57,6 +58,10 @@ interface Shape {
   m: number;
   n: number;
   k: number;
+  /** Default x[M,K]·W[N,K]ᵀ; the training backward products set these. */
+  transA?: boolean;
+  transB?: boolean;
+  accumulate?: boolean;
 }
 
 const oneB = MODEL_PRESETS["1b"];
@@ -68,6 +73,17 @@ const SHAPES: Shape[] = [
   { name: "1b gate/up 4096×5632×2048", m: 4096, n: oneB.intermediateSize, k: oneB.hiddenSize },
   { name: "1b down 4096×2048×5632", m: 4096, n: oneB.hiddenSize, k: oneB.intermediateSize },
   { name: "1b lm_head 128×32000×2048", m: 128, n: oneB.vocabSize, k: oneB.hiddenSize },
+];
+
+/**
+ * The lm_head products of a training step on the bench's training model (d = 256, vocab 32,000, logits in
+ * 128-row chunks: src/model/llama-train.ts), b f32 or bf16: the forward Z = X·Wᵀ and the backward
+ * dX = dZ·W (W stored [vocab, d] = [K, N]: long K, small output) and dW += dZᵀ·X. Ours only.
+ */
+const TRAINING_HEAD_SHAPES: Shape[] = [
+  { name: "Z = X·Wᵀ 128×32000×256", m: 128, n: 32000, k: 256 },
+  { name: "dX = dZ·W 128×256×32000", m: 128, n: 256, k: 32000, transB: false },
+  { name: "dW += dZᵀ·X 32000×256×128", m: 32000, n: 256, k: 128, transA: true, transB: false, accumulate: true },
 ];
 
 function ceilings(): Record<string, number> {
@@ -92,13 +108,13 @@ function ceilings(): Record<string, number> {
  */
 function ourMatmul(shape: Shape, dtype: "f32" | "bf16"): { wall: number; cpu: number } {
   const cpu = loadNative().cpu;
-  const { m, n, k } = shape;
+  const { m, n, k, transA = false, transB = true, accumulate = false } = shape;
   const a = Float32Array.from({ length: m * k }, (_, i) => Math.sin(i * 0.37));
   const b = dtype === "f32"
     ? Float32Array.from({ length: n * k }, (_, i) => Math.cos(i * 0.11) * 0.05)
     : Uint16Array.from({ length: n * k }, (_, i) => 0x3c00 + ((i * 7919) & 0x3ff));
   const out = new Float32Array(m * n);
-  const call = () => cpu.matmul(a, b, dtype, out, 1, m, n, k, false, true, false, false);
+  const call = () => cpu.matmul(a, b, dtype, out, 1, m, n, k, transA, transB, false, accumulate);
   call();
   const wall: number[] = [];
   const used: number[] = [];
@@ -161,6 +177,12 @@ function benchKernels(): void {
         (t ? `; vs torch f32 ${fmt(f32.cpu / t.f32.cpu, 2)}×, bf16 ${fmt(bf16.cpu / t.bf16.cpu, 2)}×` : ""));
     }
   });
+  console.log("\n| training lm_head product (bench/training.ts model) | ours f32 wall / cpu | % f32 peak (cpu) | ours bf16 b wall / cpu | % bf16 peak (cpu) |");
+  console.log("|---|---:|---:|---:|---:|");
+  for (const shape of TRAINING_HEAD_SHAPES) {
+    const f32 = ourMatmul(shape, "f32"), bf16 = ourMatmul(shape, "bf16");
+    console.log(`| ${shape.name} | ${pair(f32)} | ${fmt((100 * f32.cpu) / f32Peak, 0)}% | ${pair(bf16)} | ${fmt((100 * bf16.cpu) / bf16Peak, 0)}% |`);
+  }
 }
 
 // ---- 2. model forward ----

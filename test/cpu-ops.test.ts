@@ -56,6 +56,38 @@ describe("cpu backend", () => {
     }
   });
 
+  it("matmul with b stored [K, N] (the backward products) is bit-identical on 1 thread and on all threads", async () => {
+    // dX = dY·W with a long K over a small output (split into K ranges, summed in a fixed order) and
+    // dW += dYᵀ·X (transA, accumulate), with f32 and bf16 b.
+    const random = makeRandom(9);
+    const products = [
+      { m: 21, n: 70, k: 3001, transA: false, accumulate: false },
+      { m: 301, n: 27, k: 133, transA: true, accumulate: true },
+    ];
+    const previous = cpu.getThreads();
+    try {
+      for (const { m, n, k, transA, accumulate } of products) {
+        const a = randomF32(random, m * k), initial = randomF32(random, m * n);
+        const bF32 = randomF32(random, k * n);
+        for (const dtype of ["f32", "bf16"] as const) {
+          const b = dtype === "f32" ? bF32 : Uint16Array.from(bF32, numberToBf16);
+          for (const isa of info.available) {
+            const results: Float32Array[] = [];
+            for (const threads of [1, 4]) {
+              const backend = createCpuBackend({ isa, threads });
+              const out = backend.upload(initial, "f32", [m, n]);
+              backend.matmul(backend.upload(a, "f32", transA ? [k, m] : [m, k]), backend.weight(b, dtype, [k, n]), out, { transA, accumulate });
+              results.push((await backend.download(out)) as Float32Array);
+            }
+            expect(Array.from(results[1]), `${isa} ${dtype} ${JSON.stringify({ m, n, k, transA })}`).toEqual(Array.from(results[0]));
+          }
+        }
+      }
+    } finally {
+      cpu.setThreads(previous);
+    }
+  });
+
   it("training reductions (attention backward, embedding/rmsnorm backward, sumOfSquares) don't depend on the thread count", async () => {
     // Each gradient row has one writer and sums run in a fixed order, so 1 and 4 threads agree bit for bit.
     const random = makeRandom(7);

@@ -134,7 +134,7 @@ export function defineTrainingOpTests(getBackend: () => Backend): void {
   it("matmul alpha: out (+)= alpha · op(a)·op(b), every transpose and accumulate", async () => {
     const random = makeRandom(113);
     for (const dtype of ["f32", "bf16"] as const) {
-      for (const [m, n, k] of [[7, 33, 17], [40, 9, 65], [1, 300, 129]]) {
+      for (const [m, n, k] of [[7, 33, 17], [40, 9, 65], [1, 300, 129], [5, 19, 2601]]) {
         for (let flags = 0; flags < 8; flags++) {
           const s: MatmulShape = { batch: 1, m, n, k, transA: (flags & 1) !== 0, transB: (flags & 2) !== 0, bBatched: false };
           const accumulate = (flags & 4) !== 0, alpha = -0.37;

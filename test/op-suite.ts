@@ -58,10 +58,14 @@ function roundedToBf16(values: Float32Array): Float64Array {
 
 const FLOAT_DTYPES = ["f32", "bf16", "f16"] as const;
 
-/** [batch, M, N, K]; batch 1 runs with 2-D operands. */
+/**
+ * [batch, M, N, K]; batch 1 runs with 2-D operands. The last two reach the CPU's [K, N] kernel
+ * (native/cpu/gemm_kn.h) past its blocks: several row and column blocks with partial tiles and K chunks,
+ * and a long K over a small output, which it splits into K ranges summed at the end.
+ */
 const MATMUL_SIZES: readonly (readonly [number, number, number, number])[] = [
   [1, 1, 1, 1], [1, 7, 17, 33], [2, 17, 33, 65], [1, 33, 7, 129], [3, 65, 129, 17], [1, 129, 65, 7],
-  [2, 16, 32, 64], [1, 1, 300, 257], [1, 40, 9, 0],
+  [2, 16, 32, 64], [1, 1, 300, 257], [1, 40, 9, 0], [1, 197, 262, 5], [2, 5, 9, 2601],
 ];
 
 export interface KeyRanges { start: Int32Array; end: Int32Array }

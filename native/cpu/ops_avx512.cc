@@ -1,6 +1,7 @@
 // AVX-512 path: the blocked GEMM of gemm_blocked.h with an 8 × 48 register tile of Cᵀ (24 zmm
 // accumulators) — f32 FMA for f32/f16 B (f16 decoded exactly), vdpbf16ps on bf16 pairs for bf16 B when the
-// CPU has AVX512_BF16 (A rounded to bf16 once per call), weights read in place; attention on blocks of 16
+// CPU has AVX512_BF16 (A rounded to bf16 once per call), weights read in place — for transB products, and
+// gemm_kn.h's 6 × 64 tile of out (narrower for narrow N) for B stored [K, N] (the backward products); attention on blocks of 16
 // queries held in the vector lanes; vectorised RMSNorm, SwiGLU and log-softmax.
 // GCC 12 warns inside its own AVX-512 intrinsics (_mm512_undefined_* operands, GCC bug 105593).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -8,8 +9,10 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "cpu/gemm_blocked.h"
+#include "cpu/gemm_kn.h"
 #include "cpu/numeric.h"
 #include "cpu/ops.h"
 #include "cpu/vec_avx512.h"
@@ -116,27 +119,31 @@ struct KernelF32 : Tile {
 
   // dst[k][i] = A(m0 + i, k), zero past M.
   static void PackStrip(const MatmulArgs& p, const float* a, int64_t strip, float* dst) {
-    const int64_t m0 = strip * kMs;
+    PackStripSteps(p, a, strip * kMs, 0, p.k, dst);
+  }
+
+  // dst[s][i] = A(m0 + i, s0 + s) for s < steps, zero past M.
+  static void PackStripSteps(const MatmulArgs& p, const float* a, int64_t m0, int64_t s0, int64_t steps, float* dst) {
     if (p.trans_a) {
-      for (int64_t k = 0; k < p.k; k++) {
-        const float* src = a + k * p.m + m0;
+      for (int64_t s = 0; s < steps; s++) {
+        const float* src = a + (s0 + s) * p.m + m0;
         for (int j = 0; j < 3; j++) {
-          _mm512_store_ps(dst + k * kMs + 16 * j, _mm512_maskz_loadu_ps(Mask16(p.m - m0 - 16 * j), src + 16 * j));
+          _mm512_store_ps(dst + s * kMs + 16 * j, _mm512_maskz_loadu_ps(Mask16(p.m - m0 - 16 * j), src + 16 * j));
         }
       }
       return;
     }
-    for (int64_t k0 = 0; k0 < p.k; k0 += 16) {
-      const __mmask16 k_mask = Mask16(p.k - k0);
-      const int64_t valid_k = Min64(16, p.k - k0);
+    for (int64_t u0 = 0; u0 < steps; u0 += 16) {
+      const __mmask16 k_mask = Mask16(steps - u0);
+      const int64_t valid_k = Min64(16, steps - u0);
       for (int j = 0; j < 3; j++) {
         __m512i rows[16];
         for (int i = 0; i < 16; i++) {
           const int64_t m = m0 + 16 * j + i;
-          rows[i] = m < p.m ? _mm512_castps_si512(_mm512_maskz_loadu_ps(k_mask, a + m * p.k + k0)) : _mm512_setzero_si512();
+          rows[i] = m < p.m ? _mm512_castps_si512(_mm512_maskz_loadu_ps(k_mask, a + m * p.k + s0 + u0)) : _mm512_setzero_si512();
         }
         Transpose16(rows);
-        for (int64_t u = 0; u < valid_k; u++) _mm512_store_si512(dst + (k0 + u) * kMs + 16 * j, rows[u]);
+        for (int64_t u = 0; u < valid_k; u++) _mm512_store_si512(dst + (u0 + u) * kMs + 16 * j, rows[u]);
       }
     }
   }
@@ -204,14 +211,20 @@ struct KernelBf16 : Tile {
 
   // dst[s][i] = bf16 pair (A(m0 + i, 2s), A(m0 + i, 2s + 1)), zero past M and K.
   static void PackStrip(const MatmulArgs& p, const float* a, int64_t strip, uint32_t* dst) {
-    const int64_t m0 = strip * kMs, steps = (p.k + 1) / 2;
+    PackStripSteps(p, a, strip * kMs, 0, (p.k + 1) / 2, dst);
+  }
+
+  // dst[s][i] = bf16 pair (A(m0 + i, 2(s0 + s)), A(m0 + i, 2(s0 + s) + 1)) for s < steps, zero past M and K.
+  static void PackStripSteps(const MatmulArgs& p, const float* a, int64_t m0, int64_t s0, int64_t steps,
+                             uint32_t* dst) {
     if (p.trans_a) {
       // a is [K, M]: rows 2s and 2s + 1 give the low and high halves of 16 pairs; interleave them.
       const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                                   22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
       for (int64_t s = 0; s < steps; s++) {
-        const float* even = a + 2 * s * p.m + m0;
-        const bool has_odd = 2 * s + 1 < p.k;
+        const int64_t k = 2 * (s0 + s);
+        const float* even = a + k * p.m + m0;
+        const bool has_odd = k + 1 < p.k;
         for (int j = 0; j < 3; j++) {
           const __mmask16 mask = Mask16(p.m - m0 - 16 * j);
           const __m512 lo = _mm512_maskz_loadu_ps(mask, even + 16 * j);
@@ -221,9 +234,11 @@ struct KernelBf16 : Tile {
       }
       return;
     }
-    for (int64_t k0 = 0; k0 < p.k; k0 += 32) {
-      const __mmask16 lo_mask = Mask16(p.k - k0), hi_mask = Mask16(p.k - k0 - 16);
-      const int64_t valid_steps = Min64(16, steps - k0 / 2);
+    const int64_t k_end = Min64(p.k, 2 * (s0 + steps));
+    for (int64_t u0 = 0; u0 < steps; u0 += 16) {
+      const int64_t k0 = 2 * (s0 + u0);
+      const __mmask16 lo_mask = Mask16(k_end - k0), hi_mask = Mask16(k_end - k0 - 16);
+      const int64_t valid_steps = Min64(16, steps - u0);
       for (int j = 0; j < 3; j++) {
         __m512i rows[16];
         for (int i = 0; i < 16; i++) {
@@ -236,7 +251,7 @@ struct KernelBf16 : Tile {
           }
         }
         Transpose16(rows);
-        for (int64_t u = 0; u < valid_steps; u++) _mm512_store_si512(dst + (k0 / 2 + u) * kMs + 16 * j, rows[u]);
+        for (int64_t u = 0; u < valid_steps; u++) _mm512_store_si512(dst + (u0 + u) * kMs + 16 * j, rows[u]);
       }
     }
   }
@@ -255,6 +270,141 @@ struct KernelBf16 : Tile {
     }
   }
 };
+
+// The [K, N] kernels of gemm_kn.h (B not transposed): tiles of kNv vectors of 16 columns × 24 / kNv rows
+// of out (24 accumulators), B kNv vectors along n per step, A broadcast from the 48-row strips packed as
+// above. kNv = 4 (6 × 64) unless N is narrower (LoRA's rank-16 products): then 2 (12 × 32) or 1 (24 × 16),
+// so that few lanes multiply padding.
+template <class Unit, int64_t kNvectors>
+struct TileKN {
+  static constexpr int64_t kMs = 48, kNv = kNvectors, kMr = 24 / kNv, kNr = 16 * kNv;
+  static constexpr int64_t kStripsPerBlock = 4, kNb = 256, kStepsPerChunk = 128;
+
+  // c[i][j] = (load ? c[i][j] : 0) + alpha · Σ_s Ap[s][i]·Bp[s][j] for i < rows, j < cols: f32 FMA on
+  // floats, vdpbf16ps on bf16 pairs.
+  static void Tile(const Unit* ap, const Unit* bp, int64_t steps, float* c, int64_t ldc, int64_t rows, int64_t cols,
+                   float alpha, bool load) {
+    __m512 acc[kMr][kNv];
+    for (int i = 0; i < kMr; i++) {
+      for (int j = 0; j < kNv; j++) acc[i][j] = _mm512_setzero_ps();
+    }
+    for (int64_t s = 0; s < steps; s++, ap += kMs, bp += kNr) {
+      if constexpr (std::is_same_v<Unit, float>) {
+        __m512 b[kNv];
+        for (int j = 0; j < kNv; j++) b[j] = _mm512_load_ps(bp + 16 * j);
+#pragma GCC unroll 24
+        for (int i = 0; i < kMr; i++) {
+          const __m512 x = _mm512_set1_ps(ap[i]);
+          for (int j = 0; j < kNv; j++) acc[i][j] = _mm512_fmadd_ps(x, b[j], acc[i][j]);
+        }
+      } else {
+        __m512bh b[kNv];
+        for (int j = 0; j < kNv; j++) b[j] = reinterpret_cast<__m512bh>(_mm512_load_si512(bp + 16 * j));
+#pragma GCC unroll 24
+        for (int i = 0; i < kMr; i++) {
+          const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(ap[i])));
+          for (int j = 0; j < kNv; j++) acc[i][j] = _mm512_dpbf16_ps(acc[i][j], x, b[j]);
+        }
+      }
+    }
+    const __m512 scale = _mm512_set1_ps(alpha);
+    for (int i = 0; i < kMr; i++) {
+      if (i >= rows) break;
+      float* dst = c + i * ldc;
+      for (int j = 0; j < kNv; j++) {
+        const __mmask16 valid = Mask16(cols - 16 * j);
+        const __m512 before = load ? _mm512_maskz_loadu_ps(valid, dst + 16 * j) : _mm512_setzero_ps();
+        _mm512_mask_storeu_ps(dst + 16 * j, valid, _mm512_fmadd_ps(scale, acc[i][j], before));
+      }
+    }
+  }
+
+  // dst[j] (= or +=) alpha · Σ_split src[split · stride + j] for j < n, summed in split order.
+  static void SumPartials(const float* src, int64_t stride, int64_t splits, int64_t n, float alpha, bool accumulate,
+                          float* dst) {
+    const __m512 scale = _mm512_set1_ps(alpha);
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 valid = Mask16(n - j);
+      __m512 sum = _mm512_maskz_loadu_ps(valid, src + j);
+      for (int64_t split = 1; split < splits; split++) sum = _mm512_add_ps(sum, _mm512_maskz_loadu_ps(valid, src + split * stride + j));
+      const __m512 before = accumulate ? _mm512_maskz_loadu_ps(valid, dst + j) : _mm512_setzero_ps();
+      _mm512_mask_storeu_ps(dst + j, valid, _mm512_fmadd_ps(scale, sum, before));
+    }
+  }
+};
+
+// f32 FMA, B [K, N] in any dtype decoded to f32 while packing; A packed as KernelF32 does.
+template <int64_t kNvectors>
+struct KernelKNF32 : TileKN<float, kNvectors> {
+  using TileKN<float, kNvectors>::kNv;
+  using TileKN<float, kNvectors>::kNr;
+  using Unit = float;
+  static constexpr int64_t kStepK = 1;
+
+  static void PackStripSteps(const MatmulArgs& p, const float* a, int64_t m0, int64_t s0, int64_t steps, float* dst) {
+    KernelF32::PackStripSteps(p, a, m0, s0, steps, dst);
+  }
+
+  // dst[s][j] = B(s0 + s, n + j) as f32, zero for j ≥ cols.
+  static void PackGroup(const MatmulArgs& p, const void* b, int64_t b_offset, int64_t n, int64_t cols, int64_t s0,
+                        int64_t steps, float* dst) {
+    for (int64_t s = 0; s < steps; s++) {
+      const int64_t row = b_offset + (s0 + s) * p.n + n;
+      for (int j = 0; j < kNv; j++) {
+        const __mmask16 valid = Mask16(cols - 16 * j);
+        __m512 v;
+        if (p.b_dtype == DType::kF32) {
+          v = _mm512_maskz_loadu_ps(valid, static_cast<const float*>(b) + row + 16 * j);
+        } else {
+          const __m256i h = _mm256_maskz_loadu_epi16(valid, static_cast<const uint16_t*>(b) + row + 16 * j);
+          v = p.b_dtype == DType::kF16 ? _mm512_cvtph_ps(h)
+                                       : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        }
+        _mm512_store_ps(dst + s * kNr + 16 * j, v);
+      }
+    }
+  }
+};
+
+// bf16 B [K, N] with AVX512_BF16: vdpbf16ps on k pairs, A rounded to bf16 pairs as KernelBf16 does.
+template <int64_t kNvectors>
+struct KernelKNBf16 : TileKN<uint32_t, kNvectors> {
+  using TileKN<uint32_t, kNvectors>::kNv;
+  using TileKN<uint32_t, kNvectors>::kNr;
+  using Unit = uint32_t;
+  static constexpr int64_t kStepK = 2;
+
+  static void PackStripSteps(const MatmulArgs& p, const float* a, int64_t m0, int64_t s0, int64_t steps,
+                             uint32_t* dst) {
+    KernelBf16::PackStripSteps(p, a, m0, s0, steps, dst);
+  }
+
+  // dst[s][j] = raw bf16 pair (B(2(s0 + s), n + j), B(2(s0 + s) + 1, n + j)), zero past K and for j ≥ cols.
+  static void PackGroup(const MatmulArgs& p, const void* b, int64_t b_offset, int64_t n, int64_t cols, int64_t s0,
+                        int64_t steps, uint32_t* dst) {
+    const uint16_t* h = static_cast<const uint16_t*>(b) + b_offset;
+    for (int64_t s = 0; s < steps; s++) {
+      const int64_t k = 2 * (s0 + s);
+      const uint16_t* even = h + k * p.n + n;
+      const bool has_odd = k + 1 < p.k;
+      for (int j = 0; j < kNv; j++) {
+        const __mmask16 valid = Mask16(cols - 16 * j);
+        const __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(valid, even + 16 * j));
+        const __m512i hi = has_odd ? _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(valid, even + p.n + 16 * j))
+                                   : _mm512_setzero_si512();
+        _mm512_store_si512(dst + s * kNr + 16 * j, _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+      }
+    }
+  }
+};
+
+// The widest tile that N fills: 64 columns, or 32 / 16 for narrow N.
+template <template <int64_t> class Kernel>
+void GemmKNByWidth(const MatmulArgs& p) {
+  if (p.n <= 16) return GemmKN<Kernel<1>>(p);
+  if (p.n <= 32) return GemmKN<Kernel<2>>(p);
+  GemmKN<Kernel<4>>(p);
+}
 
 bool HasAvx512Bf16() {
   static const bool has = __builtin_cpu_supports("avx512bf16");
@@ -386,10 +536,14 @@ double PeakLoop(bool bf16, int64_t iterations) {
 }
 
 void Matmul(const MatmulArgs& args) {
+  // B stored [K, N] (the backward products) goes to gemm_kn.h, which reads it along n; transB B to
+  // gemm_blocked.h, which reads weight rows in place.
   if (args.b_dtype == DType::kBf16 && HasAvx512Bf16()) {
-    return UseRowDots(args, true) ? RowDots<true>(args) : GemmBlocked<KernelBf16>(args);
+    if (UseRowDots(args, true)) return RowDots<true>(args);
+    return args.trans_b ? GemmBlocked<KernelBf16>(args) : GemmKNByWidth<KernelKNBf16>(args);
   }
-  return UseRowDots(args, false) ? RowDots<false>(args) : GemmBlocked<KernelF32>(args);
+  if (UseRowDots(args, false)) return RowDots<false>(args);
+  return args.trans_b ? GemmBlocked<KernelF32>(args) : GemmKNByWidth<KernelKNF32>(args);
 }
 namespace {
 
@@ -439,7 +593,7 @@ void AttentionBlock(const AttentionArgs& p, int64_t t0, int64_t h, float* qt, fl
     for (int64_t j = 0; j < kKeyStep; j++) scores[j] = _mm512_setzero_ps();
     for (int64_t d = 0; d < hd; d++) {
       const __m512 qd = _mm512_load_ps(qt + d * kQueryBlock);
-#pragma GCC unroll 16
+#pragma GCC unroll 6
       for (int64_t j = 0; j < kKeyStep; j++) scores[j] = _mm512_fmadd_ps(_mm512_set1_ps(key_row[j][d]), qd, scores[j]);
     }
     __m512 block_max = minus_inf;
