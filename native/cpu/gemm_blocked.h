@@ -61,6 +61,14 @@ inline void ScalarWriteBack(const MatmulArgs& p, const float* ct, int64_t ct_str
   }
 }
 
+/** K = 0: nothing to multiply, the product is zero (out unchanged when accumulating). */
+inline void ZeroProductUnlessAccumulating(const MatmulArgs& p) {
+  if (p.accumulate) return;
+  ParallelFor(p.batch * p.m, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin * p.n; i < end * p.n; i++) p.out[i] = 0;
+  });
+}
+
 template <class Kernel>
 void GemmBlocked(const MatmulArgs& p) {
   using Unit = typename Kernel::Unit;
@@ -68,15 +76,7 @@ void GemmBlocked(const MatmulArgs& p) {
   constexpr int64_t kMb = Kernel::kStripsPerBlock * kMs, kNb = Kernel::kNb, kChunk = Kernel::kStepsPerChunk;
   static_assert(kNb % kNr == 0, "a column block holds whole groups");
 
-  if (p.k == 0) {
-    // Nothing to multiply: the product is zero.
-    if (!p.accumulate) {
-      ParallelFor(p.batch * p.m, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin * p.n; i < end * p.n; i++) p.out[i] = 0;
-      });
-    }
-    return;
-  }
+  if (p.k == 0) return ZeroProductUnlessAccumulating(p);
   const int64_t steps = CeilDiv(p.k, Kernel::kStepK);
   const int64_t strips = CeilDiv(p.m, kMs);
   const int64_t strip_units = steps * kMs;

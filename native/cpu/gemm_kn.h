@@ -110,14 +110,7 @@ void GemmKN(const MatmulArgs& p) {
   static_assert(kMs % kMr == 0, "a strip holds whole tiles");
   static_assert(kNb % kNr == 0, "a column block holds whole groups");
 
-  if (p.k == 0) {
-    if (!p.accumulate) {
-      ParallelFor(p.batch * p.m, [&](int64_t begin, int64_t end) {
-        for (int64_t i = begin * p.n; i < end * p.n; i++) p.out[i] = 0;
-      });
-    }
-    return;
-  }
+  if (p.k == 0) return ZeroProductUnlessAccumulating(p);
   const int64_t steps = CeilDiv(p.k, Kernel::kStepK);
   const int64_t chunks = CeilDiv(steps, kChunk);
   const int64_t chunks_per_split = CeilDiv(chunks, KSplits(p, chunks));
