@@ -180,7 +180,7 @@ describe("bf16 matmuls (autocast-style) on the cpu backend", () => {
     mode, maxTokens: 32, seed: 4, loraMatrices: loraValues(SMALL, mode), matmulDtype: "bf16",
   });
 
-  for (const [label, mode] of [["full", { kind: "full" } as TrainingMode], ["LoRA", loraMode(0)]] as const) {
+  for (const [label, mode] of [["full", { kind: "full" } as TrainingMode], ["LoRA", loraMode(0)], ["LoRA with dropout", loraMode(0.3)]] as const) {
     it(`${label}: gradients within bf16 rounding of the float64 reference, and not the f32 ones`, async () => {
       const batch = fixtureBatch(SMALL);
       const cpu = createCpuBackend();

@@ -186,7 +186,7 @@ async function forwardParityRow(cuda: CudaBackend): Promise<void> {
  * timed (LABOR_CUDA_SYNC=1 for that step: each launch synchronised, so the op's host time is its GPU time plus
  * launch latency), printed to the log and summarised in a row.
  */
-async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false): Promise<void> {
+async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false, matmulDtype: "f32" | "bf16" = "f32"): Promise<void> {
   const { TrainableLlama } = await import("../../src/model/llama-train.js");
   const { AdamW, ADAMW_DEFAULTS } = await import("../../src/train/optimizer.js");
   const { trainingStep } = await import("../../src/train/step.js");
@@ -196,6 +196,7 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
   const backend = profiledBackend(cuda, stats, () => profiling);
   const model = new TrainableLlama(backend, config, sharedRandomWeights(config), {
     mode: { kind: "lora", lora: { ...BENCH_LORA, targetModules: [...BENCH_LORA.targetModules] } }, maxTokens: BENCH_SEQ_LEN, seed: 1,
+    matmulDtype,
   });
   const optimizer = new AdamW(backend, model.parameters, ADAMW_DEFAULTS);
   try {
@@ -213,7 +214,7 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
     const tokensPerSecond = (BENCH_SEQ_LEN * TIMED_STEPS) / seconds;
     const theirs = peer.lora?.[label];
     const theirsOk = theirs && "tokensPerSecond" in theirs ? theirs : undefined;
-    row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens) tokens/s`, fmt(tokensPerSecond, 0),
+    row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens${matmulDtype === "bf16" ? ", bf16 LoRA products" : ""}) tokens/s`, fmt(tokensPerSecond, 0),
       theirsOk ? fmt(theirsOk.tokensPerSecond, 0) : "", theirsOk ? fmt(tokensPerSecond / theirsOk.tokensPerSecond, 2) : "",
       `step ${fmt(seconds / TIMED_STEPS, 3)} s; peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
     if (profile) {
@@ -276,7 +277,11 @@ async function main(): Promise<void> {
   if (want("matmul")) await section("matmul", () => matmulRows(cuda));
   if (want("parity")) await section("forward vs CPU", () => forwardParityRow(cuda));
   if (want("lora1b")) await section("LoRA training 1b", () => loraRow(cuda, "1b", MODEL_PRESETS["1b"]));
-  if (want("lora7b")) await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true));
+  if (want("lora7b")) {
+    await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true));
+    // matmulDtype "bf16": the adapters' products on tensor cores too (bf16 copies of the f32 A and B, autocast-style)
+    await section("LoRA training llama2-7b, bf16 LoRA products", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "bf16"));
+  }
   if (want("scoring")) await section("scoring 1b", () => scoringRow(cuda));
 }
 

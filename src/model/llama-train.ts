@@ -17,9 +17,9 @@
  *
  * Matmul precision (`matmulDtype`): "f32" (default) multiplies in f32 throughout. "bf16" is PyTorch's bf16
  * autocast for the weight matmuls: each weight product reads a bf16 copy of the weight (full training keeps f32
- * master weights and refreshes the copies before a forward; a LoRA base is converted once), every operand is
- * rounded to bf16 and products accumulate in f32; dW += dYᵀ·X reads X rounded to bf16. Norms, attention, the
- * LoRA products, the loss and the optimizer stay f32.
+ * master weights and refreshes the copies before a forward; a LoRA base is converted once, the LoRA A and B
+ * are refreshed like masters), every operand is rounded to bf16 and products accumulate in f32; dW += dYᵀ·X
+ * (and LoRA's dA, dB) read X (x̃, u) rounded to bf16. Norms, attention, the loss and the optimizer stay f32.
  *
  * Packed batches: several documents share one token axis; token t attends keys [keyStart[t], keyEnd[t]),
  * its own document's prefix, so there is no attention across documents. Positions restart per document.
@@ -119,6 +119,9 @@ interface LoraAdapter {
   b: Tensor;
   gradA: Tensor;
   gradB: Tensor;
+  /** What the matmuls read: a and b, or their bf16 copies (matmulDtype "bf16"). */
+  aMatmul: Tensor;
+  bMatmul: Tensor;
 }
 
 interface TrainNorm {
@@ -297,7 +300,13 @@ export class TrainableLlama {
     const gradB = this.own(be.alloc("f32", [out, rank]));
     this.parameters.push({ name: peftKey(layer, module, "A"), value: a, grad: gradA, decay: true });
     this.parameters.push({ name: peftKey(layer, module, "B"), value: b, grad: gradB, decay: true });
-    return { layer, module, a, b, gradA, gradB };
+    const copy = (master: Tensor): Tensor => {
+      if (!this.bf16Matmuls) return master;
+      const t = this.own(be.alloc("bf16", master.shape));
+      this.matmulCopies.push([master, t]);
+      return t;
+    };
+    return { layer, module, a, b, gradA, gradB, aMatmul: copy(a), bMatmul: copy(b) };
   }
 
   /**
@@ -317,9 +326,9 @@ export class TrainableLlama {
     this.matmulCopiesStale = false;
   }
 
-  /** `x` as the dW products read it: x itself, or rounded to bf16 into buffer `name` (bf16 matmuls, full training). */
+  /** `x` as the weight-gradient products read it: x itself, or rounded to bf16 into buffer `name` (bf16 matmuls). */
   private gradOperand(x: Tensor, name: string): Tensor {
-    if (!this.bf16Matmuls || this.options.mode.kind !== "full") return x;
+    if (!this.bf16Matmuls) return x;
     const [rows, width] = x.shape;
     const view = this.backend.sliceRows(this.buffer(name, width, "bf16"), 0, rows);
     this.backend.convert(x, view);
@@ -610,9 +619,9 @@ export class TrainableLlama {
     const ds = this.rows("ds", ff, T), dg = this.rows("dg", ff, T), du = this.rows("du", ff, T);
 
     // MLP: x' = h + s·Wdᵀ, so dh = dx' (+ the norm path below) and ds = dx'·Wd.
-    await this.linearBackward(l, layer.down, a.s, this.gradOperand(a.s, "s"), dx, ds, false, a, ctx);
+    await this.linearBackward(l, layer.down, a.s, this.gradOperandFor([layer.down], a.s, "s"), dx, ds, false, a, ctx);
     be.swigluBackward(a.g, a.u, ds, dg, du);
-    const n2 = this.gradOperand(a.n2, "n");
+    const n2 = this.gradOperandFor([layer.gate, layer.up], a.n2, "n");
     await this.linearBackward(l, layer.gate, a.n2, n2, dg, dn, false, a, ctx);
     await this.linearBackward(l, layer.up, a.n2, n2, du, dn, true, a, ctx);
     be.rmsnormBackward(a.h, layer.postNorm.weight, dn, eps, dTmp, layer.postNorm.grad);
@@ -620,7 +629,7 @@ export class TrainableLlama {
 
     // Attention: h = x + a·Woᵀ, so dx = dh (+ the norm path) and da = dh·Wo.
     const datt = this.rows("datt", qW, T);
-    await this.linearBackward(l, layer.o, a.att, this.gradOperand(a.att, "att"), dx, datt, false, a, ctx);
+    await this.linearBackward(l, layer.o, a.att, this.gradOperandFor([layer.o], a.att, "att"), dx, datt, false, a, ctx);
     const dq = this.rows("dq", qW, T), dk = this.rows("dk", kvW, T), dv = this.rows("dv", kvW, T);
     const shapeQ = [T, cfg.numHeads, cfg.headDim], shapeKv = [T, cfg.numKvHeads, cfg.headDim];
     const dq3 = be.reshape(dq, shapeQ), dk3 = be.reshape(dk, shapeKv);
@@ -630,7 +639,7 @@ export class TrainableLlama {
     // q, k were rotated after the projection: undo the rotation on their gradients.
     be.ropeBackward(dq3, ctx.positions, this.invFreq, dq3);
     be.ropeBackward(dk3, ctx.positions, this.invFreq, dk3);
-    const n1 = this.gradOperand(a.n1, "n");
+    const n1 = this.gradOperandFor([layer.q, layer.k, layer.v], a.n1, "n");
     await this.linearBackward(l, layer.q, a.n1, n1, dq, dn, false, a, ctx);
     await this.linearBackward(l, layer.k, a.n1, n1, dk, dn, true, a, ctx);
     await this.linearBackward(l, layer.v, a.n1, n1, dv, dn, true, a, ctx);
@@ -639,6 +648,12 @@ export class TrainableLlama {
   }
 
   /** y = x·Wᵀ (+ s·(x̃·Aᵀ)·Bᵀ). */
+  /** gradOperand(x) when one of `linears` takes a weight-gradient product of x (W trains or has an adapter without dropout), else x. */
+  private gradOperandFor(linears: readonly TrainLinear[], x: Tensor, name: string): Tensor {
+    const reads = linears.some((lin) => lin.grad !== null || (lin.lora !== null && this.lora!.dropout === 0));
+    return reads ? this.gradOperand(x, name) : x;
+  }
+
   private async linearForward(l: number, lin: TrainLinear, x: Tensor, y: Tensor, a: LayerActivations, ctx: BatchContext): Promise<void> {
     const be = this.backend;
     be.matmul(x, lin.matmulWeight, y, { transB: true });
@@ -646,8 +661,8 @@ export class TrainableLlama {
     if (!adapter) return;
     const xd = await this.droppedInput(adapter, x, ctx);
     const u = a.loraU.get(adapter.module)!;
-    be.matmul(xd, adapter.a, u, { transB: true }); // u = x̃·Aᵀ  [T, r]
-    be.matmul(u, adapter.b, y, { transB: true, accumulate: true, alpha: this.loraScale }); // y += s·u·Bᵀ
+    be.matmul(xd, adapter.aMatmul, u, { transB: true }); // u = x̃·Aᵀ  [T, r]
+    be.matmul(u, adapter.bMatmul, y, { transB: true, accumulate: true, alpha: this.loraScale }); // y += s·u·Bᵀ
   }
 
   /**
@@ -667,16 +682,17 @@ export class TrainableLlama {
     const u = a.loraU.get(adapter.module)!;
     const xd = await this.droppedInput(adapter, x, ctx);
     const duT = this.rows("loraDu", r, T);
-    be.matmul(dy, u, adapter.gradB, { transA: true, accumulate: true, alpha: s }); // dB += s · dYᵀ · u
-    be.matmul(dy, adapter.b, duT, { alpha: s }); // du = s · dY · B
-    be.matmul(duT, xd, adapter.gradA, { transA: true, accumulate: true }); // dA += duᵀ · x̃
+    be.matmul(dy, this.gradOperand(u, "loraU"), adapter.gradB, { transA: true, accumulate: true, alpha: s }); // dB += s · dYᵀ · u
+    be.matmul(dy, adapter.bMatmul, duT, { alpha: s }); // du = s · dY · B
+    const xdForGrad = xd === x ? xForGrad : this.gradOperand(xd, `loraX${lin.inFeatures}`);
+    be.matmul(duT, xdForGrad, adapter.gradA, { transA: true, accumulate: true }); // dA += duᵀ · x̃
     if (xd === x) {
-      be.matmul(duT, adapter.a, dInput, { accumulate: true }); // dX += du · A
+      be.matmul(duT, adapter.aMatmul, dInput, { accumulate: true }); // dX += du · A
       return;
     }
     // With dropout, x̃ = x ⊙ mask/(1−p), so dX += (du · A) ⊙ mask/(1−p).
     const tmp = this.rows(`loraDx${lin.inFeatures}`, lin.inFeatures, T);
-    be.matmul(duT, adapter.a, tmp);
+    be.matmul(duT, adapter.aMatmul, tmp);
     const masked = await this.applyDropoutMask(adapter, tmp, ctx);
     be.add(dInput, masked, dInput);
   }
