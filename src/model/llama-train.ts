@@ -204,7 +204,7 @@ export class TrainableLlama {
   private readonly owned: Tensor[] = [];
   private buffers: Map<string, Tensor> | null = null;
   private readonly bf16Matmuls: boolean;
-  /** Full training with bf16 matmuls: [f32 master, its bf16 copy] pairs, and whether the copies are behind. */
+  /** bf16 matmuls: [f32 master, its bf16 copy] pairs (full training's weights, LoRA's A and B), and whether the copies are behind. */
   private readonly matmulCopies: [Tensor, Tensor][] = [];
   private matmulCopiesStale = true;
 
@@ -225,7 +225,8 @@ export class TrainableLlama {
     this.loraScale = this.lora ? loraScaling(this.lora) : 0;
 
     // Full training: f32 master copies of every weight (bf16/f16 checkpoints are widened), each with a
-    // gradient. LoRA: the base stays as loaded (possibly bf16, memory-mapped) and gets no gradient.
+    // gradient. LoRA: the base stays as loaded (possibly bf16, memory-mapped) and gets no gradient; its backend
+    // tensors are still this model's to free (device memory on a GPU backend).
     // `matmul`: the weight is multiplied (Linear, lm_head), so with bf16 matmuls it is read in bf16.
     const matmulDtype = options.matmulDtype ?? "f32";
     if (matmulDtype !== "f32" && matmulDtype !== "bf16") throw new Error(`matmulDtype must be "f32" or "bf16", got ${String(matmulDtype)}`);
@@ -233,9 +234,9 @@ export class TrainableLlama {
     const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean): TrainNorm => {
       const lower = this.bf16Matmuls && matmul;
       if (!full) {
-        const weight = lower && host.dtype !== "bf16"
+        const weight = this.own(lower && host.dtype !== "bf16"
           ? be.weight(float32ToBfloat16(toFloat32(host.data, host.dtype)), "bf16", host.shape)
-          : be.weight(host.data, host.dtype, host.shape);
+          : be.weight(host.data, host.dtype, host.shape));
         return { weight, grad: null, matmulWeight: weight };
       }
       const value = this.own(be.upload(toFloat32(host.data, host.dtype), "f32", host.shape));
