@@ -39,7 +39,7 @@ import type { Backend } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { float32ToBfloat16 } from "../src/io/dtype.js";
 import type { LlamaConfig } from "../src/model/config.js";
-import { randomLlamaWeights, TrainableLlama, type TrainingMode } from "../src/model/llama-train.js";
+import { randomLlamaWeights, TrainableLlama, type MatmulDtype, type TrainingMode } from "../src/model/llama-train.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import type { HostTensor, LlamaWeights } from "../src/model/weights.js";
 import { buildPackedBatch } from "../src/train/batches.js";
@@ -156,7 +156,7 @@ class TorchPeer {
 
 /** One of our steps (after a warm-up step), every backend call timed: where the time goes. */
 async function profileStep(
-  backend: Backend, threads: number, label: string, mode: TrainingMode, weights: LlamaWeights, matmulDtype: "f32" | "bf16" = "f32",
+  backend: Backend, threads: number, label: string, mode: TrainingMode, weights: LlamaWeights, matmulDtype: MatmulDtype = "f32",
 ): Promise<void> {
   const stats = new Map<string, OpStats>();
   const profiled = profiledBackend(backend, stats);
@@ -212,7 +212,7 @@ interface Row {
   label: string;
   mode: "full" | "lora";
   weights: "f32" | "bf16";
-  matmulDtype?: "f32" | "bf16";
+  matmulDtype?: MatmulDtype;
 }
 
 const ROWS: Row[] = [

@@ -22,6 +22,7 @@ import type { Backend } from "../../src/engine/backend.js";
 import { createCpuBackend } from "../../src/engine/cpu/backend.js";
 import { CudaBackend, cudaStatus } from "../../src/engine/cuda/backend.js";
 import type { LlamaConfig } from "../../src/model/config.js";
+import type { MatmulDtype } from "../../src/model/llama-train.js";
 import { expectedTensorShapes } from "../../src/model/config.js";
 import { MODEL_PRESETS } from "../../src/model/presets.js";
 import type { LlamaWeights, HostTensor } from "../../src/model/weights.js";
@@ -186,7 +187,7 @@ async function forwardParityRow(cuda: CudaBackend): Promise<void> {
  * timed (LABOR_CUDA_SYNC=1 for that step: each launch synchronised, so the op's host time is its GPU time plus
  * launch latency), printed to the log and summarised in a row.
  */
-async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false, matmulDtype: "f32" | "bf16" = "f32"): Promise<void> {
+async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false, matmulDtype: MatmulDtype = "f32"): Promise<void> {
   const { TrainableLlama } = await import("../../src/model/llama-train.js");
   const { AdamW, ADAMW_DEFAULTS } = await import("../../src/train/optimizer.js");
   const { trainingStep } = await import("../../src/train/step.js");

@@ -37,6 +37,10 @@ import {
   type LoraConfig, type LoraMatrices, type LoraTargetModule,
 } from "./lora.js";
 
+/** How the weight matmuls multiply: in f32, or on bf16 copies like PyTorch's bf16 autocast (see the top of this file). */
+export const MATMUL_DTYPES = ["f32", "bf16"] as const;
+export type MatmulDtype = (typeof MATMUL_DTYPES)[number];
+
 /** Train every weight ("full") or only LoRA adapters on a frozen base. */
 export type TrainingMode = { kind: "full" } | { kind: "lora"; lora: LoraConfig };
 
@@ -57,8 +61,8 @@ export interface TrainableLlamaOptions {
   readLosses?: (losses: Tensor) => Promise<ArrayLike<number>>;
   /** Replace the parts around the layers (the CAREER baseline, src/model/career.ts, uses them). */
   hooks?: TrainableLlamaHooks;
-  /** "bf16": weight matmuls on bf16 copies, like PyTorch's bf16 autocast (see the top of this file). Default "f32". */
-  matmulDtype?: "f32" | "bf16";
+  /** Default "f32". */
+  matmulDtype?: MatmulDtype;
 }
 
 /**
@@ -229,7 +233,7 @@ export class TrainableLlama {
     // tensors are still this model's to free (device memory on a GPU backend).
     // `matmul`: the weight is multiplied (Linear, lm_head), so with bf16 matmuls it is read in bf16.
     const matmulDtype = options.matmulDtype ?? "f32";
-    if (matmulDtype !== "f32" && matmulDtype !== "bf16") throw new Error(`matmulDtype must be "f32" or "bf16", got ${String(matmulDtype)}`);
+    if (!MATMUL_DTYPES.includes(matmulDtype)) throw new Error(`matmulDtype must be one of ${MATMUL_DTYPES.join(", ")}, got ${String(matmulDtype)}`);
     this.bf16Matmuls = matmulDtype === "bf16";
     const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean): TrainNorm => {
       const lower = this.bf16Matmuls && matmul;
@@ -320,7 +324,7 @@ export class TrainableLlama {
     this.matmulCopiesStale = true;
   }
 
-  /** Bring the bf16 copies of the master weights up to date (full training with bf16 matmuls). */
+  /** Bring the bf16 copies of the f32 masters up to date (bf16 matmuls: full training's weights, LoRA's A and B). */
   private refreshMatmulCopies(): void {
     if (!this.matmulCopiesStale) return;
     for (const [master, copy] of this.matmulCopies) this.backend.convert(master, copy);
@@ -334,6 +338,12 @@ export class TrainableLlama {
     const view = this.backend.sliceRows(this.buffer(name, width, "bf16"), 0, rows);
     this.backend.convert(x, view);
     return view;
+  }
+
+  /** gradOperand(x, name), made on the first call only (the Linears sharing an input may not need it at all). */
+  private lazyGradOperand(x: Tensor, name: string): () => Tensor {
+    let operand: Tensor | undefined;
+    return () => (operand ??= this.gradOperand(x, name));
   }
 
   /** Current values of every trainable tensor on the host, by parameter name. */
@@ -620,9 +630,9 @@ export class TrainableLlama {
     const ds = this.rows("ds", ff, T), dg = this.rows("dg", ff, T), du = this.rows("du", ff, T);
 
     // MLP: x' = h + s·Wdᵀ, so dh = dx' (+ the norm path below) and ds = dx'·Wd.
-    await this.linearBackward(l, layer.down, a.s, this.gradOperandFor([layer.down], a.s, "s"), dx, ds, false, a, ctx);
+    await this.linearBackward(l, layer.down, a.s, this.lazyGradOperand(a.s, "s"), dx, ds, false, a, ctx);
     be.swigluBackward(a.g, a.u, ds, dg, du);
-    const n2 = this.gradOperandFor([layer.gate, layer.up], a.n2, "n");
+    const n2 = this.lazyGradOperand(a.n2, "n");
     await this.linearBackward(l, layer.gate, a.n2, n2, dg, dn, false, a, ctx);
     await this.linearBackward(l, layer.up, a.n2, n2, du, dn, true, a, ctx);
     be.rmsnormBackward(a.h, layer.postNorm.weight, dn, eps, dTmp, layer.postNorm.grad);
@@ -630,7 +640,7 @@ export class TrainableLlama {
 
     // Attention: h = x + a·Woᵀ, so dx = dh (+ the norm path) and da = dh·Wo.
     const datt = this.rows("datt", qW, T);
-    await this.linearBackward(l, layer.o, a.att, this.gradOperandFor([layer.o], a.att, "att"), dx, datt, false, a, ctx);
+    await this.linearBackward(l, layer.o, a.att, this.lazyGradOperand(a.att, "att"), dx, datt, false, a, ctx);
     const dq = this.rows("dq", qW, T), dk = this.rows("dk", kvW, T), dv = this.rows("dv", kvW, T);
     const shapeQ = [T, cfg.numHeads, cfg.headDim], shapeKv = [T, cfg.numKvHeads, cfg.headDim];
     const dq3 = be.reshape(dq, shapeQ), dk3 = be.reshape(dk, shapeKv);
@@ -640,7 +650,7 @@ export class TrainableLlama {
     // q, k were rotated after the projection: undo the rotation on their gradients.
     be.ropeBackward(dq3, ctx.positions, this.invFreq, dq3);
     be.ropeBackward(dk3, ctx.positions, this.invFreq, dk3);
-    const n1 = this.gradOperandFor([layer.q, layer.k, layer.v], a.n1, "n");
+    const n1 = this.lazyGradOperand(a.n1, "n"); // the same buffer as n2's: the MLP's products are done
     await this.linearBackward(l, layer.q, a.n1, n1, dq, dn, false, a, ctx);
     await this.linearBackward(l, layer.k, a.n1, n1, dk, dn, true, a, ctx);
     await this.linearBackward(l, layer.v, a.n1, n1, dv, dn, true, a, ctx);
@@ -649,12 +659,6 @@ export class TrainableLlama {
   }
 
   /** y = x·Wᵀ (+ s·(x̃·Aᵀ)·Bᵀ). */
-  /** gradOperand(x) when one of `linears` takes a weight-gradient product of x (W trains or has an adapter without dropout), else x. */
-  private gradOperandFor(linears: readonly TrainLinear[], x: Tensor, name: string): Tensor {
-    const reads = linears.some((lin) => lin.grad !== null || (lin.lora !== null && this.lora!.dropout === 0));
-    return reads ? this.gradOperand(x, name) : x;
-  }
-
   private async linearForward(l: number, lin: TrainLinear, x: Tensor, y: Tensor, a: LayerActivations, ctx: BatchContext): Promise<void> {
     const be = this.backend;
     be.matmul(x, lin.matmulWeight, y, { transB: true });
@@ -667,16 +671,16 @@ export class TrainableLlama {
   }
 
   /**
-   * dInput (=, or += when `accumulate`) = dY·W, dW += dYᵀ·X when W trains (X read as `xForGrad`: x itself or
-   * its bf16 rounding), and the LoRA gradients.
+   * dInput (=, or += when `accumulate`) = dY·W, dW += dYᵀ·X when W trains (X read as `xForGrad()`: x itself or
+   * its bf16 rounding, made when first asked for), and the LoRA gradients.
    */
   private async linearBackward(
-    l: number, lin: TrainLinear, x: Tensor, xForGrad: Tensor, dy: Tensor, dInput: Tensor, accumulate: boolean,
+    l: number, lin: TrainLinear, x: Tensor, xForGrad: () => Tensor, dy: Tensor, dInput: Tensor, accumulate: boolean,
     a: LayerActivations, ctx: BatchContext,
   ): Promise<void> {
     const be = this.backend;
     be.matmul(dy, lin.matmulWeight, dInput, { accumulate }); // dX = dY · W
-    if (lin.grad) be.matmul(dy, xForGrad, lin.grad, { transA: true, accumulate: true }); // dW += dYᵀ · X
+    if (lin.grad) be.matmul(dy, xForGrad(), lin.grad, { transA: true, accumulate: true }); // dW += dYᵀ · X
     const adapter = lin.lora;
     if (!adapter) return;
     const s = this.loraScale, T = ctx.rows, r = this.lora!.rank;
@@ -685,7 +689,7 @@ export class TrainableLlama {
     const duT = this.rows("loraDu", r, T);
     be.matmul(dy, this.gradOperand(u, "loraU"), adapter.gradB, { transA: true, accumulate: true, alpha: s }); // dB += s · dYᵀ · u
     be.matmul(dy, adapter.bMatmul, duT, { alpha: s }); // du = s · dY · B
-    const xdForGrad = xd === x ? xForGrad : this.gradOperand(xd, `loraX${lin.inFeatures}`);
+    const xdForGrad = xd === x ? xForGrad() : this.gradOperand(xd, `loraX${lin.inFeatures}`);
     be.matmul(duT, xdForGrad, adapter.gradA, { transA: true, accumulate: true }); // dA += duᵀ · x̃
     if (xd === x) {
       be.matmul(duT, adapter.aMatmul, dInput, { accumulate: true }); // dX += du · A

@@ -19,7 +19,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node
 import { join } from "node:path";
 import type { Backend } from "../engine/backend.js";
 import type { LlamaConfig } from "../model/config.js";
-import { TrainableLlama, type TrainingMode } from "../model/llama-train.js";
+import { TrainableLlama, type MatmulDtype, type TrainingMode } from "../model/llama-train.js";
 import type { LlamaWeights } from "../model/weights.js";
 import { hostToInput, namedHostWeights, writeModelDirectory } from "../model/adapter.js";
 import { writePeftAdapter } from "../io/peft.js";
@@ -64,7 +64,7 @@ export interface TrainOptions {
   seed: number;
   recompute?: boolean;
   /** "bf16": weight matmuls on bf16 copies of the f32 masters, like PyTorch's bf16 autocast (default "f32"). */
-  matmulDtype?: "f32" | "bf16";
+  matmulDtype?: MatmulDtype;
   /** Shuffle the document order each epoch (default true). */
   shuffle?: boolean;
   /** Continue from outDir/checkpoint. */

@@ -6,7 +6,7 @@
  */
 import type { Backend } from "../engine/backend.js";
 import type { LlamaConfig } from "../model/config.js";
-import { TrainableLlama, randomLlamaWeights, type PackedBatch, type TrainingMode } from "../model/llama-train.js";
+import { TrainableLlama, randomLlamaWeights, type MatmulDtype, type PackedBatch, type TrainingMode } from "../model/llama-train.js";
 import type { LlamaWeights } from "../model/weights.js";
 import { ADAMW_DEFAULTS, AdamW, clipGradientNorm } from "./optimizer.js";
 import { buildPackedBatch } from "./batches.js";
@@ -52,7 +52,7 @@ export interface StepBenchmarkOptions {
   /** Host weights to start from, e.g. bf16 or memory-mapped (default: randomLlamaWeights(config, seed), f32). */
   weights?: LlamaWeights;
   /** Weight matmuls in f32 (default) or on bf16 copies (TrainableLlamaOptions.matmulDtype). */
-  matmulDtype?: "f32" | "bf16";
+  matmulDtype?: MatmulDtype;
 }
 
 export interface StepBenchmarkResult {

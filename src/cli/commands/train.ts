@@ -5,7 +5,7 @@ import { readLlamaConfig } from "../../io/hf-config.js";
 import { openCheckpoint } from "../../io/safetensors.js";
 import { loadLlamaWeights } from "../../model/weights.js";
 import { parseTargetModules, type LoraConfig } from "../../model/lora.js";
-import type { TrainingMode } from "../../model/llama-train.js";
+import { MATMUL_DTYPES, type TrainingMode } from "../../model/llama-train.js";
 import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { Tokenizer } from "../../text/tokenizer.js";
 import { readTrainingSequences } from "../../train/data.js";
@@ -169,7 +169,7 @@ export async function runTrain(argv: string[]): Promise<number> {
       checkpointEvery: optionalInteger(values, "checkpoint-every", 100, 0),
       seed: optionalInteger(values, "seed", 0, 0),
       recompute: values.recompute === true,
-      matmulDtype: oneOf(values, "matmul-dtype", ["f32", "bf16"] as const, "f32"),
+      matmulDtype: oneOf(values, "matmul-dtype", MATMUL_DTYPES, "f32"),
       resume: values.resume === true,
       signal: controller.signal,
       onStep: (record, progress) => {
