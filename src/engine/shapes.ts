@@ -63,8 +63,7 @@ export interface AttentionShape {
 export function resolveAttentionShape(op: string, main: { q: Tensor; k: Tensor; v: Tensor; out: Tensor },
   rangeTensors: Record<string, Tensor>, more: Record<string, Tensor> = {}): AttentionShape {
   const { q, k, v, out } = main;
-  const shapes: [string, Tensor][] = [["q", q], ["k", k], ["v", v], ...Object.entries(rangeTensors), ["out", out], ...Object.entries(more)];
-  const describe = `${op}: ${shapes.map(([name, t]) => `${name} [${t.shape.join(",")}]`).join(", ")}`;
+  const describe = describeShapes(op, [["q", q], ["k", k], ["v", v], ...Object.entries(rangeTensors), ["out", out], ...Object.entries(more)]);
   if (q.shape.length !== 3 || k.shape.length !== 3) throw new Error(`${describe}: q must be [Tq, H, hd] and k [Tk, KV, hd]`);
   const [queries, heads, headDim] = q.shape;
   const [keys, kvHeads, kHeadDim] = k.shape;

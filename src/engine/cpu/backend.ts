@@ -41,13 +41,11 @@ export interface CpuBackendOptions {
   threads?: number;
 }
 
-
 function newArray(dtype: DType, size: number): HostArray {
   if (dtype === "f32") return new Float32Array(size);
   if (dtype === "i32") return new Int32Array(size);
   return new Uint16Array(size);
 }
-
 
 /**
  * Freed activation buffers, kept for the next alloc() of the same dtype and size: a forward pass allocates

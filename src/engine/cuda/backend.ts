@@ -38,7 +38,6 @@ export class CudaTensor implements Tensor, CudaTensorView {
   }
 }
 
-
 /** The addon's CUDA functions, or why there are none / no usable device. */
 export function cudaStatus(): { ops: NativeCudaOps; probe: CudaProbe } | { reason: string; probe?: CudaProbe } {
   let cuda;

@@ -44,8 +44,6 @@ function sameTensor(a: WebGpuTensor, b: WebGpuTensor): boolean {
   return a.storage === b.storage && a.offset === b.offset && a.size === b.size;
 }
 
-
-
 type FloatDType = "f32" | "bf16" | "f16";
 
 /** Defines naming a float dtype for a kernel operand: PREFIX_F32 / PREFIX_BF16 / PREFIX_F16. */
