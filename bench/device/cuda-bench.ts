@@ -127,25 +127,35 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
   }
 }
 
+/** Runs `body` with environment variable `name` set to `value` (the addon reads it per call), then restores it. */
+async function withEnv<T>(name: string, value: string, body: () => Promise<T>): Promise<T> {
+  const previous = process.env[name];
+  process.env[name] = value;
+  try {
+    return await body();
+  } finally {
+    if (previous === undefined) delete process.env[name];
+    else process.env[name] = previous;
+  }
+}
+
 /** TFLOP/s of our bf16 tensor-core matmul on one shape with the given kernel (LABOR_CUDA_GEMM, read per call). */
 async function matmulTflops(cuda: CudaBackend, m: number, n: number, k: number, kernel: "mma" | "wmma"): Promise<number> {
   const aBits = Uint32Array.from(randomBf16(m * k, 11, 1), (bits) => bits << 16);  // bf16 values held as f32
   const a = cuda.upload(new Float32Array(aBits.buffer), "f32", [m, k]);
   const b = cuda.weight(randomBf16(n * k, 3, 0.02), "bf16", [n, k]);
   const out = cuda.alloc("f32", [m, n]);
-  const previous = process.env.LABOR_CUDA_GEMM;
-  process.env.LABOR_CUDA_GEMM = kernel;
   try {
-    const reps = 10;
-    cuda.matmul(a, b, out, { transB: true });
-    await cuda.sync();
-    const started = performance.now();
-    for (let r = 0; r < reps; r++) cuda.matmul(a, b, out, { transB: true });
-    await cuda.sync();
-    return (2 * m * n * k * reps) / ((performance.now() - started) / 1000) / 1e12;
+    return await withEnv("LABOR_CUDA_GEMM", kernel, async () => {
+      const reps = 10;
+      cuda.matmul(a, b, out, { transB: true });
+      await cuda.sync();
+      const started = performance.now();
+      for (let r = 0; r < reps; r++) cuda.matmul(a, b, out, { transB: true });
+      await cuda.sync();
+      return (2 * m * n * k * reps) / ((performance.now() - started) / 1000) / 1e12;
+    });
   } finally {
-    if (previous === undefined) delete process.env.LABOR_CUDA_GEMM;
-    else process.env.LABOR_CUDA_GEMM = previous;
     for (const t of [a, b, out]) cuda.free(t);
   }
 }
@@ -219,15 +229,15 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
       theirsOk ? fmt(theirsOk.tokensPerSecond, 0) : "", theirsOk ? fmt(tokensPerSecond / theirsOk.tokensPerSecond, 2) : "",
       `step ${fmt(seconds / TIMED_STEPS, 3)} s; peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
     if (profile) {
-      process.env.LABOR_CUDA_SYNC = "1";
       profiling = true;
       const profiledStarted = performance.now();
       try {
-        await step(TIMED_STEPS + 2);
-        await cuda.sync();
+        await withEnv("LABOR_CUDA_SYNC", "1", async () => {
+          await step(TIMED_STEPS + 2);
+          await cuda.sync();
+        });
       } finally {
         profiling = false;
-        delete process.env.LABOR_CUDA_SYNC;
       }
       const { lines, shares } = profileLines(stats, {
         label: `LoRA ${label} step, every op synchronised`, stepSeconds: (performance.now() - profiledStarted) / 1000,
