@@ -205,6 +205,7 @@ describe("bf16 matmuls (autocast-style) on the cpu backend", () => {
     const losses = async (backend: Backend, bf16: boolean) => {
       const model = bf16 ? makeBf16(backend, { kind: "full" }) : makeModel(backend, SMALL, { kind: "full" });
       const optimizer = new AdamW(backend, model.parameters, { ...ADAMW_DEFAULTS, weightDecay: 0 });
+      const initial = await model.parameterValues();
       const out: number[] = [];
       for (let step = 1; step <= 8; step++) {
         out.push((await trainingStep(model, optimizer, [batch], { step, learningRate: 1e-2, maxGradNorm: 1 })).loss);
@@ -214,6 +215,8 @@ describe("bf16 matmuls (autocast-style) on the cpu backend", () => {
       const before = await model.parameterValues();
       model.setParameterValues(new Map([...before].map(([name, v]) => [name, v.map(() => 0)])));
       out.push((await model.evaluate(batch)).lossSum / targetCount); // all-zero weights: uniform, log(vocab)
+      model.setParameterValues(initial);
+      out.push((await model.evaluate(batch)).lossSum / targetCount); // the initial weights again: step 1's loss
       return out;
     };
     const cpu = createCpuBackend();
@@ -221,5 +224,6 @@ describe("bf16 matmuls (autocast-style) on the cpu backend", () => {
     expect(bf16[7]).toBeLessThan(bf16[0] - 0.1);
     for (let i = 0; i < f32.length; i++) expect(Math.abs(bf16[i] - f32[i]), `loss ${i}: ${bf16[i]} vs ${f32[i]}`).toBeLessThan(2e-2 * Math.abs(f32[i]) + 1e-3);
     expect(bf16[9]).toBeCloseTo(Math.log(SMALL.vocabSize), 5);
+    expect(bf16[10]).toBeCloseTo(bf16[0], 5);
   });
 });

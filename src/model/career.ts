@@ -261,7 +261,7 @@ export class CareerModel {
       const grad = be.alloc("f32", [c.rows, config.hidden]);
       be.fill(value, 0);
       be.fill(grad, 0);
-      return { name: `career.covariate.${c.name}.weight`, value, grad, decay: true };
+      return { name: `career.covariate.${c.name}.weight`, value, grad, decay: true, version: 0 };
     });
     this.parameters = [...this.llama.parameters, ...this.covariateTables];
     this.scratch = be.alloc("f32", [options.maxTokens, config.hidden]);

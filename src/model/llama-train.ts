@@ -106,6 +106,8 @@ export interface TrainableParameter {
   grad: Tensor;
   /** AdamW weight decay applies (by convention every matrix; norm weights are exempt). */
   decay: boolean;
+  /** Bumped by whatever writes `value` (AdamW.step, setParameterValues): copies made from it know they are behind. */
+  version: number;
 }
 
 export interface ForwardOutcome {
@@ -208,9 +210,9 @@ export class TrainableLlama {
   private readonly owned: Tensor[] = [];
   private buffers: Map<string, Tensor> | null = null;
   private readonly bf16Matmuls: boolean;
-  /** bf16 matmuls: [f32 master, its bf16 copy] pairs (full training's weights, LoRA's A and B), and whether the copies are behind. */
-  private readonly matmulCopies: [Tensor, Tensor][] = [];
-  private matmulCopiesStale = true;
+  /** bf16 matmuls: each bf16 copy of a parameter (full training's weights, LoRA's A and B), and the parameter
+   * version it was made from (−1: not yet). */
+  private readonly matmulCopies: { parameter: TrainableParameter; copy: Tensor; version: number }[] = [];
 
   constructor(
     readonly backend: Backend,
@@ -245,10 +247,8 @@ export class TrainableLlama {
       }
       const value = this.own(be.upload(toFloat32(host.data, host.dtype), "f32", host.shape));
       const grad = this.own(be.alloc("f32", host.shape));
-      this.parameters.push({ name, value, grad, decay });
-      const matmulWeight = lower ? this.own(be.alloc("bf16", host.shape)) : value;
-      if (lower) this.matmulCopies.push([value, matmulWeight]);
-      return { weight: value, grad, matmulWeight };
+      const parameter = this.addParameter(name, value, grad, decay);
+      return { weight: value, grad, matmulWeight: lower ? this.matmulCopy(parameter) : value };
     };
     this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings);
     const loraByKey = new Map<string, LoraMatrices>();
@@ -303,32 +303,37 @@ export class TrainableLlama {
     const b = this.own(be.upload(values.b.slice(), "f32", [out, rank]));
     const gradA = this.own(be.alloc("f32", [rank, inFeatures]));
     const gradB = this.own(be.alloc("f32", [out, rank]));
-    this.parameters.push({ name: peftKey(layer, module, "A"), value: a, grad: gradA, decay: true });
-    this.parameters.push({ name: peftKey(layer, module, "B"), value: b, grad: gradB, decay: true });
-    const copy = (master: Tensor): Tensor => {
-      if (!this.bf16Matmuls) return master;
-      const t = this.own(be.alloc("bf16", master.shape));
-      this.matmulCopies.push([master, t]);
-      return t;
-    };
-    return { layer, module, a, b, gradA, gradB, aMatmul: copy(a), bMatmul: copy(b) };
+    const pa = this.addParameter(peftKey(layer, module, "A"), a, gradA, true);
+    const pb = this.addParameter(peftKey(layer, module, "B"), b, gradB, true);
+    const copy = (parameter: TrainableParameter) => (this.bf16Matmuls ? this.matmulCopy(parameter) : parameter.value);
+    return { layer, module, a, b, gradA, gradB, aMatmul: copy(pa), bMatmul: copy(pb) };
   }
 
-  /**
-   * Set every gradient to zero (start of an optimizer step). With bf16 matmuls this also marks the weights'
-   * bf16 copies as behind the masters (an optimizer step has changed them), so call it before each step's
-   * first forwardBackward, as trainingStep does.
-   */
+  private addParameter(name: string, value: Tensor, grad: Tensor, decay: boolean): TrainableParameter {
+    const parameter = { name, value, grad, decay, version: 0 };
+    this.parameters.push(parameter);
+    return parameter;
+  }
+
+  /** A bf16 copy of the parameter for the matmuls to read, kept up to date by refreshMatmulCopies. */
+  private matmulCopy(parameter: TrainableParameter): Tensor {
+    const copy = this.own(this.backend.alloc("bf16", parameter.value.shape));
+    this.matmulCopies.push({ parameter, copy, version: -1 });
+    return copy;
+  }
+
+  /** Set every gradient to zero (start of an optimizer step). */
   zeroGradients(): void {
     for (const p of this.parameters) this.backend.fill(p.grad, 0);
-    this.matmulCopiesStale = true;
   }
 
-  /** Bring the bf16 copies of the f32 masters up to date (bf16 matmuls: full training's weights, LoRA's A and B). */
+  /** Convert every bf16 copy whose parameter has been written since it was made (bf16 matmuls). */
   private refreshMatmulCopies(): void {
-    if (!this.matmulCopiesStale) return;
-    for (const [master, copy] of this.matmulCopies) this.backend.convert(master, copy);
-    this.matmulCopiesStale = false;
+    for (const entry of this.matmulCopies) {
+      if (entry.version === entry.parameter.version) continue;
+      this.backend.convert(entry.parameter.value, entry.copy);
+      entry.version = entry.parameter.version;
+    }
   }
 
   /** `x` as the weight-gradient products read it: x itself, or rounded to bf16 into buffer `name` (bf16 matmuls). */
@@ -362,8 +367,8 @@ export class TrainableLlama {
       const staged = be.upload(v, "f32", p.value.shape);
       be.scale(staged, 1, p.value); // an exact copy into the tensor the layers hold
       be.free(staged);
+      p.version++;
     }
-    this.matmulCopiesStale = true;
   }
 
   /** Current adapter values on the host (LoRA mode). */
@@ -395,7 +400,6 @@ export class TrainableLlama {
 
   /** Forward only (no dropout, no gradients): the summed loss over the batch's targets. */
   async evaluate(batch: PackedBatch): Promise<ForwardOutcome> {
-    this.matmulCopiesStale = true; // validation may follow an optimizer step with no zeroGradients between
     return this.run(batch, { backward: false, training: false, gradScale: 0 });
   }
 

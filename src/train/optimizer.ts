@@ -44,6 +44,7 @@ export class AdamW {
         weightDecay: p.decay ? this.config.weightDecay : 0,
         step,
       });
+      p.version++;
     });
   }
 
