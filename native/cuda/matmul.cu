@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/mma.cuh"
 
 namespace labor::cuda {
 namespace {
@@ -195,48 +196,6 @@ constexpr int kTileStride = kBK + kPad;  // halves per row of a [rows][BK] tile:
 constexpr int kBRowStride = kBN + kPad;  // halves per row of b's [BK][BN] tile: 272 bytes, likewise
 constexpr int kStageHalves = kATile + kBTile;
 constexpr size_t kMmaSharedBytes = static_cast<size_t>(kStages) * kStageHalves * sizeof(uint16_t);  // 80 KiB
-
-__device__ inline uint32_t SharedAddress(const void* pointer) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
-}
-
-// 16 bytes global → shared, asynchronously; `valid` false writes 16 zero bytes and reads nothing.
-__device__ inline void CopyAsync16(uint32_t shared_address, const void* global, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address), "l"(global),
-               "r"(valid ? 16 : 0)
-               : "memory");
-}
-__device__ inline void CopyAsyncCommit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kPending>
-__device__ inline void CopyAsyncWait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
-// Four 8×8 b16 matrices; lane l gives the address of row l % 8 of matrix l / 8 and receives, in r[i], its two
-// elements (row l / 4, columns 2·(l % 4) + {0, 1}) of matrix i (transposed first with kTrans).
-template <bool kTrans>
-__device__ inline void LoadMatrixX4(uint32_t (&r)[4], uint32_t shared_address) {
-  if (kTrans) {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(shared_address)
-                 : "memory");
-  } else {
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(shared_address)
-                 : "memory");
-  }
-}
-
-// c (16×8, f32) += a (16×16 bf16, row-major fragment) · b (16×8 bf16, column-major fragment).
-__device__ inline void MmaBf16(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
 
 // Needs b's rows 16-byte aligned (row length % 8 == 0, aligned base): every 16-byte chunk is then wholly inside
 // or wholly outside the matrix, and the ones outside are zero-filled by cp.async.
