@@ -91,6 +91,48 @@ if ("reason" in status) {
       }
     });
 
+    // Tensor-core training attention (matmulDtype "bf16"): head dims 32, 64, 128 with several 64-row blocks, partial
+    // last blocks, GQA, and "partial" ranges (random sub-ranges, every third empty: masking inside tiles, lse −inf);
+    // head dim 80 has no tensor-core kernel and must give the f32 kernel's result. Tolerance: q, k, v, dO, P and
+    // dS are rounded to bf16 (2⁻⁹ relative) before f32-accumulated products.
+    it("bf16 training attention (tensor cores) is within bf16 rounding of the CPU's f32 and differs from CUDA's f32", async () => {
+      const random = makeRandom(211);
+      const cases: [number, number, number, number, "causal" | "packed" | "partial"][] = [
+        [150, 4, 2, 64, "partial"], [130, 2, 2, 128, "causal"], [70, 4, 1, 32, "packed"], [200, 2, 1, 128, "partial"],
+        [40, 2, 2, 80, "causal"],
+      ];
+      for (const [queries, heads, kvHeads, headDim, kind] of cases) {
+        const q = randomF32(random, queries * heads * headDim), k = randomF32(random, queries * kvHeads * headDim);
+        const v = randomF32(random, queries * kvHeads * headDim), dOut = randomF32(random, queries * heads * headDim);
+        const ranges = keyRanges(kind, queries, queries, random);
+        const scale = 1 / Math.sqrt(headDim);
+        const run = async (backend: Backend, matmulDtype: "f32" | "bf16") => {
+          const up = (x: Float32Array, h: number) => backend.upload(x, "f32", [queries, h, headDim]);
+          const [tq, tk, tv, tdo] = [up(q, heads), up(k, kvHeads), up(v, kvHeads), up(dOut, heads)];
+          const start = backend.upload(ranges.start, "i32", [queries]), end = backend.upload(ranges.end, "i32", [queries]);
+          const out = backend.alloc("f32", [queries, heads, headDim]), lse = backend.alloc("f32", [queries, heads]);
+          backend.attentionForTraining(tq, tk, tv, start, end, scale, out, lse, { matmulDtype });
+          const dq = backend.alloc("f32", [queries, heads, headDim]);
+          const dk = backend.alloc("f32", [queries, kvHeads, headDim]), dv = backend.alloc("f32", [queries, kvHeads, headDim]);
+          backend.attentionBackward(tq, tk, tv, out, tdo, lse, start, end, scale, dq, dk, dv, { matmulDtype });
+          return await Promise.all([out, lse, dq, dk, dv].map((t) => backend.download(t))) as Float32Array[];
+        };
+        const [bf16, f32, reference] = [await run(cuda, "bf16"), await run(cuda, "f32"), await run(cpu, "f32")];
+        const what = `${kind} q ${queries} heads ${heads}/${kvHeads} hd ${headDim}`;
+        const finite = (x: Float32Array, like: Float32Array) => x.filter((_, i) => Number.isFinite(like[i]));
+        expect(Array.from(bf16[1]).map(Number.isFinite), `lse −inf pattern ${what}`).toEqual(Array.from(reference[1]).map(Number.isFinite));
+        const tensorCores = headDim !== 80;
+        ["out", "lse", "dq", "dk", "dv"].forEach((name, i) => {
+          const [got, want] = i === 1 ? [finite(bf16[i], reference[i]), finite(reference[i], reference[i])] : [bf16[i], reference[i]];
+          const error = relativeError(got, want);
+          expect(error, `${name} ${what}: ${error}`).toBeLessThanOrEqual(tensorCores ? 2e-2 : F32_TOLERANCE);
+        });
+        const fromF32 = relativeError(bf16[0], f32[0]);
+        if (tensorCores) expect(fromF32, `out ${what} should carry bf16 rounding`).toBeGreaterThan(1e-5);
+        else expect(fromF32, `out ${what} (f32 fallback)`).toBe(0);
+      }
+    });
+
     it("views: sliceRows/reshape of device tensors feed ops and downloads", async () => {
       const x = cuda.upload(Float32Array.from({ length: 24 }, (_, i) => i), "f32", [6, 4]);
       const rows = cuda.sliceRows(x, 2, 3);

@@ -9,20 +9,20 @@
  *
  * Rows: bf16 matmul TFLOP/s vs the measured peak (the cp.async + mma.sync kernel, with the wmma kernel's rate in
  * the note); the CUDA forward vs the CPU backend (max |Δ logprob| on a
- * small model: the CPU backend is the one checked against llama.cpp); LoRA training tokens/s on the `1b`
- * preset and on a Llama-2-7B-shaped model (random bf16 weights, every layer the same values: the timing
- * doesn't depend on them), then a per-op profile of one 7B step; scoring person-years/s on `1b` (6 person-years,
+ * small model: the CPU backend is the one checked against llama.cpp); training attention on one 7B layer's shape
+ * (tensor cores vs the f32 kernels); LoRA training tokens/s with bf16 products on the `1b` preset and on a
+ * Llama-2-7B-shaped model (random bf16 weights, every layer the same values: the timing doesn't depend on them),
+ * then a per-op profile of one 7B step, and the 7B step with f32 products; scoring person-years/s on `1b` (6 person-years,
  * prefix-shared vs naive). A piece another engineer hasn't landed yet
  * prints "not available yet" instead of failing the run.
  */
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Backend } from "../../src/engine/backend.js";
+import type { Backend, MatmulDtype } from "../../src/engine/backend.js";
 import { createCpuBackend } from "../../src/engine/cpu/backend.js";
 import { CudaBackend, cudaStatus } from "../../src/engine/cuda/backend.js";
 import type { LlamaConfig } from "../../src/model/config.js";
-import type { MatmulDtype } from "../../src/model/llama-train.js";
 import { expectedTensorShapes } from "../../src/model/config.js";
 import { MODEL_PRESETS } from "../../src/model/presets.js";
 import type { LlamaWeights, HostTensor } from "../../src/model/weights.js";
@@ -193,6 +193,49 @@ async function forwardParityRow(cuda: CudaBackend): Promise<void> {
 }
 
 /**
+ * Training attention alone on one Llama-2-7B layer's shape (1,024 causal tokens, 32 heads of 128): forward and
+ * backward milliseconds with f32 products (CUDA-core kernels) and bf16 products (tensor cores), and TFLOP/s by the
+ * usual count (forward 4·hd·H·Σ visible keys; backward 2.5× that).
+ */
+async function attentionRow(cuda: CudaBackend): Promise<void> {
+  const tokens = BENCH_SEQ_LEN, heads = LLAMA2_7B.numHeads, headDim = LLAMA2_7B.headDim;
+  const values = (seed: number) => {
+    const bits = Uint32Array.from(randomBf16(tokens * heads * headDim, seed, 1), (b) => b << 16);
+    return cuda.upload(new Float32Array(bits.buffer), "f32", [tokens, heads, headDim]);
+  };
+  const [q, k, v, dOut] = [values(21), values(22), values(23), values(24)];
+  const start = cuda.upload(new Int32Array(tokens), "i32", [tokens]);
+  const end = cuda.upload(Int32Array.from({ length: tokens }, (_, t) => t + 1), "i32", [tokens]);
+  const out = cuda.alloc("f32", [tokens, heads, headDim]), lse = cuda.alloc("f32", [tokens, heads]);
+  const [dq, dk, dv] = [0, 1, 2].map(() => cuda.alloc("f32", [tokens, heads, headDim]));
+  const scale = 1 / Math.sqrt(headDim), reps = 10;
+  const forwardFlops = 4 * headDim * heads * (tokens * (tokens + 1)) / 2;
+  try {
+    const time = async (body: () => void) => {
+      body();
+      await cuda.sync();
+      const started = performance.now();
+      for (let r = 0; r < reps; r++) body();
+      await cuda.sync();
+      return (performance.now() - started) / reps;
+    };
+    const measure = async (matmulDtype: MatmulDtype) => ({
+      forward: await time(() => cuda.attentionForTraining(q, k, v, start, end, scale, out, lse, { matmulDtype })),
+      backward: await time(() => cuda.attentionBackward(q, k, v, out, dOut, lse, start, end, scale, dq, dk, dv, { matmulDtype })),
+    });
+    const f32 = await measure("f32"), bf16 = await measure("bf16");
+    const tflops = (flops: number, ms: number) => fmt(flops / (ms / 1000) / 1e12);
+    row(`attention fwd+bwd, 7B layer (1×${tokens} causal, ${heads}×${headDim}) ms`, fmt(bf16.forward + bf16.backward, 2),
+      fmt(f32.forward + f32.backward, 2), fmt((f32.forward + f32.backward) / (bf16.forward + bf16.backward), 1),
+      `peer = our f32 kernels; tensor cores: fwd ${fmt(bf16.forward, 2)} ms ${tflops(forwardFlops, bf16.forward)} TFLOP/s, ` +
+      `bwd ${fmt(bf16.backward, 2)} ms ${tflops(2.5 * forwardFlops, bf16.backward)} TFLOP/s; f32: fwd ` +
+      `${tflops(forwardFlops, f32.forward)}, bwd ${tflops(2.5 * forwardFlops, f32.backward)} TFLOP/s`);
+  } finally {
+    for (const t of [q, k, v, dOut, start, end, out, lse, dq, dk, dv]) cuda.free(t);
+  }
+}
+
+/**
  * LoRA training steps on `config`: tokens/s over the timed steps; with `profile`, one more step with every op
  * timed (LABOR_CUDA_SYNC=1 for that step: each launch synchronised, so the op's host time is its GPU time plus
  * launch latency), printed to the log and summarised in a row.
@@ -225,7 +268,7 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
     const tokensPerSecond = (BENCH_SEQ_LEN * TIMED_STEPS) / seconds;
     const theirs = peer.lora?.[label];
     const theirsOk = theirs && "tokensPerSecond" in theirs ? theirs : undefined;
-    row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens${matmulDtype === "bf16" ? ", bf16 LoRA products" : ""}) tokens/s`, fmt(tokensPerSecond, 0),
+    row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens, ${matmulDtype} products) tokens/s`, fmt(tokensPerSecond, 0),
       theirsOk ? fmt(theirsOk.tokensPerSecond, 0) : "", theirsOk ? fmt(tokensPerSecond / theirsOk.tokensPerSecond, 2) : "",
       `step ${fmt(seconds / TIMED_STEPS, 3)} s; peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
     if (profile) {
@@ -287,11 +330,13 @@ async function main(): Promise<void> {
   const want = (name: string) => !only || only.includes(name);
   if (want("matmul")) await section("matmul", () => matmulRows(cuda));
   if (want("parity")) await section("forward vs CPU", () => forwardParityRow(cuda));
-  if (want("lora1b")) await section("LoRA training 1b", () => loraRow(cuda, "1b", MODEL_PRESETS["1b"]));
+  if (want("attention")) await section("attention", () => attentionRow(cuda));
+  if (want("lora1b")) await section("LoRA training 1b", () => loraRow(cuda, "1b", MODEL_PRESETS["1b"], false, "bf16"));
   if (want("lora7b")) {
-    await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true));
-    // matmulDtype "bf16": the adapters' products on tensor cores too (bf16 copies of the f32 A and B, autocast-style)
-    await section("LoRA training llama2-7b, bf16 LoRA products", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "bf16"));
+    // matmulDtype "bf16" (autocast-style, what PEFT's bf16 run computes): the adapters' products and attention on
+    // tensor cores too; then the f32-products run (f32 LoRA products on CUDA cores, f32 attention) for comparison.
+    await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true, "bf16"));
+    await section("LoRA training llama2-7b, f32 products", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "f32"));
   }
   if (want("scoring")) await section("scoring 1b", () => scoringRow(cuda));
 }

@@ -14,7 +14,7 @@
 # The parity test needs bench/peers/node_modules (or bench/device/carry/peers.tar.xz); it is skipped, with
 # the reason, without them. Make the carry files with bench/device/pack-carry.sh on a machine with Node.
 # Environment: LABOR_CHECK_BUILD_DIR (default build), LABOR_CHECK_BUDGET (seconds, default 470), LABOR_BENCH_STEPS (timed steps, default 3),
-# LABOR_BENCH_ONLY (comma list of matmul,parity,lora1b,lora7b,scoring), SKIP_7B=1 (peer and ours).
+# LABOR_BENCH_ONLY (comma list of matmul,parity,attention,lora1b,lora7b,scoring), SKIP_7B=1 (peer and ours).
 # Logs and the table also go to $OUT when set (the device runner's output folder).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -154,7 +154,7 @@ else
 fi
 log "CUDA benchmarks"
 bench_limit=$(( $(left) - 5 ))
-if [ "${SKIP_7B:-0}" = 1 ] && [ -z "${LABOR_BENCH_ONLY:-}" ]; then export LABOR_BENCH_ONLY=matmul,parity,lora1b,scoring; fi
+if [ "${SKIP_7B:-0}" = 1 ] && [ -z "${LABOR_BENCH_ONLY:-}" ]; then export LABOR_BENCH_ONLY=matmul,parity,attention,lora1b,scoring; fi
 if [ $bench_limit -gt 20 ]; then
   timeout "$bench_limit" node dist/bench/device/cuda-bench.js "$rows" "$work/peer.json" > "$work/bench.log" 2>&1 ||
     row "CUDA benchmarks" "stopped (rc $?)" "" "" "$(tail -1 "$work/bench.log" | cut -c1-160)"

@@ -621,16 +621,17 @@ void ExpectQkvo(const Op& op, const AttentionSizes& s, const View& q, const View
   ExpectLength(op, v, "v", Product(op, {s.keys, s.kv_heads, s.head_dim}), "keys·kvHeads·headDim");
 }
 
-// attention(q, k, v, keyStart, keyEnd, out, queries, keys, heads, kvHeads, headDim, scale[, lse])
+// attention(q, k, v, keyStart, keyEnd, out, queries, keys, heads, kvHeads, headDim, scale[, lse, bf16])
 void AttentionCommon(const Napi::CallbackInfo& info, bool with_lse) {
   const Op op{info.Env(), with_lse ? "attentionForTraining" : "attention"};
-  CheckArgCount(op, info, with_lse ? 13 : 12);
+  CheckArgCount(op, info, with_lse ? 14 : 12);
   const View q = TensorArg(op, info, 0, "q", kF32), k = TensorArg(op, info, 1, "k", kF32);
   const View v = TensorArg(op, info, 2, "v", kF32);
   const View start = TensorArg(op, info, 3, "keyStart", kI32), end = TensorArg(op, info, 4, "keyEnd", kI32);
   const View out = TensorArg(op, info, 5, "out", kF32);
   const AttentionSizes s = AttentionSizeArgs(op, info, 6);
   const View lse = with_lse ? TensorArg(op, info, 12, "lse", kF32) : View{};
+  const bool bf16 = with_lse && BoolArg(op, info, 13, "bf16");
   ExpectQkvo(op, s, q, k, v, out);
   ExpectLength(op, start, "keyStart", s.queries, "queries");
   ExpectLength(op, end, "keyEnd", s.queries, "queries");
@@ -641,7 +642,7 @@ void AttentionCommon(const Napi::CallbackInfo& info, bool with_lse) {
   }
   CheckKeyRanges(op, start, end, s.queries, s.keys);
   cuda::AttentionArgs args{F(q), F(k), F(v), F(out), with_lse ? F(lse) : nullptr, I(start), I(end), nullptr, nullptr,
-                           s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale};
+                           s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale, bf16};
   Run(op, s.text, [&] { cuda::Attention(args); });
 }
 void Attention(const Napi::CallbackInfo& info) { AttentionCommon(info, false); }
@@ -680,15 +681,15 @@ void TreeAttention(const Napi::CallbackInfo& info) {
     }
   }
   cuda::AttentionArgs args{F(q), F(k), F(v), F(out), nullptr, I(start), I(end), I(offsets), I(extra),
-                           s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale};
+                           s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale, false};
   Run(op, s.text, [&] { cuda::Attention(args); });
 }
 
 // attentionBackward(q, k, v, out, dOut, lse, keyStart, keyEnd, dq, dk, dv, queries, keys, heads, kvHeads,
-//                   headDim, scale)
+//                   headDim, scale, bf16)
 void AttentionBackward(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "attentionBackward"};
-  CheckArgCount(op, info, 17);
+  CheckArgCount(op, info, 18);
   const View q = TensorArg(op, info, 0, "q", kF32), k = TensorArg(op, info, 1, "k", kF32);
   const View v = TensorArg(op, info, 2, "v", kF32), out = TensorArg(op, info, 3, "out", kF32);
   const View d_out = TensorArg(op, info, 4, "dOut", kF32), lse = TensorArg(op, info, 5, "lse", kF32);
@@ -696,6 +697,7 @@ void AttentionBackward(const Napi::CallbackInfo& info) {
   const View dq = TensorArg(op, info, 8, "dq", kF32), dk = TensorArg(op, info, 9, "dk", kF32);
   const View dv = TensorArg(op, info, 10, "dv", kF32);
   const AttentionSizes s = AttentionSizeArgs(op, info, 11);
+  const bool bf16 = BoolArg(op, info, 17, "bf16");
   ExpectQkvo(op, s, q, k, v, out);
   ExpectLength(op, d_out, "dOut", q.size, "queries·heads·headDim");
   ExpectLength(op, dq, "dq", q.size, "queries·heads·headDim");
@@ -713,7 +715,7 @@ void AttentionBackward(const Napi::CallbackInfo& info) {
   ExpectDisjointFrom(op, dk, "dk", {{&dv, "dv"}});
   CheckKeyRanges(op, start, end, s.queries, s.keys);
   cuda::AttentionBackwardArgs args{F(q), F(k), F(v), F(out), F(d_out), F(lse), I(start), I(end), F(dq), F(dk), F(dv),
-                                   s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale};
+                                   s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale, bf16};
   Run(op, s.text, [&] { cuda::AttentionBackward(args); });
 }
 

@@ -206,7 +206,10 @@ void Attention(const AttentionArgs& a) {
                     std::to_string(kMaxHeadDim));
   }
   if (a.heads > 65535) throw CudaError(std::string(name) + ": more than 65535 heads");
-  if (a.head_dim <= 64) {
+  if (a.bf16 && a.lse != nullptr && a.extra_offsets == nullptr &&
+      TensorCoreAttentionApplies(a.head_dim, {a.q, a.k, a.v, a.out})) {
+    AttentionForTrainingMma(a);
+  } else if (a.head_dim <= 64) {
     LaunchForward<2>(a, name);
   } else if (a.head_dim <= 128) {
     LaunchForward<4>(a, name);

@@ -5,6 +5,8 @@
 // / one query of a 32-wide tile (for dot products, reading a padded shared row so the 32 lanes hit 32
 // banks) or the elements d = lane + 32·i of a head vector (for the weighted sums; kPer = ⌈hd/32⌉ registers).
 #pragma once
+#include <initializer_list>
+
 #include "cuda/common.cuh"
 
 namespace labor::cuda {
@@ -35,5 +37,11 @@ inline void AllowSharedMemory(Kernel kernel, size_t bytes, size_t& allowed, cons
     allowed = bytes;
   }
 }
+
+// Tensor-core training attention (attention_mma.cu): whether it handles this head dim with these tensors (16-byte
+// aligned), and its launches (the backward's d_sum as in attention_backward.cu).
+bool TensorCoreAttentionApplies(int64_t head_dim, std::initializer_list<const void*> tensors);
+void AttentionForTrainingMma(const AttentionArgs& a);
+void AttentionBackwardMma(const AttentionBackwardArgs& a, float* d_sum);
 
 }  // namespace labor::cuda

@@ -149,6 +149,7 @@ struct AttentionArgs {
   const int32_t* extra_keys;     // [extra_offsets[queries]]
   int64_t queries, keys, heads, kv_heads, head_dim;
   float scale;
+  bool bf16;  // training forward only: bf16 products on tensor cores where they apply (attention_mma.cu)
 };
 /** Flash-style forward (online softmax over key tiles in shared memory); tree attention when extra_offsets is set. */
 void Attention(const AttentionArgs& args);
@@ -167,6 +168,7 @@ struct AttentionBackwardArgs {
   float* dv;
   int64_t queries, keys, heads, kv_heads, head_dim;
   float scale;
+  bool bf16;  // bf16 products on tensor cores where they apply (attention_mma.cu)
 };
 /** dq (query-parallel pass) and dk, dv (key-parallel pass), all written, no atomics. */
 void AttentionBackward(const AttentionBackwardArgs& args);

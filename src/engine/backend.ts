@@ -18,6 +18,21 @@ export interface Tensor {
   readonly size: number;
 }
 
+/** Precision of a training computation's products: f32 throughout, or bf16 operands with f32 accumulation. */
+export const MATMUL_DTYPES = ["f32", "bf16"] as const;
+export type MatmulDtype = (typeof MATMUL_DTYPES)[number];
+
+/** Options of the training attention ops (attentionForTraining, attentionBackward). */
+export interface AttentionTrainingOptions {
+  /**
+   * "bf16" lets a backend compute q·kᵀ, P·v and the backward's products from bf16-rounded operands with f32
+   * accumulation (tensor cores), as PyTorch's bf16 autocast attention does; softmax statistics, D = dO·O and the
+   * outputs stay f32. "f32" (default): f32 throughout. The CPU and WebGPU backends compute in f32 either way;
+   * CUDA uses its tensor-core kernels for head dims 32, 64 and 128.
+   */
+  matmulDtype?: MatmulDtype;
+}
+
 export interface MatmulOptions {
   /** Use aᵀ: `a` is stored [..., K, M] instead of [..., M, K]. */
   transA?: boolean;
@@ -119,10 +134,10 @@ export interface Backend {
    * −inf for an empty key range).
    */
   attentionForTraining(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number,
-    out: Tensor, lse: Tensor): void;
+    out: Tensor, lse: Tensor, options?: AttentionTrainingOptions): void;
   /** dq, dk, dv (written) from dOut, given the forward's inputs, output and lse (same shapes as forward). */
   attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, lse: Tensor, keyStart: Tensor,
-    keyEnd: Tensor, scale: number, dq: Tensor, dk: Tensor, dv: Tensor): void;
+    keyEnd: Tensor, scale: number, dq: Tensor, dk: Tensor, dv: Tensor, options?: AttentionTrainingOptions): void;
   /** dTable[ids[t]] += dOut[t]: ids i32 [T], dOut f32 [T, d], dTable f32 [V, d]. */
   embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor): void;
   /** dx (written) and, unless null, dWeight += Σ_rows (f32 [d]) for out = rmsnorm(x, weight). */

@@ -187,10 +187,11 @@ export interface NativeCudaOps {
     out: CudaTensorView, queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
   attentionForTraining(q: CudaTensorView, k: CudaTensorView, v: CudaTensorView, keyStart: CudaTensorView,
     keyEnd: CudaTensorView, out: CudaTensorView, queries: number, keys: number, heads: number, kvHeads: number,
-    headDim: number, scale: number, lse: CudaTensorView): void;
+    headDim: number, scale: number, lse: CudaTensorView, bf16: boolean): void;
   attentionBackward(q: CudaTensorView, k: CudaTensorView, v: CudaTensorView, out: CudaTensorView, dOut: CudaTensorView,
     lse: CudaTensorView, keyStart: CudaTensorView, keyEnd: CudaTensorView, dq: CudaTensorView, dk: CudaTensorView,
-    dv: CudaTensorView, queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number): void;
+    dv: CudaTensorView, queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number,
+    bf16: boolean): void;
   treeAttention(q: CudaTensorView, k: CudaTensorView, v: CudaTensorView, prefixStart: CudaTensorView,
     prefixEnd: CudaTensorView, extraOffsets: CudaTensorView, extraKeys: CudaTensorView, out: CudaTensorView,
     queries: number, keys: number, heads: number, kvHeads: number, headDim: number, scale: number): void;

@@ -19,12 +19,14 @@
  * autocast for the weight matmuls: each weight product reads a bf16 copy of the weight (full training keeps f32
  * master weights and refreshes the copies before a forward; a LoRA base is converted once, the LoRA A and B
  * are refreshed like masters), every operand is rounded to bf16 and products accumulate in f32; dW += dYᵀ·X
- * (and LoRA's dA, dB) read X (x̃, u) rounded to bf16. Norms, attention, the loss and the optimizer stay f32.
+ * (and LoRA's dA, dB) read X (x̃, u) rounded to bf16. Attention is asked for bf16 products as well, which the
+ * CUDA backend computes on tensor cores (the CPU and WebGPU backends stay f32). Norms, softmax statistics, the
+ * loss and the optimizer stay f32.
  *
  * Packed batches: several documents share one token axis; token t attends keys [keyStart[t], keyEnd[t]),
  * its own document's prefix, so there is no attention across documents. Positions restart per document.
  */
-import type { Backend, Tensor } from "../engine/backend.js";
+import { MATMUL_DTYPES, type AttentionTrainingOptions, type Backend, type MatmulDtype, type Tensor } from "../engine/backend.js";
 import type { LlamaConfig } from "./config.js";
 import { expectedTensorShapes } from "./config.js";
 import { ropeInverseFrequencies } from "./rope.js";
@@ -38,8 +40,7 @@ import {
 } from "./lora.js";
 
 /** How the weight matmuls multiply: in f32, or on bf16 copies like PyTorch's bf16 autocast (see the top of this file). */
-export const MATMUL_DTYPES = ["f32", "bf16"] as const;
-export type MatmulDtype = (typeof MATMUL_DTYPES)[number];
+export { MATMUL_DTYPES, type MatmulDtype } from "../engine/backend.js";
 
 /** Train every weight ("full") or only LoRA adapters on a frozen base. */
 export type TrainingMode = { kind: "full" } | { kind: "lora"; lora: LoraConfig };
@@ -210,6 +211,8 @@ export class TrainableLlama {
   private readonly owned: Tensor[] = [];
   private buffers: Map<string, Tensor> | null = null;
   private readonly bf16Matmuls: boolean;
+  /** matmulDtype reaches attention too: bf16 lets a backend use its tensor-core attention (CUDA). */
+  private readonly attentionOptions: AttentionTrainingOptions;
   /** bf16 matmuls: each bf16 copy of a parameter (full training's weights, LoRA's A and B), and the parameter
    * version it was made from (−1: not yet). */
   private readonly matmulCopies: { parameter: TrainableParameter; copy: Tensor; version: number }[] = [];
@@ -237,6 +240,7 @@ export class TrainableLlama {
     const matmulDtype = options.matmulDtype ?? "f32";
     if (!MATMUL_DTYPES.includes(matmulDtype)) throw new Error(`matmulDtype must be one of ${MATMUL_DTYPES.join(", ")}, got ${String(matmulDtype)}`);
     this.bf16Matmuls = matmulDtype === "bf16";
+    this.attentionOptions = { matmulDtype };
     const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean): TrainNorm => {
       const lower = this.bf16Matmuls && matmul;
       if (!full) {
@@ -614,7 +618,7 @@ export class TrainableLlama {
     be.rope(q3, ctx.positions, this.invFreq, q3);
     be.rope(k3, ctx.positions, this.invFreq, k3);
     be.attentionForTraining(q3, k3, v3, ctx.keyStart, ctx.keyEnd, 1 / Math.sqrt(cfg.headDim),
-      be.reshape(a.att, [T, cfg.numHeads, cfg.headDim]), a.lse);
+      be.reshape(a.att, [T, cfg.numHeads, cfg.headDim]), a.lse, this.attentionOptions);
     await this.linearForward(l, layer.o, a.att, proj, a, ctx);
     be.add(x, proj, a.h); // h = x + a·Woᵀ
     be.rmsnorm(a.h, layer.postNorm.weight, eps, a.n2);
@@ -650,7 +654,7 @@ export class TrainableLlama {
     const dq3 = be.reshape(dq, shapeQ), dk3 = be.reshape(dk, shapeKv);
     be.attentionBackward(be.reshape(a.q, shapeQ), be.reshape(a.k, shapeKv), be.reshape(a.v, shapeKv),
       be.reshape(a.att, shapeQ), be.reshape(datt, shapeQ), a.lse, ctx.keyStart, ctx.keyEnd, 1 / Math.sqrt(cfg.headDim),
-      dq3, dk3, be.reshape(dv, shapeKv));
+      dq3, dk3, be.reshape(dv, shapeKv), this.attentionOptions);
     // q, k were rotated after the projection: undo the rotation on their gradients.
     be.ropeBackward(dq3, ctx.positions, this.invFreq, dq3);
     be.ropeBackward(dk3, ctx.positions, this.invFreq, dk3);

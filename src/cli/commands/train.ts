@@ -51,7 +51,8 @@ Optimisation
   --max-grad-norm X    clip the global gradient norm (default 1; 0 = off)
   --recompute          recompute activations in backward (less memory, ~30% slower)
   --matmul-dtype D     f32 (default) | bf16: weight matmuls on bf16 copies with f32 accumulation and f32
-                       master weights, like PyTorch's bf16 autocast (faster where the CPU has AVX512_BF16/AMX)
+                       master weights, like PyTorch's bf16 autocast (faster where the CPU has AVX512_BF16/AMX;
+                       on CUDA attention runs on tensor cores too)
   --seed N             data order, LoRA init and dropout (default 0)
 
 Run control

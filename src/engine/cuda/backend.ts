@@ -6,7 +6,7 @@
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
 import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
-import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
+import type { AdamWHyper, AttentionTrainingOptions, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
 const ELEMENT_BYTES: Record<DType, number> = { f32: 4, i32: 4, bf16: 2, f16: 2 };
@@ -229,24 +229,24 @@ export class CudaBackend implements Backend {
   // ---- training ----
 
   attentionForTraining(q: Tensor, k: Tensor, v: Tensor, keyStart: Tensor, keyEnd: Tensor, scale: number,
-    out: Tensor, lse: Tensor): void {
+    out: Tensor, lse: Tensor, options: AttentionTrainingOptions = {}): void {
     const op = "attentionForTraining";
     const tl = this.tensor(op, "lse", lse, ["f32"]);
     const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { lse: tl });
     checkAttentionTrainingShapes(a, { lse: tl });
     this.native.attentionForTraining(a.q, a.k, a.v, a.ranges[0], a.ranges[1], a.out, a.queries, a.keys, a.heads,
-      a.kvHeads, a.headDim, scale, tl);
+      a.kvHeads, a.headDim, scale, tl, options.matmulDtype === "bf16");
   }
 
   attentionBackward(q: Tensor, k: Tensor, v: Tensor, out: Tensor, dOut: Tensor, lse: Tensor, keyStart: Tensor,
-    keyEnd: Tensor, scale: number, dq: Tensor, dk: Tensor, dv: Tensor): void {
+    keyEnd: Tensor, scale: number, dq: Tensor, dk: Tensor, dv: Tensor, options: AttentionTrainingOptions = {}): void {
     const op = "attentionBackward";
     const a = this.attentionShapes(op, { q, k, v, out }, { keyStart, keyEnd }, { dOut, lse, dq, dk, dv });
     const t = (name: string, x: Tensor) => this.tensor(op, name, x, ["f32"]);
     const [tdo, tl, tdq, tdk, tdv] = [t("dOut", dOut), t("lse", lse), t("dq", dq), t("dk", dk), t("dv", dv)];
     checkAttentionTrainingShapes(a, { lse: tl, dOut: tdo, dq: tdq, dk: tdk, dv: tdv });
     this.native.attentionBackward(a.q, a.k, a.v, a.out, tdo, tl, a.ranges[0], a.ranges[1], tdq, tdk, tdv, a.queries,
-      a.keys, a.heads, a.kvHeads, a.headDim, scale);
+      a.keys, a.heads, a.kvHeads, a.headDim, scale, options.matmulDtype === "bf16");
   }
 
   embeddingBackward(ids: Tensor, dOut: Tensor, dTable: Tensor): void {
