@@ -27,10 +27,11 @@ if ("reason" in status) {
       expect(cuda.describe()).toMatch(/^cuda \(.+compute \d+\.\d+.+kernels built for .+\)$/);
     });
 
-    // Both tensor-core kernels: the cp.async + mma.sync one (default where b's rows are 16-byte aligned) and
-    // the wmma one (LABOR_CUDA_GEMM=wmma, and every unaligned b). K = 100 and 40: a zero-padded to K8, tiles
-    // cut short; N = 250: unaligned rows.
-    it.each(["mma", "wmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
+    // The tensor-core kernels: the cp.async + mma.sync one (default where b's rows are 16-byte aligned), the
+    // wmma one (LABOR_CUDA_GEMM=wmma, and every unaligned b) and the Hopper wgmma one (LABOR_CUDA_GEMM=wgmma: b
+    // [N, K] with K % 8 == 0 on compute 9.0, else the mma kernel). K = 100 and 40: a zero-padded to K8, tiles
+    // cut short; N = 250: unaligned rows. Batched cases accumulate into out.
+    it.each(["mma", "wmma", "wgmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
       const random = makeRandom(101);
       process.env.LABOR_CUDA_GEMM = kernel;
       onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; });
@@ -39,13 +40,14 @@ if ("reason" in status) {
         for (const transB of [false, true]) {
           const a = randomF32(random, batch * m * k);
           const bBits = Uint16Array.from(randomF32(random, k * n), numberToBf16);
-          const out = cuda.alloc("f32", batch === 1 ? [m, n] : [batch, m, n]);
+          const accumulate = batch > 1, initial = randomF32(random, batch * m * n);
+          const out = cuda.upload(initial, "f32", batch === 1 ? [m, n] : [batch, m, n]);
           cuda.matmul(cuda.upload(a, "f32", batch === 1 ? [m, k] : [batch, m, k]), cuda.weight(bBits, "bf16", transB ? [n, k] : [k, n]),
-            out, { transB, alpha: 0.5 });
+            out, { transB, alpha: 0.5, accumulate });
           const got = await cuda.download(out);
           const aRounded = Float64Array.from(a, (x) => bf16ToNumber(numberToBf16(x)));
           const want = matmulRef(aRounded, Float64Array.from(bBits, bf16ToNumber),
-            { batch, m, n, k, transA: false, transB, bBatched: false }).map((x) => 0.5 * x);
+            { batch, m, n, k, transA: false, transB, bBatched: false }).map((x, i) => 0.5 * x + (accumulate ? initial[i] : 0));
           const error = relativeError(got, want);
           expect(error, `[${batch},${m},${n},${k}] transB ${transB}: ${error}`).toBeLessThanOrEqual(F32_TOLERANCE);
         }

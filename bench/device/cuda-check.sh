@@ -85,13 +85,15 @@ if [ -z "${npm_config_nodedir:-}" ]; then
 fi
 row "node" "$(node --version)" "" "" "$(command -v node); headers ${npm_config_nodedir:-none found: cmake-js will try to download them}/include/node"
 
-# ---- build (this GPU's architecture only; the default build covers 80 and 90)
+# ---- build (this GPU's architecture only; the default build covers 80 and 90a, plus compute_90 PTX)
 log build
 build_dir=${LABOR_CHECK_BUILD_DIR:-build}
 case $build_dir in /*) ;; *) build_dir="$PWD/$build_dir" ;; esac
 export LABOR_LLM_ADDON="$build_dir/Release/labor_llm.node"
 arch_flag=()
-[ -n "${compute_cap:-}" ] && arch_flag=(--CDCMAKE_CUDA_ARCHITECTURES="$compute_cap")
+# Hopper (9.0) builds the arch-specific 90a: the wgmma kernel (LABOR_CUDA_GEMM=wgmma) exists only there.
+arch=$compute_cap; [ "$arch" = 90 ] && arch=90a
+[ -n "${compute_cap:-}" ] && arch_flag=(--CDCMAKE_CUDA_ARCHITECTURES="$arch")
 build_started=$(date +%s)
 export CMAKE_BUILD_PARALLEL_LEVEL=$(nproc)
 if node node_modules/cmake-js/bin/cmake-js compile --out "$build_dir" "${arch_flag[@]}" > "$work/build.log" 2>&1 &&

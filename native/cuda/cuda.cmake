@@ -3,8 +3,9 @@
 # a `cuda` object whose probe says why CUDA is absent (LABOR_CUDA_ABSENT_REASON).
 #
 # Switches: -DLABOR_CUDA=OFF skips CUDA even where nvcc exists (cmake-js: --CDLABOR_CUDA=OFF);
-# -DCMAKE_CUDA_ARCHITECTURES=... overrides the default "80-real;90" (sm_80 SASS, which also runs on 8.6/8.9,
-# plus sm_90 SASS and compute_90 PTX that newer GPUs JIT-compile).
+# -DCMAKE_CUDA_ARCHITECTURES=... overrides the default "80-real;90a-real;90-virtual" (sm_80 SASS, which also runs
+# on 8.6/8.9; sm_90a SASS for Hopper, the arch-specific target that wgmma and setmaxnreg need, which runs on
+# compute 9.0 only; and compute_90 PTX that newer GPUs JIT-compile, where the wgmma kernel is empty and unused).
 
 option(LABOR_CUDA "Build the CUDA backend when nvcc is found" ON)
 
@@ -37,7 +38,7 @@ endif()
 
 if(LABOR_CUDA_ABSENT_REASON STREQUAL "")
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-    set(CMAKE_CUDA_ARCHITECTURES 80-real 90)
+    set(CMAKE_CUDA_ARCHITECTURES 80-real 90a-real 90-virtual)
   endif()
   set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)

@@ -9,19 +9,26 @@
 //     shared without registers, three tiles in flight while one is multiplied), ldmatrix fragments and
 //     mma.sync m16n8k16 (ldmatrix.trans for b stored [K, N]), the epilogue straight from the accumulators;
 //   · MatmulBf16Kernel (wmma, register-prefetch double buffering): b rows not 16-byte aligned, or
-//     LABOR_CUDA_GEMM=wmma (kept as the reference the benchmark compares against).
+//     LABOR_CUDA_GEMM=wmma (kept as the reference the benchmark compares against);
+//   · MatmulWgmmaKernel (Hopper, opt-in with LABOR_CUDA_GEMM=wgmma): block tile 128×256×64, a producer warpgroup
+//     loading tiles with TMA (cp.async.bulk.tensor, 128-byte swizzle) into a 4-stage mbarrier ring, two consumer
+//     warpgroups multiplying them with wgmma m64n256k16 straight from shared memory. Needs b stored [N, K] with
+//     K % 8 == 0, a compute 9.0 GPU and an sm_90a build; otherwise the mma kernel runs.
 // - f32 / f16 b → a tiled f32 SIMT kernel (64×64×16, 4×4 outputs per thread), so those dtypes keep f32
 //   accuracy (tf32/f16 tensor cores would round a). Small output grids with long K split K over blocks that
 //   atomically add their partial products (out zeroed first unless accumulating).
+#include <cudaTypedefs.h>  // CUtensorMap and the driver's function types (header only: libcuda isn't linked)
 #include <mma.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <type_traits>
 
 #include "cuda/common.cuh"
+#include "cuda/hopper.cuh"
 #include "cuda/mma.cuh"
 
 namespace labor::cuda {
@@ -309,12 +316,6 @@ __global__ void __launch_bounds__(kTcThreads) MatmulMmaKernel(TcParams p) {
 #endif
 }
 
-/** The default tensor-core kernel unless LABOR_CUDA_GEMM=wmma (read at each call: the benchmark switches it). */
-bool UseMmaKernel() {
-  const char* choice = std::getenv("LABOR_CUDA_GEMM");
-  return choice == nullptr || std::strcmp(choice, "wmma") != 0;
-}
-
 template <bool kTransB>
 void LaunchMma(const TcParams& p, dim3 grid) {
   // > 48 KiB of dynamic shared memory must be allowed per kernel once.
@@ -323,6 +324,197 @@ void LaunchMma(const TcParams& p, dim3 grid) {
                                                           static_cast<int>(kMmaSharedBytes));
   Check(allowed, "matmul (cudaFuncSetAttribute for the mma kernel's shared memory)");
   MatmulMmaKernel<kTransB><<<grid, kTcThreads, kMmaSharedBytes, Stream()>>>(p);
+}
+
+// ---------------------------------------------------------------- Hopper GEMM: TMA + mbarriers + wgmma (sm_90a)
+
+// Block tile 128×256×64 (the design of pranjalssh/fast.cu's kernels 4–7): three warpgroups. Warpgroup 0 is the
+// producer: one thread issues the TMA copies of a's [128 × 64] and b's [256 × 64] tiles into a 4-stage ring.
+// Warpgroups 1 and 2 are consumers: each multiplies its 64 rows of a by all 256 columns with four
+// wgmma m64n256k16 per stage (128 f32 accumulators per thread). Per stage, full[s] completes when the
+// producer's expect_tx arrival is in and both copies have landed; empty[s] when every consumer warp has
+// finished the wgmma that read the stage, after which the producer refills it. Tiles past M, N or K arrive
+// zero-filled from TMA (so the K tail adds nothing), and the epilogue stores only rows < M, columns < N.
+constexpr int kWgBM = 128, kWgBN = 256, kWgBK = 64;  // BK: 64 bf16 = one 128-byte swizzle row
+constexpr int kWgStages = 4;
+constexpr int kWgConsumers = 2;
+constexpr int kWgThreads = 128 * (1 + kWgConsumers);
+constexpr uint32_t kWgATileBytes = kWgBM * kWgBK * 2;                   // 16 KiB
+constexpr uint32_t kWgStageBytes = kWgATileBytes + kWgBN * kWgBK * 2;  // + 32 KiB of b
+// The stages start on a 1024-byte boundary (the 128-byte swizzle atom is 8 rows × 128 bytes, and the wgmma
+// descriptors assume atoms aligned to it); the dynamic shared memory base is only promised 16 bytes, hence the
+// slack. The 2 · stages mbarriers follow the stages.
+constexpr size_t kWgSharedBytes = 1024 + kWgStages * kWgStageBytes + 2 * kWgStages * sizeof(uint64_t);  // ~193 KiB
+
+__global__ void __launch_bounds__(kWgThreads, 1)
+    MatmulWgmmaKernel(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map,
+                      TcParams p) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  using namespace hopper;
+  extern __shared__ __align__(16) uint8_t shared_raw[];
+  const uint32_t ring = (SharedAddress(shared_raw) + 1023u) & ~1023u;  // stage s at ring + s · kWgStageBytes
+  const uint32_t full_barriers = ring + kWgStages * kWgStageBytes;
+  const uint32_t empty_barriers = full_barriers + kWgStages * sizeof(uint64_t);
+  const int warpgroup = threadIdx.x / 128, tid = threadIdx.x % 128;
+  const int m0 = blockIdx.y * kWgBM, n0 = blockIdx.x * kWgBN, bi = blockIdx.z;
+  const int tiles = static_cast<int>((p.k8 + kWgBK - 1) / kWgBK);
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kWgStages; s++) {
+      BarrierInit(full_barriers + 8 * s, 1);
+      BarrierInit(empty_barriers + 8 * s, kWgConsumers * 4);
+    }
+    BarrierInitFence();
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    ShrinkRegisters<24>();  // 128·24 + 256·240 ≤ 64 Ki registers
+    if (tid == 0) {
+      const int b_batch = p.b_batch_stride != 0 ? bi : 0;
+      for (int t = 0; t < tiles; t++) {
+        const int s = t % kWgStages, round = t / kWgStages;
+        // Round r ≥ 1 reuses the stage once the consumers released round r − 1 (phase r − 1 of empty[s]).
+        if (round > 0) BarrierWait(empty_barriers + 8 * s, (round - 1) & 1);
+        const uint32_t stage = ring + s * kWgStageBytes, full = full_barriers + 8 * s;
+        BarrierArriveExpectBytes(full, kWgStageBytes);
+        TmaLoad3d(stage, &a_map, full, t * kWgBK, m0, bi);
+        TmaLoad3d(stage + kWgATileBytes, &b_map, full, t * kWgBK, n0, b_batch);
+      }
+    }
+  } else {
+    GrowRegisters<240>();
+    const int consumer = warpgroup - 1;
+    float d[128];
+#pragma unroll
+    for (int i = 0; i < 128; i++) d[i] = 0.0f;
+    FenceAccumulators(d);
+    for (int t = 0; t < tiles; t++) {
+      const int s = t % kWgStages;
+      BarrierWait(full_barriers + 8 * s, (t / kWgStages) & 1);
+      const uint32_t a_rows = ring + s * kWgStageBytes + consumer * (64 * 128);  // this warpgroup's 64 rows of a
+      const uint32_t b_rows = ring + s * kWgStageBytes + kWgATileBytes;
+      WgmmaFence();
+#pragma unroll
+      for (int kk = 0; kk < kWgBK / 16; kk++) {
+        WgmmaM64N256K16(d, SwizzledTileDescriptor(a_rows + 32 * kk), SwizzledTileDescriptor(b_rows + 32 * kk));
+      }
+      WgmmaCommit();
+      WgmmaWait<0>();
+      FenceAccumulators(d);
+      if (tid % 32 == 0) BarrierArrive(empty_barriers + 8 * s);  // this warp is done reading the stage
+    }
+
+    // d[i]: row 16·warp + lane/4 + 8·((i/2) % 2), column 8·(i/4) + 2·(lane % 4) + i % 2 of the 64 × 256 tile.
+    const int lane = tid % 32;
+    const int64_t row_base = m0 + consumer * 64 + 16 * (tid / 32) + lane / 4;
+    const int64_t col_base = n0 + 2 * (lane % 4);
+    float* out = p.out + bi * p.out_batch_stride;
+#pragma unroll
+    for (int i = 0; i < 128; i++) {
+      const int64_t row = row_base + 8 * ((i >> 1) & 1), col = col_base + 8 * (i >> 2) + (i & 1);
+      if (row < p.m && col < p.n) {
+        const float value = p.alpha * d[i];
+        float* target = out + row * p.n + col;
+        *target = p.accumulate ? *target + value : value;
+      }
+    }
+  }
+#endif
+}
+
+// Writes whether the wgmma kernel's body was compiled into the image this GPU runs: only an sm_90a image has
+// it; an sm_90 GPU running the compute_90 PTX (a build without 90a) would launch an empty kernel.
+__global__ void WgmmaCompiledKernel(int* compiled) {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  *compiled = 1;
+#else
+  *compiled = 0;
+#endif
+}
+
+/** The driver's cuTensorMapEncodeTiled, through the runtime (the addon doesn't link libcuda); null if absent. */
+PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 encoder = [] {
+    void* function = nullptr;
+    cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    const cudaError_t status =
+        cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &function, 12000, cudaEnableDefault, &found);
+    if (status != cudaSuccess || found != cudaDriverEntryPointSuccess) {
+      cudaGetLastError();
+      return static_cast<PFN_cuTensorMapEncodeTiled_v12000>(nullptr);
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(function);
+  }();
+  return encoder;
+}
+
+/** Whether LABOR_CUDA_GEMM=wgmma can run here: a compute 9.0 GPU, an sm_90a image, the tensor-map encoder.
+ * Decided once; when not, says so once on stderr and the mma kernel runs instead. */
+bool WgmmaAvailable() {
+  static const bool available = [] {
+    std::string missing;
+    if (Probe().major != 9) {
+      missing = "a compute capability 9.0 GPU (this is " + std::to_string(Probe().major) + "." +
+                std::to_string(Probe().minor) + ")";
+    } else if (TensorMapEncoder() == nullptr) {
+      missing = "the driver's cuTensorMapEncodeTiled";
+    } else {
+      int* flag = static_cast<int*>(Malloc(sizeof(int)));
+      int compiled = 0;
+      WgmmaCompiledKernel<<<1, 1, 0, Stream()>>>(flag);
+      cudaError_t status = cudaGetLastError();
+      if (status == cudaSuccess) status = cudaMemcpyAsync(&compiled, flag, sizeof(int), cudaMemcpyDeviceToHost, Stream());
+      if (status == cudaSuccess) status = cudaStreamSynchronize(Stream());
+      Free(flag);
+      Check(status, "matmul (probe for the wgmma kernel)");
+      if (!compiled) missing = "an sm_90a build (CMAKE_CUDA_ARCHITECTURES with 90a)";
+    }
+    if (!missing.empty()) std::fprintf(stderr, "labor-llm: LABOR_CUDA_GEMM=wgmma needs %s; using the mma kernel\n", missing.c_str());
+    return missing.empty();
+  }();
+  return available;
+}
+
+/** A 3-d map of the bf16 tensor [batches, rows, cols] (rows of `cols` elements, densely packed) in boxes of
+ * 64 columns (128 bytes, the swizzle width) × box_rows rows × 1, 128-byte-swizzled, zero outside. */
+CUtensorMap TileMap(const uint16_t* base, int64_t cols, int64_t rows, int64_t batches, uint32_t box_rows) {
+  const cuuint64_t dims[3] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows),
+                              static_cast<cuuint64_t>(batches)};
+  const cuuint64_t strides[2] = {static_cast<cuuint64_t>(cols) * 2, static_cast<cuuint64_t>(cols * rows) * 2};  // bytes
+  const cuuint32_t box[3] = {kWgBK, box_rows, 1};
+  const cuuint32_t element_strides[3] = {1, 1, 1};
+  CUtensorMap map;
+  const CUresult status =
+      TensorMapEncoder()(&map, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 3, const_cast<uint16_t*>(base), dims, strides, box,
+                         element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                         CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (status != CUDA_SUCCESS) {
+    throw CudaError("matmul: cuTensorMapEncodeTiled failed (CUresult " + std::to_string(status) + ") for [" +
+                    std::to_string(batches) + ", " + std::to_string(rows) + ", " + std::to_string(cols) + "]");
+  }
+  return map;
+}
+
+/** Needs b stored [N, K] with K % 8 == 0 (16-byte row strides for TMA) and a 16-byte-aligned base. */
+void LaunchWgmma(const TcParams& p, int64_t batch, dim3 grid) {
+  static const cudaError_t allowed = cudaFuncSetAttribute(MatmulWgmmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                          static_cast<int>(kWgSharedBytes));
+  Check(allowed, "matmul (cudaFuncSetAttribute for the wgmma kernel's shared memory)");
+  const CUtensorMap a_map = TileMap(p.a, p.k8, p.m, batch, kWgBM);
+  const CUtensorMap b_map = TileMap(p.b, p.k, p.n, p.b_batch_stride != 0 ? batch : 1, kWgBN);
+  MatmulWgmmaKernel<<<grid, kWgThreads, kWgSharedBytes, Stream()>>>(a_map, b_map, p);
+}
+
+enum class TcKernel { kMma, kWmma, kWgmma };
+
+/** LABOR_CUDA_GEMM: "wmma" or "wgmma" asks for those kernels, anything else (or unset) for the mma kernel.
+ * Read at each call: the benchmark switches it. */
+TcKernel RequestedKernel() {
+  const char* choice = std::getenv("LABOR_CUDA_GEMM");
+  if (choice != nullptr && std::strcmp(choice, "wmma") == 0) return TcKernel::kWmma;
+  if (choice != nullptr && std::strcmp(choice, "wgmma") == 0) return TcKernel::kWgmma;
+  return TcKernel::kMma;
 }
 
 // ---------------------------------------------------------------- f32 SIMT GEMM (f32 / f16 b)
@@ -493,9 +685,13 @@ void MatmulTensorCores(const MatmulArgs& args) {
     p.alpha = args.alpha;
     p.accumulate = args.accumulate;
     const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
-    const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;
-    const bool mma = UseMmaKernel();
-    const int64_t tiles_n = (args.n + kBN - 1) / kBN, tiles_m = (args.m + kBM - 1) / kBM;
+    const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;  // also what TMA needs
+    const TcKernel requested = RequestedKernel();
+    const bool wgmma = requested == TcKernel::kWgmma && args.trans_b && vector && WgmmaAvailable();
+    const bool mma = requested != TcKernel::kWmma;
+    static_assert(kWgBM == kBM, "one row-tile count for every tensor-core kernel");
+    const int64_t block_n = wgmma ? kWgBN : kBN;
+    const int64_t tiles_n = (args.n + block_n - 1) / block_n, tiles_m = (args.m + kBM - 1) / kBM;
     if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
     for (int64_t b0 = 0; b0 < args.batch; b0 += kMaxGridYZ) {
       const int64_t count = std::min(kMaxGridYZ, args.batch - b0);
@@ -504,7 +700,9 @@ void MatmulTensorCores(const MatmulArgs& args) {
       q.b += b0 * p.b_batch_stride;
       q.out += b0 * p.out_batch_stride;
       const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count));
-      if (vector && mma) {
+      if (wgmma) {
+        LaunchWgmma(q, count, grid);
+      } else if (vector && mma) {
         args.trans_b ? LaunchMma<true>(q, grid) : LaunchMma<false>(q, grid);
       } else if (args.trans_b) {
         vector ? MatmulBf16Kernel<true, true><<<grid, kTcThreads, 0, Stream()>>>(q)
