@@ -30,13 +30,15 @@ if ("reason" in status) {
     // The tensor-core kernels: the cp.async + mma.sync one (default where b's rows are 16-byte aligned), the
     // wmma one (LABOR_CUDA_GEMM=wmma, and every unaligned b) and the Hopper wgmma one (LABOR_CUDA_GEMM=wgmma: b
     // [N, K] with K % 8 == 0 on compute 9.0, else the mma kernel). K = 100 and 40: a zero-padded to K8, tiles
-    // cut short; N = 250: unaligned rows. Batched cases accumulate into out.
+    // cut short; N = 250: unaligned rows. Batched cases accumulate into out. The mma kernel splits K where the
+    // output grid is small: [1,300,264,520] (4 splits, the last one short), [1,1,4096,4096], LoRA's
+    // [1,1024,16,4096] and the batched, accumulating [2,64,16,1024].
     it.each(["mma", "wmma", "wgmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
       const random = makeRandom(101);
       process.env.LABOR_CUDA_GEMM = kernel;
       onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; });
       for (const [batch, m, n, k] of [[1, 300, 264, 520], [2, 130, 136, 64], [1, 257, 250, 100], [1, 70, 264, 100], [3, 200, 128, 40],
-        [1, 1, 4096, 4096]]) {
+        [1, 1, 4096, 4096], [1, 1024, 16, 4096], [2, 64, 16, 1024]]) {
         for (const transB of [false, true]) {
           const a = randomF32(random, batch * m * k);
           const bBits = Uint16Array.from(randomF32(random, k * n), numberToBf16);

@@ -241,7 +241,8 @@ async function attentionRow(cuda: CudaBackend): Promise<void> {
  * timed (LABOR_CUDA_SYNC=1 for that step: each launch synchronised, so the op's host time is its GPU time plus
  * launch latency), printed to the log and summarised in a row.
  */
-async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false, matmulDtype: MatmulDtype = "f32"): Promise<void> {
+async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false, matmulDtype: MatmulDtype = "f32",
+  variant = ""): Promise<void> {
   const { TrainableLlama } = await import("../../src/model/llama-train.js");
   const { AdamW, ADAMW_DEFAULTS } = await import("../../src/train/optimizer.js");
   const { trainingStep } = await import("../../src/train/step.js");
@@ -269,7 +270,7 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
     const tokensPerSecond = (BENCH_SEQ_LEN * TIMED_STEPS) / seconds;
     const theirs = peer.lora?.[label];
     const theirsOk = theirs && "tokensPerSecond" in theirs ? theirs : undefined;
-    row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens, ${matmulDtype} products) tokens/s`, fmt(tokensPerSecond, 0),
+    row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens, ${matmulDtype} products${variant}) tokens/s`, fmt(tokensPerSecond, 0),
       theirsOk ? fmt(theirsOk.tokensPerSecond, 0) : "", theirsOk ? fmt(tokensPerSecond / theirsOk.tokensPerSecond, 2) : "",
       `step ${fmt(seconds / TIMED_STEPS, 3)} s; peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
     if (profile) {
@@ -338,6 +339,8 @@ async function main(): Promise<void> {
     // tensor cores too; then the f32-products run (f32 LoRA products on CUDA cores, f32 attention) for comparison.
     await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true, "bf16"));
     await section("LoRA training llama2-7b, f32 products", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "f32"));
+    await section("LoRA training llama2-7b, wgmma GEMM", () => withEnv("LABOR_CUDA_GEMM", "wgmma",
+      () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "bf16", ", LABOR_CUDA_GEMM=wgmma")));
   }
   if (want("scoring")) await section("scoring 1b", () => scoringRow(cuda));
 }

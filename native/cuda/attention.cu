@@ -207,7 +207,7 @@ void Attention(const AttentionArgs& a) {
   }
   if (a.heads > 65535) throw CudaError(std::string(name) + ": more than 65535 heads");
   if (a.bf16 && a.lse != nullptr && a.extra_offsets == nullptr &&
-      TensorCoreAttentionApplies(a.head_dim, {a.q, a.k, a.v, a.out})) {
+      TensorCoreAttentionApplies(a.head_dim, {a.out})) {
     AttentionForTrainingMma(a);
   } else if (a.head_dim <= 64) {
     LaunchForward<2>(a, name);

@@ -288,7 +288,7 @@ void AttentionBackward(const AttentionBackwardArgs& a) {
   }
   float* d_sum = static_cast<float*>(Malloc(static_cast<size_t>(a.queries * a.heads) * sizeof(float)));
   try {
-    if (a.bf16 && TensorCoreAttentionApplies(a.head_dim, {a.q, a.k, a.v, a.out, a.d_out, a.dq, a.dk, a.dv})) {
+    if (a.bf16 && TensorCoreAttentionApplies(a.head_dim, {a.dq, a.dk, a.dv})) {
       AttentionBackwardMma(a, d_sum);
     } else if (a.head_dim <= 64) {
       LaunchBackward<2>(a, d_sum);

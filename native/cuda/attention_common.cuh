@@ -38,9 +38,9 @@ inline void AllowSharedMemory(Kernel kernel, size_t bytes, size_t& allowed, cons
   }
 }
 
-// Tensor-core training attention (attention_mma.cu): whether it handles this head dim with these tensors (16-byte
-// aligned), and its launches (the backward's d_sum as in attention_backward.cu).
-bool TensorCoreAttentionApplies(int64_t head_dim, std::initializer_list<const void*> tensors);
+// Tensor-core training attention (attention_mma.cu): whether it handles this head dim with these outputs (8-byte
+// aligned for its float2 stores), and its launches (the backward's d_sum as in attention_backward.cu).
+bool TensorCoreAttentionApplies(int64_t head_dim, std::initializer_list<const void*> outputs);
 void AttentionForTrainingMma(const AttentionArgs& a);
 void AttentionBackwardMma(const AttentionBackwardArgs& a, float* d_sum);
 

@@ -7,7 +7,9 @@
 //   reads each a tile N/128 times at half the bytes. Block tile 128×128×32, 8 warps of 64×32. Two versions:
 //   · MatmulMmaKernel (default where b's rows are 16-byte aligned): a 4-stage cp.async pipeline (global →
 //     shared without registers, three tiles in flight while one is multiplied), ldmatrix fragments and
-//     mma.sync m16n8k16 (ldmatrix.trans for b stored [K, N]), the epilogue straight from the accumulators;
+//     mma.sync m16n8k16 (ldmatrix.trans for b stored [K, N]), the epilogue straight from the accumulators.
+//     When the output grid can't fill the GPU and K is long (LoRA's rank-16 products), K is split over blocks
+//     that write raw partial sums, reduced in a fixed order by a second kernel (deterministic, no atomics);
 //   · MatmulBf16Kernel (wmma, register-prefetch double buffering): b rows not 16-byte aligned, or
 //     LABOR_CUDA_GEMM=wmma (kept as the reference the benchmark compares against);
 //   · MatmulWgmmaKernel (Hopper, opt-in with LABOR_CUDA_GEMM=wgmma): block tile 128×256×64, a producer warpgroup
@@ -65,6 +67,12 @@ struct TcParams {
   int64_t a_batch_stride, b_batch_stride, out_batch_stride;
   float alpha;
   bool accumulate;
+  // Split K (mma kernel only): blockIdx.z = batch index · splits + split; split s multiplies k-tiles
+  // [s·tiles_per_split, (s+1)·tiles_per_split) and writes its raw sum to partials [splits][batch][M][N], which
+  // SumSplitsKernel reduces in a fixed order. splits = 1: the block writes out itself.
+  int splits;
+  int64_t tiles_per_split;
+  float* partials;
 };
 
 // Loads the 8 consecutive elements (row, col..col+7) of a row-major [rows, cols] matrix with leading dim ld,
@@ -212,18 +220,19 @@ __global__ void __launch_bounds__(kTcThreads) MatmulMmaKernel(TcParams p) {
   extern __shared__ __align__(128) uint16_t stages[];
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int warp_m = warp >> 2, warp_n = warp & 3;  // 2 × 4 warps, each 64 (m) × 32 (n)
-  const int64_t bi = blockIdx.z;
+  const int64_t bi = blockIdx.z / p.splits, split = blockIdx.z % p.splits;
   const int64_t m0 = static_cast<int64_t>(blockIdx.y) * kBM, n0 = static_cast<int64_t>(blockIdx.x) * kBN;
   const uint16_t* a = p.a + bi * p.a_batch_stride;
   const uint16_t* b = p.b + bi * p.b_batch_stride;
-  float* out = p.out + bi * p.out_batch_stride;
-  const int64_t tiles = (p.k8 + kBK - 1) / kBK;
+  const int64_t all_tiles = (p.k8 + kBK - 1) / kBK, first_tile = split * p.tiles_per_split;
+  const int64_t tiles = min(all_tiles - first_tile, p.tiles_per_split);  // ≥ 1: the host makes no empty split
 
-  // Tile t → stage t % kStages: 512 chunks of 8 halves for a (128 rows × 4) and 512 for b, 2 + 2 per thread.
+  // Tile t (of this split) → stage t % kStages: 512 chunks of 8 halves for a (128 rows × 4) and 512 for b, 2 + 2
+  // per thread.
   auto load_stage = [&](int64_t t) {
     uint16_t* a_tile = stages + (t % kStages) * kStageHalves;
     uint16_t* b_tile = a_tile + kATile;
-    const int64_t k0 = t * kBK;
+    const int64_t k0 = (first_tile + t) * kBK;
 #pragma unroll
     for (int i = 0; i < 2; i++) {
       const int c = tid + i * kTcThreads;
@@ -306,14 +315,37 @@ __global__ void __launch_bounds__(kTcThreads) MatmulMmaKernel(TcParams p) {
         const int64_t row = m0 + warp_m * 64 + i * 16 + g + (e >> 1) * 8;
         const int64_t col = n0 + warp_n * 32 + j * 8 + c2 + (e & 1);
         if (row < p.m && col < p.n) {
-          const float value = p.alpha * acc[i][j][e];
-          float* target = out + row * p.n + col;
-          *target = p.accumulate ? *target + value : value;
+          if (p.splits > 1) {
+            p.partials[((split * (gridDim.z / p.splits) + bi) * p.m + row) * p.n + col] = acc[i][j][e];
+          } else {
+            const float value = p.alpha * acc[i][j][e];
+            float* target = p.out + bi * p.out_batch_stride + row * p.n + col;
+            *target = p.accumulate ? *target + value : value;
+          }
         }
       }
     }
   }
 #endif
+}
+
+// out[i] = alpha · Σ_s partials[s][i] (+ out[i]), summed in split order (deterministic).
+__global__ void SumSplitsKernel(const float* __restrict__ partials, float* __restrict__ out, int64_t count, int splits,
+                                float alpha, bool accumulate) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float sum = 0.0f;
+    for (int s = 0; s < splits; s++) sum += partials[s * count + i];
+    out[i] = accumulate ? out[i] + alpha * sum : alpha * sum;
+  }
+}
+
+/** K splits for the mma kernel: enough blocks for two per multiprocessor when the output grid alone can't fill
+ * the GPU (LoRA's rank-16 products: 1024×16 outputs over K = 4096 are 8 blocks), each split ≥ 4 k-tiles. */
+int64_t MmaSplits(int64_t blocks, int64_t k_tiles) {
+  const int64_t target = 2 * static_cast<int64_t>(std::max(1, Probe().multiprocessors));
+  if (blocks >= target || k_tiles < 8) return 1;
+  return std::max<int64_t>(1, std::min((target + blocks - 1) / blocks, k_tiles / 4));
 }
 
 template <bool kTransB>
@@ -684,6 +716,8 @@ void MatmulTensorCores(const MatmulArgs& args) {
     p.out_batch_stride = args.m * args.n;
     p.alpha = args.alpha;
     p.accumulate = args.accumulate;
+    p.splits = 1;
+    p.tiles_per_split = (k8 + kBK - 1) / kBK;
     const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
     const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;  // also what TMA needs
     const TcKernel requested = RequestedKernel();
@@ -693,6 +727,28 @@ void MatmulTensorCores(const MatmulArgs& args) {
     const int64_t block_n = wgmma ? kWgBN : kBN;
     const int64_t tiles_n = (args.n + block_n - 1) / block_n, tiles_m = (args.m + kBM - 1) / kBM;
     if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
+    const int64_t splits = !wgmma && vector && mma ? MmaSplits(tiles_n * tiles_m * args.batch, p.tiles_per_split) : 1;
+    if (splits > 1 && args.batch * splits <= kMaxGridYZ) {
+      p.tiles_per_split = (p.tiles_per_split + splits - 1) / splits;
+      p.splits = static_cast<int>((((k8 + kBK - 1) / kBK) + p.tiles_per_split - 1) / p.tiles_per_split);  // none empty
+      const int64_t count = args.batch * args.m * args.n;
+      p.partials = static_cast<float*>(Malloc(static_cast<size_t>(p.splits * count) * sizeof(float)));
+      try {
+        const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
+                        static_cast<unsigned>(args.batch * p.splits));
+        args.trans_b ? LaunchMma<true>(p, grid) : LaunchMma<false>(p, grid);
+        CheckLaunch("matmul (bf16 tensor-core kernel, split K)");
+        SumSplitsKernel<<<GridFor(count, 256), 256, 0, Stream()>>>(p.partials, args.out, count, p.splits, args.alpha,
+                                                                   args.accumulate);
+        CheckLaunch("matmul (sum of K splits)");
+      } catch (...) {
+        Free(p.partials);
+        throw;
+      }
+      Free(p.partials);
+      Free(a16);
+      return;
+    }
     for (int64_t b0 = 0; b0 < args.batch; b0 += kMaxGridYZ) {
       const int64_t count = std::min(kMaxGridYZ, args.batch - b0);
       TcParams q = p;
