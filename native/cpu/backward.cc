@@ -104,7 +104,7 @@ void RopeBackward(const float* d_out, const int32_t* positions, const float* inv
 // silu(g) = g·σ(g), silu'(g) = σ(g)·(1 + g·(1 − σ(g))).
 void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
                     int64_t count) {
-  ParallelFor(count, [&](int64_t begin, int64_t end) {
+  ParallelForElements(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       const float g = gate[i], u = up[i], dy = d_out[i];  // read all before writing (outputs may be inputs)
       const float sigmoid = 1.0f / (1.0f + expf(-g));

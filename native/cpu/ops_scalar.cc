@@ -168,13 +168,13 @@ void Rope(const float* x, const int32_t* positions, const float* inv_freq, float
 }
 
 void scalar::Swiglu(const float* gate, const float* up, float* out, int64_t count) {
-  ParallelFor(count, [&](int64_t begin, int64_t end) {
+  ParallelForElements(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
   });
 }
 
 void Add(const float* a, const float* b, float* out, int64_t count) {
-  ParallelFor(count, [&](int64_t begin, int64_t end) {
+  ParallelForElements(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) out[i] = a[i] + b[i];
   });
 }
@@ -221,7 +221,7 @@ void Convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64
     std::memmove(dst, src, static_cast<size_t>(count) * ElementBytes(src_dtype));
     return;
   }
-  ParallelFor(count, [&](int64_t begin, int64_t end) {
+  ParallelForElements(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       const float value = LoadAny(src, src_dtype, i);  // exact: every bf16/f16 value is an f32
       switch (dst_dtype) {

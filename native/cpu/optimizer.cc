@@ -9,13 +9,13 @@
 namespace labor::cpu {
 
 void Fill(float* x, int64_t count, float value) {
-  ParallelFor(count, [&](int64_t begin, int64_t end) {
+  ParallelForElements(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) x[i] = value;
   });
 }
 
 void Scale(const float* x, float factor, float* out, int64_t count) {
-  ParallelFor(count, [&](int64_t begin, int64_t end) {
+  ParallelForElements(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) out[i] = x[i] * factor;
   });
 }
@@ -52,7 +52,7 @@ void AdamW(const AdamWArgs& p) {
   const float b1 = static_cast<float>(p.beta1), one_minus_b1 = static_cast<float>(1.0 - p.beta1);
   const float b2 = static_cast<float>(p.beta2), one_minus_b2 = static_cast<float>(1.0 - p.beta2);
   const float lr = static_cast<float>(p.learning_rate), eps = static_cast<float>(p.epsilon);
-  ParallelFor(p.count, [&](int64_t begin, int64_t end) {
+  ParallelForElements(p.count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       const float g = p.grad[i];
       const float m = b1 * p.m[i] + one_minus_b1 * g;

@@ -64,6 +64,20 @@ void ParallelFor(int64_t n, const Function& function) {
       [](void* context, int64_t begin, int64_t end) { (*static_cast<const Function*>(context))(begin, end); },
       const_cast<Function*>(&function));
 }
+
+// Elementwise loops (one cheap index per element): below this many elements waking the pool costs more than
+// the work (a Run's hand-off measured ~25 µs on a 2-vCPU VM, against ~2 µs for 32K f32 adds), so they run on
+// the calling thread. Training's many small tensors (LoRA's A/B, their grads and moments, norm weights) gain.
+constexpr int64_t kMinParallelElements = int64_t{1} << 15;
+
+template <class Function>
+void ParallelForElements(int64_t count, const Function& function) {
+  if (count < kMinParallelElements) {
+    if (count > 0) function(int64_t{0}, count);
+    return;
+  }
+  ParallelFor(count, function);
+}
 }  // namespace
 
 }  // namespace labor::cpu
