@@ -27,6 +27,7 @@ import { AdamW, ADAMW_DEFAULTS, clipGradientNorm } from "../train/optimizer.js";
 import { learningRateAt } from "../train/schedule.js";
 import type { LlamaConfig } from "./config.js";
 import { randomLlamaWeights, TrainableLlama, type PackedBatch, type TrainableParameter } from "./llama-train.js";
+import { parameterUnits } from "./parameter-groups.js";
 
 /** Transformer size. The head dimension hidden / heads must be even (RoPE). */
 export interface CareerConfig {
@@ -268,7 +269,7 @@ export class CareerModel {
   }
 
   zeroGradients(): void {
-    for (const p of this.parameters) this.backend.fill(p.grad, 0);
+    for (const unit of parameterUnits(this.parameters)) this.backend.fill(unit.grad, 0);
   }
 
   /** Forward and backward: gradients of gradScale · Σ losses are accumulated into every parameter. */

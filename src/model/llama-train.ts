@@ -29,6 +29,7 @@
 import { MATMUL_DTYPES, type AttentionTrainingOptions, type Backend, type MatmulDtype, type Tensor } from "../engine/backend.js";
 import type { LlamaConfig } from "./config.js";
 import { expectedTensorShapes } from "./config.js";
+import { ParameterStore, parameterUnits, writeInto, type ParameterGroup, type ParameterKind, type TrainableParameter } from "./parameter-groups.js";
 import { ropeInverseFrequencies } from "./rope.js";
 import type { HostTensor, LlamaWeights } from "./weights.js";
 import { initialTensorValues } from "./init.js";
@@ -99,17 +100,7 @@ export interface PackedBatch {
   serial: number;
 }
 
-/** A trainable tensor with its gradient (f32, same shape). */
-export interface TrainableParameter {
-  /** HF tensor name (full training) or PEFT key (LoRA). */
-  name: string;
-  value: Tensor;
-  grad: Tensor;
-  /** AdamW weight decay applies (by convention every matrix; norm weights are exempt). */
-  decay: boolean;
-  /** Bumped by whatever writes `value` (AdamW.step, setParameterValues): copies made from it know they are behind. */
-  version: number;
-}
+export type { TrainableParameter } from "./parameter-groups.js";
 
 export interface ForwardOutcome {
   /** Σ of the per-token losses −log p(target) over tokens with a target. */
@@ -197,6 +188,7 @@ const MODULE_OF: Record<(typeof LAYER_LINEARS)[number], LoraTargetModule> = {
 
 /** A Llama whose forward saves activations and whose backward fills gradients of the trainable tensors. */
 export class TrainableLlama {
+  /** Every trainable tensor, group by group of the parameter store (see parameter-groups.ts). */
   readonly parameters: TrainableParameter[] = [];
   readonly lora: LoraConfig | null;
   private readonly loraScale: number;
@@ -213,9 +205,10 @@ export class TrainableLlama {
   private readonly bf16Matmuls: boolean;
   /** matmulDtype reaches attention too: bf16 lets a backend use its tensor-core attention (CUDA). */
   private readonly attentionOptions: AttentionTrainingOptions;
-  /** bf16 matmuls: each bf16 copy of a parameter (full training's weights, LoRA's A and B), and the parameter
-   * version it was made from (−1: not yet). */
-  private readonly matmulCopies: { parameter: TrainableParameter; copy: Tensor; version: number }[] = [];
+  private readonly store: ParameterStore;
+  /** bf16 matmuls: each group with bf16 copies (full training's matrices, LoRA's A and B) and the member versions
+   * its copy was made from (−1: not yet). */
+  private readonly matmulCopies: { group: ParameterGroup; versions: number[] }[] = [];
 
   constructor(
     readonly backend: Backend,
@@ -241,6 +234,7 @@ export class TrainableLlama {
     if (!MATMUL_DTYPES.includes(matmulDtype)) throw new Error(`matmulDtype must be one of ${MATMUL_DTYPES.join(", ")}, got ${String(matmulDtype)}`);
     this.bf16Matmuls = matmulDtype === "bf16";
     this.attentionOptions = { matmulDtype };
+    this.store = new ParameterStore(be, plannedParameters(config, weights, full, this.lora, this.bf16Matmuls));
     const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean): TrainNorm => {
       const lower = this.bf16Matmuls && matmul;
       if (!full) {
@@ -249,10 +243,8 @@ export class TrainableLlama {
           : be.weight(host.data, host.dtype, host.shape));
         return { weight, grad: null, matmulWeight: weight };
       }
-      const value = this.own(be.upload(toFloat32(host.data, host.dtype), "f32", host.shape));
-      const grad = this.own(be.alloc("f32", host.shape));
-      const parameter = this.addParameter(name, value, grad, decay);
-      return { weight: value, grad, matmulWeight: lower ? this.matmulCopy(parameter) : value };
+      const { parameter, copy } = this.addParameter(name, host.shape, { decay, copy: lower }, toFloat32(host.data, host.dtype));
+      return { weight: parameter.value, grad: parameter.grad, matmulWeight: copy ?? parameter.value };
     };
     this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings);
     const loraByKey = new Map<string, LoraMatrices>();
@@ -288,7 +280,11 @@ export class TrainableLlama {
     this.finalNorm = param("model.norm.weight", weights.norm, false, false);
     this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true, true);
     this.invFreq = this.own(be.upload(ropeInverseFrequencies(config), "f32", [config.headDim / 2]));
-    if (this.parameters.length > 0) for (const p of this.parameters) be.fill(p.grad, 0);
+    this.store.finish();
+    for (const group of this.store.groups) {
+      this.parameters.push(...group.members);
+      if (group.copy) this.matmulCopies.push({ group, versions: group.members.map(() => -1) });
+    }
   }
 
   private own(t: Tensor): Tensor {
@@ -297,46 +293,37 @@ export class TrainableLlama {
   }
 
   private newAdapter(layer: number, module: LoraTargetModule, values: LoraMatrices, shape: [number, number]): LoraAdapter {
-    const be = this.backend;
     const rank = this.lora!.rank;
     const [out, inFeatures] = shape;
     if (values.a.length !== rank * inFeatures || values.b.length !== out * rank) {
       throw new Error(`LoRA layer ${layer} ${module}: A must be [${rank}, ${inFeatures}] and B [${out}, ${rank}]`);
     }
-    const a = this.own(be.upload(values.a.slice(), "f32", [rank, inFeatures]));
-    const b = this.own(be.upload(values.b.slice(), "f32", [out, rank]));
-    const gradA = this.own(be.alloc("f32", [rank, inFeatures]));
-    const gradB = this.own(be.alloc("f32", [out, rank]));
-    const pa = this.addParameter(peftKey(layer, module, "A"), a, gradA, true);
-    const pb = this.addParameter(peftKey(layer, module, "B"), b, gradB, true);
-    const copy = (parameter: TrainableParameter) => (this.bf16Matmuls ? this.matmulCopy(parameter) : parameter.value);
-    return { layer, module, a, b, gradA, gradB, aMatmul: copy(pa), bMatmul: copy(pb) };
+    const kind = { decay: true, copy: this.bf16Matmuls };
+    const a = this.addParameter(peftKey(layer, module, "A"), [rank, inFeatures], kind, values.a);
+    const b = this.addParameter(peftKey(layer, module, "B"), [out, rank], kind, values.b);
+    return {
+      layer, module, a: a.parameter.value, b: b.parameter.value, gradA: a.parameter.grad, gradB: b.parameter.grad,
+      aMatmul: a.copy ?? a.parameter.value, bMatmul: b.copy ?? b.parameter.value,
+    };
   }
 
-  private addParameter(name: string, value: Tensor, grad: Tensor, decay: boolean): TrainableParameter {
-    const parameter = { name, value, grad, decay, version: 0 };
-    this.parameters.push(parameter);
-    return parameter;
+  /** A parameter in the store (its grad zeroed) and, with kind.copy, its bf16 copy kept by refreshMatmulCopies. */
+  private addParameter(name: string, shape: readonly number[], kind: ParameterKind, initial: Float32Array): { parameter: TrainableParameter; copy: Tensor | null } {
+    return this.store.add(name, shape, kind, initial);
   }
 
-  /** A bf16 copy of the parameter for the matmuls to read, kept up to date by refreshMatmulCopies. */
-  private matmulCopy(parameter: TrainableParameter): Tensor {
-    const copy = this.own(this.backend.alloc("bf16", parameter.value.shape));
-    this.matmulCopies.push({ parameter, copy, version: -1 });
-    return copy;
-  }
-
-  /** Set every gradient to zero (start of an optimizer step). */
+  /** Set every gradient to zero (start of an optimizer step): one fill per parameter group. */
   zeroGradients(): void {
-    for (const p of this.parameters) this.backend.fill(p.grad, 0);
+    for (const unit of parameterUnits(this.parameters)) this.backend.fill(unit.grad, 0);
   }
 
-  /** Convert every bf16 copy whose parameter has been written since it was made (bf16 matmuls). */
+  /** Convert each group's bf16 copy, whole, when any member has been written since it was made (bf16 matmuls). */
   private refreshMatmulCopies(): void {
     for (const entry of this.matmulCopies) {
-      if (entry.version === entry.parameter.version) continue;
-      this.backend.convert(entry.parameter.value, entry.copy);
-      entry.version = entry.parameter.version;
+      const members = entry.group.members;
+      if (members.every((p, i) => entry.versions[i] === p.version)) continue;
+      this.backend.convert(entry.group.value, entry.group.copy!);
+      members.forEach((p, i) => { entry.versions[i] = p.version; });
     }
   }
 
@@ -368,9 +355,7 @@ export class TrainableLlama {
     for (const p of this.parameters) {
       const v = values.get(p.name);
       if (!v || v.length !== p.value.size) throw new Error(`no saved values of the right size for ${p.name}`);
-      const staged = be.upload(v, "f32", p.value.shape);
-      be.scale(staged, 1, p.value); // an exact copy into the tensor the layers hold
-      be.free(staged);
+      writeInto(be, p.value, v); // into the tensor the layers hold
       p.version++;
     }
   }
@@ -411,6 +396,7 @@ export class TrainableLlama {
   free(): void {
     for (const t of this.owned) this.backend.free(t);
     this.owned.length = 0;
+    this.store.free();
     if (this.buffers) for (const t of this.buffers.values()) this.backend.free(t);
     this.buffers = null;
   }
@@ -782,4 +768,36 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number): LlamaWeig
     norm: make("model.norm.weight"),
     lmHead: config.tieWordEmbeddings ? embedTokens : make("lm_head.weight"),
   };
+}
+
+/**
+ * The trainable tensors TrainableLlama's constructor will add, by kind (what sizes the parameter store):
+ * full training — every weight (matrices decay and, with bf16 matmuls, have bf16 copies, the embedding only
+ * when lm_head is tied to it; norm weights neither); LoRA — A [r, in] and B [out, r] of every target module.
+ */
+function plannedParameters(config: LlamaConfig, weights: LlamaWeights, full: boolean, lora: LoraConfig | null,
+  bf16: boolean): (ParameterKind & { size: number })[] {
+  const planned: (ParameterKind & { size: number })[] = [];
+  const add = (shape: readonly number[], decay: boolean, matmul: boolean) =>
+    planned.push({ size: shape.reduce((x, y) => x * y, 1), decay, copy: bf16 && matmul });
+  if (full) {
+    add(weights.embedTokens.shape, true, config.tieWordEmbeddings);
+    for (const w of weights.layers) {
+      for (const key of LAYER_LINEARS) add(w[key].shape, true, true);
+      add(w.inputNorm.shape, false, false);
+      add(w.postNorm.shape, false, false);
+    }
+    add(weights.norm.shape, false, false);
+    if (!config.tieWordEmbeddings) add(weights.lmHead.shape, true, true);
+  } else if (lora) {
+    for (const w of weights.layers) {
+      for (const key of LAYER_LINEARS) {
+        if (!lora.targetModules.includes(MODULE_OF[key])) continue;
+        const [out, inFeatures] = w[key].shape;
+        add([lora.rank, inFeatures], true, true);
+        add([out, lora.rank], true, true);
+      }
+    }
+  }
+  return planned;
 }
