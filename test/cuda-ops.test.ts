@@ -27,13 +27,13 @@ if ("reason" in status) {
       expect(cuda.describe()).toMatch(/^cuda \(.+compute \d+\.\d+.+kernels built for .+\)$/);
     });
 
-    // The tensor-core kernels: the cp.async + mma.sync one (default where b's rows are 16-byte aligned), the
-    // wmma one (LABOR_CUDA_GEMM=wmma, and every unaligned b) and the Hopper wgmma one (LABOR_CUDA_GEMM=wgmma: b
-    // [N, K] with K % 8 == 0 on compute 9.0, else the mma kernel). K = 100 and 40: a zero-padded to K8, tiles
+    // The tensor-core kernels: the cp.async + mma.sync one, the wmma one (also every unaligned b) and the Hopper
+    // wgmma one (b [N, K] with K % 8 == 0 on compute 9.0, else the mma kernel), each forced by LABOR_CUDA_GEMM,
+    // and "auto" (any other value, like unset): the choice by GPU and shape. K = 100 and 40: a zero-padded to K8, tiles
     // cut short; N = 250: unaligned rows. Batched cases accumulate into out. The mma kernel splits K where the
     // output grid is small: [1,300,264,520] (4 splits, the last one short), [1,1,4096,4096], LoRA's
     // [1,1024,16,4096] and the batched, accumulating [2,64,16,1024].
-    it.each(["mma", "wmma", "wgmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
+    it.each(["auto", "mma", "wmma", "wgmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
       const random = makeRandom(101);
       process.env.LABOR_CUDA_GEMM = kernel;
       onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; });

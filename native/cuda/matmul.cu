@@ -4,18 +4,20 @@
 // - bf16 b → tensor cores (bf16 × bf16, f32 accumulators; sm_80+). a is first rounded to bf16 (nearest even)
 //   into a scratch copy [batch, M, K8] with rows padded to K8 = ⌈K/8⌉·8 by zeros and any transpose applied, so
 //   the GEMM streams two bf16 operands with 16-byte loads. That pass reads a once (M·K·4 bytes); the GEMM then
-//   reads each a tile N/128 times at half the bytes. Block tile 128×128×32, 8 warps of 64×32. Two versions:
-//   · MatmulMmaKernel (default where b's rows are 16-byte aligned): a 4-stage cp.async pipeline (global →
-//     shared without registers, three tiles in flight while one is multiplied), ldmatrix fragments and
-//     mma.sync m16n8k16 (ldmatrix.trans for b stored [K, N]), the epilogue straight from the accumulators.
-//     When the output grid can't fill the GPU and K is long (LoRA's rank-16 products), K is split over blocks
-//     that write raw partial sums, reduced in a fixed order by a second kernel (deterministic, no atomics);
+//   reads each a tile N/128 times at half the bytes. Three kernels; LABOR_CUDA_GEMM=mma|wmma|wgmma forces one,
+//   unset lets the GPU and the shape choose:
+//   · MatmulWgmmaKernel (the choice on Hopper): block tile 128×256×64, a producer warpgroup loading tiles with
+//     TMA (cp.async.bulk.tensor, 128-byte swizzle) into a 4-stage mbarrier ring, two consumer warpgroups
+//     multiplying them with wgmma m64n256k16 straight from shared memory (1.6–1.9× the mma kernel on an H200).
+//     Needs b stored [N, K] with K % 8 == 0, a compute 9.0 GPU and an sm_90a build; not chosen where its grid
+//     would leave most multiprocessors idle on a long K (LoRA's rank-16 products), where the mma kernel splits K.
+//   · MatmulMmaKernel (everywhere else b's rows are 16-byte aligned): block tile 128×128×32, 8 warps of 64×32, a
+//     4-stage cp.async pipeline (global → shared without registers, three tiles in flight while one is
+//     multiplied), ldmatrix fragments and mma.sync m16n8k16 (ldmatrix.trans for b stored [K, N]), the epilogue
+//     straight from the accumulators. When the output grid can't fill the GPU and K is long, K is split over
+//     blocks that write raw partial sums, reduced in a fixed order by a second kernel (deterministic, no atomics);
 //   · MatmulBf16Kernel (wmma, register-prefetch double buffering): b rows not 16-byte aligned, or
-//     LABOR_CUDA_GEMM=wmma (kept as the reference the benchmark compares against);
-//   · MatmulWgmmaKernel (Hopper, opt-in with LABOR_CUDA_GEMM=wgmma): block tile 128×256×64, a producer warpgroup
-//     loading tiles with TMA (cp.async.bulk.tensor, 128-byte swizzle) into a 4-stage mbarrier ring, two consumer
-//     warpgroups multiplying them with wgmma m64n256k16 straight from shared memory. Needs b stored [N, K] with
-//     K % 8 == 0, a compute 9.0 GPU and an sm_90a build; otherwise the mma kernel runs.
+//     LABOR_CUDA_GEMM=wmma (kept as the reference the benchmark compares against).
 // - f32 / f16 b → a tiled f32 SIMT kernel (64×64×16, 4×4 outputs per thread), so those dtypes keep f32
 //   accuracy (tf32/f16 tensor cores would round a). Small output grids with long K split K over blocks that
 //   atomically add their partial products (out zeroed first unless accumulating).
@@ -483,8 +485,9 @@ PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
 
 /** Whether LABOR_CUDA_GEMM=wgmma can run here: a compute 9.0 GPU, an sm_90a image, the tensor-map encoder.
  * Decided once; when not, says so once on stderr and the mma kernel runs instead. */
-bool WgmmaAvailable() {
-  static const bool available = [] {
+/** Why the wgmma kernel can't run here ("" when it can); probed once. */
+const std::string& WgmmaMissing() {
+  static const std::string reason = [] {
     std::string missing;
     if (Probe().major != 9) {
       missing = "a compute capability 9.0 GPU (this is " + std::to_string(Probe().major) + "." +
@@ -502,10 +505,20 @@ bool WgmmaAvailable() {
       Check(status, "matmul (probe for the wgmma kernel)");
       if (!compiled) missing = "an sm_90a build (CMAKE_CUDA_ARCHITECTURES with 90a)";
     }
-    if (!missing.empty()) std::fprintf(stderr, "labor-llm: LABOR_CUDA_GEMM=wgmma needs %s; using the mma kernel\n", missing.c_str());
-    return missing.empty();
+    return missing;
   }();
-  return available;
+  return reason;
+}
+
+/** Whether the wgmma kernel can run; an explicit LABOR_CUDA_GEMM=wgmma that can't is told why, once. */
+bool WgmmaAvailable(bool requested_explicitly) {
+  const std::string& missing = WgmmaMissing();
+  static bool told = false;
+  if (!missing.empty() && requested_explicitly && !told) {
+    std::fprintf(stderr, "labor-llm: LABOR_CUDA_GEMM=wgmma needs %s; using the mma kernel\n", missing.c_str());
+    told = true;
+  }
+  return missing.empty();
 }
 
 /** A 3-d map of the bf16 tensor [batches, rows, cols] (rows of `cols` elements, densely packed) in boxes of
@@ -538,15 +551,17 @@ void LaunchWgmma(const TcParams& p, int64_t batch, dim3 grid) {
   MatmulWgmmaKernel<<<grid, kWgThreads, kWgSharedBytes, Stream()>>>(a_map, b_map, p);
 }
 
-enum class TcKernel { kMma, kWmma, kWgmma };
+enum class TcKernel { kAuto, kMma, kWmma, kWgmma };
 
-/** LABOR_CUDA_GEMM: "wmma" or "wgmma" asks for those kernels, anything else (or unset) for the mma kernel.
- * Read at each call: the benchmark switches it. */
+/** LABOR_CUDA_GEMM: "mma", "wmma" or "wgmma" asks for that kernel; unset (or anything else) lets the shape and
+ * the GPU choose. Read at each call: the benchmark and the tests switch it. */
 TcKernel RequestedKernel() {
   const char* choice = std::getenv("LABOR_CUDA_GEMM");
-  if (choice != nullptr && std::strcmp(choice, "wmma") == 0) return TcKernel::kWmma;
-  if (choice != nullptr && std::strcmp(choice, "wgmma") == 0) return TcKernel::kWgmma;
-  return TcKernel::kMma;
+  if (choice == nullptr) return TcKernel::kAuto;
+  if (std::strcmp(choice, "mma") == 0) return TcKernel::kMma;
+  if (std::strcmp(choice, "wmma") == 0) return TcKernel::kWmma;
+  if (std::strcmp(choice, "wgmma") == 0) return TcKernel::kWgmma;
+  return TcKernel::kAuto;
 }
 
 // ---------------------------------------------------------------- f32 SIMT GEMM (f32 / f16 b)
@@ -720,8 +735,15 @@ void MatmulTensorCores(const MatmulArgs& args) {
     p.tiles_per_split = (k8 + kBK - 1) / kBK;
     const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
     const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;  // also what TMA needs
+    // The choice when none is asked for: wgmma where it applies (Hopper, b [N, K], K % 8 == 0), unless its
+    // 128×256 tiles would leave most multiprocessors idle on a long K — LoRA's rank-16 products — where the mma
+    // kernel splits K instead; the mma kernel for the rest.
     const TcKernel requested = RequestedKernel();
-    const bool wgmma = requested == TcKernel::kWgmma && args.trans_b && vector && WgmmaAvailable();
+    const int64_t k_tiles = (k8 + kBK - 1) / kBK;
+    const int64_t wgmma_blocks = (args.n + kWgBN - 1) / kWgBN * ((args.m + kWgBM - 1) / kWgBM) * args.batch;
+    const bool wgmma_fits = requested == TcKernel::kWgmma ||
+                            (requested == TcKernel::kAuto && !(2 * wgmma_blocks < Probe().multiprocessors && k_tiles >= 8));
+    const bool wgmma = wgmma_fits && args.trans_b && vector && WgmmaAvailable(requested == TcKernel::kWgmma);
     const bool mma = requested != TcKernel::kWmma;
     static_assert(kWgBM == kBM, "one row-tile count for every tensor-core kernel");
     const int64_t block_n = wgmma ? kWgBN : kBN;
