@@ -67,6 +67,14 @@ __device__ inline void AccumulatorsAsA(uint32_t (&a)[4], const float (&lo)[4], c
   a[3] = PackBf16(hi[2], hi[3]);
 }
 
+template <int kNTiles>
+__device__ inline void ZeroAccumulators(float (&acc)[kNTiles][4]) {
+#pragma unroll
+  for (int n = 0; n < kNTiles; n++)
+#pragma unroll
+    for (int e = 0; e < 4; e++) acc[n][e] = 0.0f;
+}
+
 /** acc[n] += a · (two n-tiles per b-fragment load) for the n-tiles of a head dim, b read from a [k][n] tile. */
 template <int kNTiles>
 __device__ inline void MmaRowTimesKN(float (&acc)[kNTiles][4], const uint32_t (&a)[4], const uint16_t* tile, int stride,
@@ -80,14 +88,24 @@ __device__ inline void MmaRowTimesKN(float (&acc)[kNTiles][4], const uint32_t (&
   }
 }
 
+/** acc += scores · tile: the score accumulators (kScoreTiles n-tiles = kScoreTiles / 2 k-steps) rounded to bf16
+ * as a-fragments, the tile [k][n] read along its rows. */
+template <int kNTiles, int kScoreTiles>
+__device__ inline void ScoresTimesKN(float (&acc)[kNTiles][4], const float (&scores)[kScoreTiles][4], const uint16_t* tile,
+                                     int stride) {
+#pragma unroll
+  for (int kk = 0; kk < kScoreTiles / 2; kk++) {
+    uint32_t a[4];
+    AccumulatorsAsA(a, scores[2 * kk], scores[2 * kk + 1]);
+    MmaRowTimesKN<kNTiles>(acc, a, tile, stride, kk * 16);
+  }
+}
+
 /** scores[n] (kNTiles n-tiles: rows of `b_tile`) = rows row0..row0+15 of `a_tile` · rows of `b_tile`ᵀ, over kHd. */
 template <int kHd, int kNTiles>
 __device__ inline void RowsTimesRowsT(float (&scores)[kNTiles][4], const uint16_t* a_tile, int row0, const uint16_t* b_tile) {
   constexpr int kRow = kHd + kSkew;
-#pragma unroll
-  for (int n = 0; n < kNTiles; n++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) scores[n][e] = 0.0f;
+  ZeroAccumulators(scores);
 #pragma unroll
   for (int kk = 0; kk < kHd / 16; kk++) {
     uint32_t a[4];
@@ -150,6 +168,16 @@ struct Span {
   int lo, hi;  // [lo, hi), empty when lo ≥ hi
 };
 
+/** The key ranges of this thread's two accumulator rows, g and g + 8 of its warp's 16 (from LoadQueryRanges). */
+__device__ inline void ThreadRowRanges(const int* range, int (&start)[2], int (&end)[2]) {
+  const int warp = threadIdx.x >> 5, g = (threadIdx.x & 31) >> 2;
+#pragma unroll
+  for (int h = 0; h < 2; h++) {
+    start[h] = range[warp * 16 + g + 8 * h];
+    end[h] = range[kBlockRows + warp * 16 + g + 8 * h];
+  }
+}
+
 __device__ inline Span WarpSpan(const int* range, int warp) {
   return {range[2 * kBlockRows + 2 * warp], range[2 * kBlockRows + 2 * warp + 1]};
 }
@@ -199,17 +227,10 @@ __global__ void __launch_bounds__(kMmaThreads)
 
   // This thread's rows: g and g + 8 of the warp's 16.
   int row_start[2], row_end[2];
+  ThreadRowRanges(range, row_start, row_end);
   float row_max[2] = {-INFINITY, -INFINITY}, row_sum[2] = {0.0f, 0.0f};  // row_sum: this thread's columns only
-#pragma unroll
-  for (int h = 0; h < 2; h++) {
-    row_start[h] = range[warp * 16 + g + 8 * h];
-    row_end[h] = range[kBlockRows + warp * 16 + g + 8 * h];
-  }
   float acc[kNTiles][4];
-#pragma unroll
-  for (int n = 0; n < kNTiles; n++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) acc[n][e] = 0.0f;
+  ZeroAccumulators(acc);
 
   for (int i = 0; i < tiles; i++) {
     const int j0 = block.lo + i * kKeyTile;
@@ -258,12 +279,7 @@ __global__ void __launch_bounds__(kMmaThreads)
         }
 
       // O += P·V: P from the score accumulators, V read along its rows (ldmatrix.trans).
-#pragma unroll
-      for (int kk = 0; kk < kKeyTile / 16; kk++) {
-        uint32_t pa[4];
-        AccumulatorsAsA(pa, s[2 * kk], s[2 * kk + 1]);
-        MmaRowTimesKN<kNTiles>(acc, pa, vs, kRow, kk * 16);
-      }
+      ScoresTimesKN(acc, s, vs, kRow);
     }
     __syncthreads();  // buffer i & 1 is refilled with tile i + 2 next
   }
@@ -339,18 +355,14 @@ __global__ void __launch_bounds__(kMmaThreads)
     if (r == g) row_d[0] = total;
     if (r == g + 8) row_d[1] = total;
   }
+  ThreadRowRanges(range, row_start, row_end);
 #pragma unroll
   for (int h = 0; h < 2; h++) {
     const int64_t t = t0 + warp * 16 + g + 8 * h;
     row_lse[h] = t < a.queries ? a.lse[t * a.heads + head] : 0.0f;
-    row_start[h] = range[warp * 16 + g + 8 * h];
-    row_end[h] = range[kBlockRows + warp * 16 + g + 8 * h];
   }
   float dq[kNTiles][4];
-#pragma unroll
-  for (int n = 0; n < kNTiles; n++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) dq[n][e] = 0.0f;
+  ZeroAccumulators(dq);
 
   for (int i = 0; i < tiles; i++) {
     const int j0 = block.lo + i * kKeyTile;
@@ -375,12 +387,7 @@ __global__ void __launch_bounds__(kMmaThreads)
           s[n][e] = p * (dp[n][e] - row_d[h]);
         }
       // dQ += dS·K, K read along its rows (ldmatrix.trans).
-#pragma unroll
-      for (int kk = 0; kk < kKeyTile / 16; kk++) {
-        uint32_t dsa[4];
-        AccumulatorsAsA(dsa, s[2 * kk], s[2 * kk + 1]);
-        MmaRowTimesKN<kNTiles>(dq, dsa, ks, kRow, kk * 16);
-      }
+      ScoresTimesKN(dq, s, ks, kRow);
     }
     __syncthreads();  // buffer i & 1 is refilled with tile i + 2 next
   }
@@ -450,10 +457,8 @@ __global__ void __launch_bounds__(kMmaThreads)
 
   const int64_t my_key[2] = {k0 + warp * 16 + g, k0 + warp * 16 + g + 8};
   float dk[kNTiles][4], dv[kNTiles][4];
-#pragma unroll
-  for (int n = 0; n < kNTiles; n++)
-#pragma unroll
-    for (int e = 0; e < 4; e++) dk[n][e] = dv[n][e] = 0.0f;
+  ZeroAccumulators(dk);
+  ZeroAccumulators(dv);
 
   for (int64_t i = 0; i < items; i++) {
     const int64_t tq0 = (first_tile + i / group) * kQueryTile, h = kv_head * group + i % group;
@@ -487,14 +492,8 @@ __global__ void __launch_bounds__(kMmaThreads)
         }
       }
     // dV += Pᵀ·dO and dK += dSᵀ·Q, dO and Q read along their rows (ldmatrix.trans).
-#pragma unroll
-    for (int kk = 0; kk < kQueryTile / 16; kk++) {
-      uint32_t pa[4], dsa[4];
-      AccumulatorsAsA(pa, st[2 * kk], st[2 * kk + 1]);
-      AccumulatorsAsA(dsa, dpt[2 * kk], dpt[2 * kk + 1]);
-      MmaRowTimesKN<kNTiles>(dv, pa, dos, kRow, kk * 16);
-      MmaRowTimesKN<kNTiles>(dk, dsa, qs, kRow, kk * 16);
-    }
+    ScoresTimesKN(dv, st, dos, kRow);
+    ScoresTimesKN(dk, dpt, qs, kRow);
     __syncthreads();  // buffer i & 1 is refilled with item i + 2 next
   }
   CopyAsyncWait<0>();
