@@ -483,9 +483,8 @@ PFN_cuTensorMapEncodeTiled_v12000 TensorMapEncoder() {
   return encoder;
 }
 
-/** Whether LABOR_CUDA_GEMM=wgmma can run here: a compute 9.0 GPU, an sm_90a image, the tensor-map encoder.
- * Decided once; when not, says so once on stderr and the mma kernel runs instead. */
-/** Why the wgmma kernel can't run here ("" when it can); probed once. */
+/** Why the wgmma kernel can't run here ("" when it can: a compute 9.0 GPU, an sm_90a image, the tensor-map
+ * encoder); probed once. */
 const std::string& WgmmaMissing() {
   static const std::string reason = [] {
     std::string missing;
