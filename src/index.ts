@@ -3,7 +3,7 @@
  * checkpoint onto a backend, tokenize, and compute per-token log-probabilities; create random models; export
  * GGUF. Training, next-occupation scoring and evaluation arrive with their issues.
  */
-export type { Backend, Tensor, DType, HostArray, MatmulOptions } from "./engine/backend.js";
+export type { AttentionTrainingOptions, Backend, Tensor, DType, HostArray, MatmulDtype, MatmulOptions } from "./engine/backend.js";
 export { createBackend, probeBackends, type BackendName, type BackendOptions } from "./engine/select.js";
 export { createCpuBackend } from "./engine/cpu/backend.js";
 export type { CpuIsa, CpuIsaInfo } from "./engine/native.js";
@@ -39,6 +39,7 @@ export {
 
 // Training: LoRA / full fine-tuning, PEFT adapters, merging.
 export { TrainableLlama, randomLlamaWeights, type TrainingMode, type PackedBatch, type TrainableParameter } from "./model/llama-train.js";
+export { parameterUnits, type ParameterGroup, type ParameterUnit } from "./model/parameter-groups.js";
 export { LORA_TARGET_MODULES, loraScaling, parseTargetModules, type LoraConfig, type LoraTargetModule, type LoraMatrices } from "./model/lora.js";
 export { readPeftAdapter, writePeftAdapter, type PeftAdapter } from "./io/peft.js";
 export { loadLlamaWithAdapter, mergeAdapterIntoCheckpoint } from "./model/adapter.js";
