@@ -286,22 +286,16 @@ void AttentionBackward(const AttentionBackwardArgs& a) {
     Zero(a.dq, static_cast<size_t>(a.queries * a.heads * a.head_dim) * sizeof(float));
     return;
   }
-  float* d_sum = static_cast<float*>(Malloc(static_cast<size_t>(a.queries * a.heads) * sizeof(float)));
-  try {
-    if (a.bf16 && TensorCoreAttentionApplies(a.head_dim, {a.dq, a.dk, a.dv})) {
-      AttentionBackwardMma(a, d_sum);
-    } else if (a.head_dim <= 64) {
-      LaunchBackward<2>(a, d_sum);
-    } else if (a.head_dim <= 128) {
-      LaunchBackward<4>(a, d_sum);
-    } else {
-      LaunchBackward<8>(a, d_sum);
-    }
-  } catch (...) {
-    Free(d_sum);
-    throw;
+  const DeviceScratch d_sum(static_cast<size_t>(a.queries * a.heads) * sizeof(float));
+  if (a.bf16 && TensorCoreAttentionApplies(a.head_dim, {a.dq, a.dk, a.dv})) {
+    AttentionBackwardMma(a, d_sum.as<float>());
+  } else if (a.head_dim <= 64) {
+    LaunchBackward<2>(a, d_sum.as<float>());
+  } else if (a.head_dim <= 128) {
+    LaunchBackward<4>(a, d_sum.as<float>());
+  } else {
+    LaunchBackward<8>(a, d_sum.as<float>());
   }
-  Free(d_sum);
 }
 
 }  // namespace labor::cuda

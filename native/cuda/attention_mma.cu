@@ -515,19 +515,16 @@ __global__ void __launch_bounds__(kMmaThreads)
 
 // ---------------------------------------------------------------- launches
 
-/** A bf16 copy of an f32 device tensor (stream-ordered scratch, freed with the object). */
+/** A bf16 copy of an f32 device tensor in scratch memory, freed with the object. */
 class Bf16Copy {
  public:
-  Bf16Copy(const float* src, int64_t count) : data_(static_cast<uint16_t*>(Malloc(static_cast<size_t>(count) * 2))) {
-    Convert(src, DType::kF32, data_, DType::kBf16, count);
+  Bf16Copy(const float* src, int64_t count) : buffer_(static_cast<size_t>(count) * 2) {
+    Convert(src, DType::kF32, buffer_.as<void>(), DType::kBf16, count);
   }
-  ~Bf16Copy() { Free(data_); }
-  Bf16Copy(const Bf16Copy&) = delete;
-  Bf16Copy& operator=(const Bf16Copy&) = delete;
-  const uint16_t* get() const { return data_; }
+  const uint16_t* get() const { return buffer_.as<uint16_t>(); }
 
  private:
-  uint16_t* data_;
+  DeviceScratch buffer_;
 };
 
 template <int kHd>

@@ -710,91 +710,78 @@ void MatmulSimt(const MatmulArgs& args) {
 }
 
 void MatmulTensorCores(const MatmulArgs& args) {
-  const int64_t k8 = (args.k + 7) / 8 * 8;
+  const int64_t k8 = (args.k + 7) / 8 * 8, k_tiles = (k8 + kBK - 1) / kBK;
   const int64_t a_elements = args.batch * args.m * k8;
-  uint16_t* a16 = static_cast<uint16_t*>(Malloc(static_cast<size_t>(a_elements) * 2));
-  try {
-    ConvertAKernel<<<GridFor(a_elements, 256), 256, 0, Stream()>>>(args.a, a16, args.batch, args.m, args.k, k8,
-                                                                   args.trans_a);
-    CheckLaunch("matmul (a → bf16)");
-    TcParams p{};
-    p.a = a16;
-    p.b = static_cast<const uint16_t*>(args.b);
-    p.out = args.out;
-    p.m = args.m;
-    p.n = args.n;
-    p.k = args.k;
-    p.k8 = k8;
-    p.a_batch_stride = args.m * k8;
-    p.b_batch_stride = args.b_batched ? args.k * args.n : 0;
-    p.out_batch_stride = args.m * args.n;
-    p.alpha = args.alpha;
-    p.accumulate = args.accumulate;
-    p.splits = 1;
-    p.tiles_per_split = (k8 + kBK - 1) / kBK;
-    const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
-    const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;  // also what TMA needs
-    // The choice when none is asked for: wgmma where it applies (Hopper, b [N, K], K % 8 == 0), unless its
-    // 128×256 tiles would leave most multiprocessors idle on a long K — LoRA's rank-16 products — where the mma
-    // kernel splits K instead; the mma kernel for the rest.
-    const TcKernel requested = RequestedKernel();
-    const int64_t k_tiles = (k8 + kBK - 1) / kBK;
-    const int64_t wgmma_blocks = (args.n + kWgBN - 1) / kWgBN * ((args.m + kWgBM - 1) / kWgBM) * args.batch;
-    const bool wgmma_fits = requested == TcKernel::kWgmma ||
-                            (requested == TcKernel::kAuto && !(2 * wgmma_blocks < Probe().multiprocessors && k_tiles >= 8));
-    const bool wgmma = wgmma_fits && args.trans_b && vector && WgmmaAvailable(requested == TcKernel::kWgmma);
-    const bool mma = requested != TcKernel::kWmma;
-    static_assert(kWgBM == kBM, "one row-tile count for every tensor-core kernel");
-    const int64_t block_n = wgmma ? kWgBN : kBN;
-    const int64_t tiles_n = (args.n + block_n - 1) / block_n, tiles_m = (args.m + kBM - 1) / kBM;
-    if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
-    const int64_t splits = !wgmma && vector && mma ? MmaSplits(tiles_n * tiles_m * args.batch, p.tiles_per_split) : 1;
-    if (splits > 1 && args.batch * splits <= kMaxGridYZ) {
-      p.tiles_per_split = (p.tiles_per_split + splits - 1) / splits;
-      p.splits = static_cast<int>((((k8 + kBK - 1) / kBK) + p.tiles_per_split - 1) / p.tiles_per_split);  // none empty
-      const int64_t count = args.batch * args.m * args.n;
-      p.partials = static_cast<float*>(Malloc(static_cast<size_t>(p.splits * count) * sizeof(float)));
-      try {
-        const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
-                        static_cast<unsigned>(args.batch * p.splits));
-        args.trans_b ? LaunchMma<true>(p, grid) : LaunchMma<false>(p, grid);
-        CheckLaunch("matmul (bf16 tensor-core kernel, split K)");
-        SumSplitsKernel<<<GridFor(count, 256), 256, 0, Stream()>>>(p.partials, args.out, count, p.splits, args.alpha,
-                                                                   args.accumulate);
-        CheckLaunch("matmul (sum of K splits)");
-      } catch (...) {
-        Free(p.partials);
-        throw;
-      }
-      Free(p.partials);
-      Free(a16);
-      return;
-    }
-    for (int64_t b0 = 0; b0 < args.batch; b0 += kMaxGridYZ) {
-      const int64_t count = std::min(kMaxGridYZ, args.batch - b0);
-      TcParams q = p;
-      q.a += b0 * p.a_batch_stride;
-      q.b += b0 * p.b_batch_stride;
-      q.out += b0 * p.out_batch_stride;
-      const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count));
-      if (wgmma) {
-        LaunchWgmma(q, count, grid);
-      } else if (vector && mma) {
-        args.trans_b ? LaunchMma<true>(q, grid) : LaunchMma<false>(q, grid);
-      } else if (args.trans_b) {
-        vector ? MatmulBf16Kernel<true, true><<<grid, kTcThreads, 0, Stream()>>>(q)
-               : MatmulBf16Kernel<true, false><<<grid, kTcThreads, 0, Stream()>>>(q);
-      } else {
-        vector ? MatmulBf16Kernel<false, true><<<grid, kTcThreads, 0, Stream()>>>(q)
-               : MatmulBf16Kernel<false, false><<<grid, kTcThreads, 0, Stream()>>>(q);
-      }
-      CheckLaunch("matmul (bf16 tensor-core kernel)");
-    }
-  } catch (...) {
-    Free(a16);
-    throw;
+  const DeviceScratch a16(static_cast<size_t>(a_elements) * 2);
+  ConvertAKernel<<<GridFor(a_elements, 256), 256, 0, Stream()>>>(args.a, a16.as<uint16_t>(), args.batch, args.m, args.k,
+                                                                 k8, args.trans_a);
+  CheckLaunch("matmul (a → bf16)");
+  TcParams p{};
+  p.a = a16.as<uint16_t>();
+  p.b = static_cast<const uint16_t*>(args.b);
+  p.out = args.out;
+  p.m = args.m;
+  p.n = args.n;
+  p.k = args.k;
+  p.k8 = k8;
+  p.a_batch_stride = args.m * k8;
+  p.b_batch_stride = args.b_batched ? args.k * args.n : 0;
+  p.out_batch_stride = args.m * args.n;
+  p.alpha = args.alpha;
+  p.accumulate = args.accumulate;
+  p.splits = 1;
+  p.tiles_per_split = k_tiles;
+  const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
+  const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;  // also what TMA needs
+  // The choice when none is asked for: wgmma where it applies (Hopper, b [N, K], K % 8 == 0), unless its
+  // 128×256 tiles would leave most multiprocessors idle on a long K — LoRA's rank-16 products — where the mma
+  // kernel splits K instead; the mma kernel for the rest.
+  const TcKernel requested = RequestedKernel();
+  const int64_t wgmma_blocks = (args.n + kWgBN - 1) / kWgBN * ((args.m + kWgBM - 1) / kWgBM) * args.batch;
+  const bool wgmma_fits = requested == TcKernel::kWgmma ||
+                          (requested == TcKernel::kAuto && !(2 * wgmma_blocks < Probe().multiprocessors && k_tiles >= 8));
+  const bool wgmma = wgmma_fits && args.trans_b && vector && WgmmaAvailable(requested == TcKernel::kWgmma);
+  const bool mma = requested != TcKernel::kWmma;
+  static_assert(kWgBM == kBM, "one row-tile count for every tensor-core kernel");
+  const int64_t block_n = wgmma ? kWgBN : kBN;
+  const int64_t tiles_n = (args.n + block_n - 1) / block_n, tiles_m = (args.m + kBM - 1) / kBM;
+  if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
+  const int64_t splits = !wgmma && vector && mma ? MmaSplits(tiles_n * tiles_m * args.batch, k_tiles) : 1;
+  if (splits > 1 && args.batch * splits <= kMaxGridYZ) {
+    p.tiles_per_split = (k_tiles + splits - 1) / splits;
+    p.splits = static_cast<int>((k_tiles + p.tiles_per_split - 1) / p.tiles_per_split);  // none empty
+    const int64_t count = args.batch * args.m * args.n;
+    const DeviceScratch partials(static_cast<size_t>(p.splits * count) * sizeof(float));
+    p.partials = partials.as<float>();
+    const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m),
+                    static_cast<unsigned>(args.batch * p.splits));
+    args.trans_b ? LaunchMma<true>(p, grid) : LaunchMma<false>(p, grid);
+    CheckLaunch("matmul (bf16 tensor-core kernel, split K)");
+    SumSplitsKernel<<<GridFor(count, 256), 256, 0, Stream()>>>(p.partials, args.out, count, p.splits, args.alpha,
+                                                               args.accumulate);
+    CheckLaunch("matmul (sum of K splits)");
+    return;
   }
-  Free(a16);
+  for (int64_t b0 = 0; b0 < args.batch; b0 += kMaxGridYZ) {
+    const int64_t count = std::min(kMaxGridYZ, args.batch - b0);
+    TcParams q = p;
+    q.a += b0 * p.a_batch_stride;
+    q.b += b0 * p.b_batch_stride;
+    q.out += b0 * p.out_batch_stride;
+    const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count));
+    if (wgmma) {
+      LaunchWgmma(q, count, grid);
+    } else if (vector && mma) {
+      args.trans_b ? LaunchMma<true>(q, grid) : LaunchMma<false>(q, grid);
+    } else if (args.trans_b) {
+      vector ? MatmulBf16Kernel<true, true><<<grid, kTcThreads, 0, Stream()>>>(q)
+             : MatmulBf16Kernel<true, false><<<grid, kTcThreads, 0, Stream()>>>(q);
+    } else {
+      vector ? MatmulBf16Kernel<false, true><<<grid, kTcThreads, 0, Stream()>>>(q)
+             : MatmulBf16Kernel<false, false><<<grid, kTcThreads, 0, Stream()>>>(q);
+    }
+    CheckLaunch("matmul (bf16 tensor-core kernel)");
+  }
 }
 
 }  // namespace

@@ -49,6 +49,23 @@ void CheckLaunch(const char* kernel);
 /** Stream-ordered allocation (cudaMallocAsync); Free may be given nullptr. */
 void* Malloc(size_t bytes);
 void Free(void* pointer) noexcept;
+
+/** A Malloc'd scratch buffer, freed (stream-ordered, so after the work queued before) when it goes out of scope,
+ * an exception included. 0 bytes gives a null buffer. */
+class DeviceScratch {
+ public:
+  explicit DeviceScratch(size_t bytes) : pointer_(Malloc(bytes)) {}
+  ~DeviceScratch() { Free(pointer_); }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  template <class T>
+  T* as() const {
+    return static_cast<T*>(pointer_);
+  }
+
+ private:
+  void* pointer_;
+};
 /** Queued on the stream; the source may be reused once this returns. */
 void CopyToDevice(void* dst, const void* src, size_t bytes);
 void CopyDeviceToDevice(void* dst, const void* src, size_t bytes);

@@ -74,24 +74,20 @@ void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out,
 void RmsNormBackward(const float* x, const void* weight, DType weight_dtype, const float* d_out, float* dx,
                      float* d_weight, int64_t rows, int64_t dim, float eps) {
   if (rows == 0 || dim == 0) return;
-  float* row_scale = d_weight != nullptr ? static_cast<float*>(Malloc(static_cast<size_t>(rows) * sizeof(float))) : nullptr;
-  try {
-    RmsNormBackwardKernel<<<RowBlocks(rows), kRmsThreads, 0, Stream()>>>(x, weight, weight_dtype, d_out, dx, row_scale,
-                                                                       rows, dim, eps);
-    CheckLaunch("rmsnormBackward");
-    if (d_weight != nullptr) {
-      const int64_t rows_per_chunk = 64;
-      const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
-      if (chunks > 65535) throw CudaError("rmsnormBackward: too many rows for the weight-gradient grid");
-      const dim3 grid(static_cast<unsigned>((dim + kRmsThreads - 1) / kRmsThreads), static_cast<unsigned>(chunks));
-      RmsNormWeightGradKernel<<<grid, kRmsThreads, 0, Stream()>>>(x, d_out, row_scale, d_weight, rows, dim, rows_per_chunk);
-      CheckLaunch("rmsnormBackward (dWeight)");
-    }
-  } catch (...) {
-    Free(row_scale);
-    throw;
+  // Per-row scales for the weight gradient (none without one: 0 bytes is a null buffer).
+  const DeviceScratch row_scale(d_weight != nullptr ? static_cast<size_t>(rows) * sizeof(float) : 0);
+  RmsNormBackwardKernel<<<RowBlocks(rows), kRmsThreads, 0, Stream()>>>(x, weight, weight_dtype, d_out, dx,
+                                                                     row_scale.as<float>(), rows, dim, eps);
+  CheckLaunch("rmsnormBackward");
+  if (d_weight != nullptr) {
+    const int64_t rows_per_chunk = 64;
+    const int64_t chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;
+    if (chunks > 65535) throw CudaError("rmsnormBackward: too many rows for the weight-gradient grid");
+    const dim3 grid(static_cast<unsigned>((dim + kRmsThreads - 1) / kRmsThreads), static_cast<unsigned>(chunks));
+    RmsNormWeightGradKernel<<<grid, kRmsThreads, 0, Stream()>>>(x, d_out, row_scale.as<float>(), d_weight, rows, dim,
+                                                                rows_per_chunk);
+    CheckLaunch("rmsnormBackward (dWeight)");
   }
-  Free(row_scale);
 }
 
 }  // namespace labor::cuda
