@@ -27,7 +27,7 @@ import { AdamW, ADAMW_DEFAULTS, clipGradientNorm } from "../train/optimizer.js";
 import { learningRateAt } from "../train/schedule.js";
 import type { LlamaConfig } from "./config.js";
 import { randomLlamaWeights, TrainableLlama, type PackedBatch, type TrainableParameter } from "./llama-train.js";
-import { parameterUnits } from "./parameter-groups.js";
+import { parameterUnits, writeInto } from "./parameter-groups.js";
 
 /** Transformer size. The head dimension hidden / heads must be even (RoPE). */
 export interface CareerConfig {
@@ -306,9 +306,7 @@ export class CareerModel {
     for (const p of this.parameters) {
       const v = values.get(p.name);
       if (!v || v.length !== p.value.size) throw new Error(`career: no saved values of the right size for ${p.name}`);
-      const staged = this.backend.upload(v, "f32", p.value.shape);
-      this.backend.scale(staged, 1, p.value);
-      this.backend.free(staged);
+      writeInto(this.backend, p.value, v);
     }
   }
 

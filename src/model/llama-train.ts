@@ -243,7 +243,7 @@ export class TrainableLlama {
           : be.weight(host.data, host.dtype, host.shape));
         return { weight, grad: null, matmulWeight: weight };
       }
-      const { parameter, copy } = this.addParameter(name, host.shape, { decay, copy: lower }, toFloat32(host.data, host.dtype));
+      const { parameter, copy } = this.store.add(name, host.shape, { decay, copy: lower }, toFloat32(host.data, host.dtype));
       return { weight: parameter.value, grad: parameter.grad, matmulWeight: copy ?? parameter.value };
     };
     this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings);
@@ -299,17 +299,12 @@ export class TrainableLlama {
       throw new Error(`LoRA layer ${layer} ${module}: A must be [${rank}, ${inFeatures}] and B [${out}, ${rank}]`);
     }
     const kind = { decay: true, copy: this.bf16Matmuls };
-    const a = this.addParameter(peftKey(layer, module, "A"), [rank, inFeatures], kind, values.a);
-    const b = this.addParameter(peftKey(layer, module, "B"), [out, rank], kind, values.b);
+    const a = this.store.add(peftKey(layer, module, "A"), [rank, inFeatures], kind, values.a);
+    const b = this.store.add(peftKey(layer, module, "B"), [out, rank], kind, values.b);
     return {
       layer, module, a: a.parameter.value, b: b.parameter.value, gradA: a.parameter.grad, gradB: b.parameter.grad,
       aMatmul: a.copy ?? a.parameter.value, bMatmul: b.copy ?? b.parameter.value,
     };
-  }
-
-  /** A parameter in the store (its grad zeroed) and, with kind.copy, its bf16 copy kept by refreshMatmulCopies. */
-  private addParameter(name: string, shape: readonly number[], kind: ParameterKind, initial: Float32Array): { parameter: TrainableParameter; copy: Tensor | null } {
-    return this.store.add(name, shape, kind, initial);
   }
 
   /** Set every gradient to zero (start of an optimizer step): one fill per parameter group. */
