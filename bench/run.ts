@@ -32,6 +32,7 @@ import { llamaCppUnavailableReason, openLlamaCppPrompt } from "./peers/llama-cpp
 import { benchScoring } from "./scoring.js";
 import { benchTraining } from "./training.js";
 import { benchTokens, SEQUENCE_LENGTH } from "./tokens.js";
+import { median } from "./median.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const RUNS = Math.max(5, Number(process.env.BENCH_RUNS ?? 5));
@@ -40,12 +41,6 @@ const SEED = 7;
 /** Sequences per forward run: 8 × 512 as the issue asks for `small`; `1b` runs take ~10 s per sequence on 2 threads. */
 const SEQUENCES: Record<string, number> = { small: 8, "1b": Number(process.env.BENCH_1B_SEQUENCES ?? 2) };
 const here = dirname(fileURLToPath(import.meta.url));
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 const ratios: string[] = [];
 const packingNotes: string[] = [];

@@ -46,6 +46,7 @@ import { buildPackedBatch } from "../src/train/batches.js";
 import { ADAMW_DEFAULTS, AdamW } from "../src/train/optimizer.js";
 import { benchmarkTrainingSteps, trainingStep } from "../src/train/step.js";
 import { profiledBackend, profileLines, type OpStats } from "./op-profile.js";
+import { median } from "./median.js";
 
 export interface TrainingBenchContext {
   threads: number;
@@ -74,12 +75,6 @@ const SEED = 5;
 const here = dirname(fileURLToPath(import.meta.url));
 
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
 
 const loraMode = (): TrainingMode => ({ kind: "lora", lora: { ...BENCH_LORA, targetModules: [...BENCH_LORA.targetModules] } });
 

@@ -15,15 +15,11 @@ import { float32ToBfloat16 } from "../src/io/dtype.js";
 import { initModel } from "../src/model/init.js";
 import { loadLlama } from "../src/model/load.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
+import { median } from "./median.js";
 
 const RUNS = Math.max(1, Number(process.env.BENCH_RUNS ?? 3));
 const size = Number(process.argv[2] ?? 512);
 const preset = process.argv[3] ?? "small";
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
-}
 
 async function timed(run: () => Promise<void>): Promise<number> {
   await run(); // warm-up

@@ -28,7 +28,8 @@ if ("reason" in status) {
     });
 
     // The tensor-core kernels: the cp.async + mma.sync one, the wmma one (also every unaligned b) and the Hopper
-    // wgmma one (b [N, K] with K % 8 == 0 on compute 9.0, else the mma kernel), each forced by LABOR_CUDA_GEMM,
+    // wgmma one (b's rows a multiple of 8 on compute 9.0, read K-major for b [N, K] and N-major for b [K, N], else
+    // the mma kernel), each forced by LABOR_CUDA_GEMM, a transposed a converted through the tiled transpose,
     // and "auto" (any other value, like unset): the choice by GPU and shape. K = 100 and 40: a zero-padded to K8, tiles
     // cut short; N = 250: unaligned rows. Batched cases accumulate into out. The mma kernel splits K where the
     // output grid is small: [1,300,264,520] (4 splits, the last one short), [1,1,4096,4096], LoRA's
@@ -39,19 +40,20 @@ if ("reason" in status) {
       onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; });
       for (const [batch, m, n, k] of [[1, 300, 264, 520], [2, 130, 136, 64], [1, 257, 250, 100], [1, 70, 264, 100], [3, 200, 128, 40],
         [1, 1, 4096, 4096], [1, 1024, 16, 4096], [2, 64, 16, 1024]]) {
-        for (const transB of [false, true]) {
+        for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
           const a = randomF32(random, batch * m * k);
           const bBits = Uint16Array.from(randomF32(random, k * n), numberToBf16);
           const accumulate = batch > 1, initial = randomF32(random, batch * m * n);
           const out = cuda.upload(initial, "f32", batch === 1 ? [m, n] : [batch, m, n]);
-          cuda.matmul(cuda.upload(a, "f32", batch === 1 ? [m, k] : [batch, m, k]), cuda.weight(bBits, "bf16", transB ? [n, k] : [k, n]),
-            out, { transB, alpha: 0.5, accumulate });
+          const aShape = transA ? [k, m] : [m, k];
+          cuda.matmul(cuda.upload(a, "f32", batch === 1 ? aShape : [batch, ...aShape]), cuda.weight(bBits, "bf16", transB ? [n, k] : [k, n]),
+            out, { transA, transB, alpha: 0.5, accumulate });
           const got = await cuda.download(out);
           const aRounded = Float64Array.from(a, (x) => bf16ToNumber(numberToBf16(x)));
           const want = matmulRef(aRounded, Float64Array.from(bBits, bf16ToNumber),
-            { batch, m, n, k, transA: false, transB, bBatched: false }).map((x, i) => 0.5 * x + (accumulate ? initial[i] : 0));
+            { batch, m, n, k, transA, transB, bBatched: false }).map((x, i) => 0.5 * x + (accumulate ? initial[i] : 0));
           const error = relativeError(got, want);
-          expect(error, `[${batch},${m},${n},${k}] transB ${transB}: ${error}`).toBeLessThanOrEqual(F32_TOLERANCE);
+          expect(error, `[${batch},${m},${n},${k}] transA ${transA} transB ${transB}: ${error}`).toBeLessThanOrEqual(F32_TOLERANCE);
         }
       }
     });

@@ -27,6 +27,7 @@ import { expectedTensorShapes } from "../../src/model/config.js";
 import { MODEL_PRESETS } from "../../src/model/presets.js";
 import type { LlamaWeights, HostTensor } from "../../src/model/weights.js";
 import { profiledBackend, profileLines, type OpStats } from "../op-profile.js";
+import { median } from "../median.js";
 
 const [rowsPath, peerPath] = process.argv.slice(2);
 if (!rowsPath) {
@@ -112,7 +113,7 @@ export const BENCH_LORA = {
   targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 } as const;
 export const BENCH_SEQ_LEN = 1024;
-const TIMED_STEPS = Number(process.env.LABOR_BENCH_STEPS ?? 3);
+const TIMED_STEPS = Number(process.env.LABOR_BENCH_STEPS ?? 5);
 
 const benchStarted = performance.now();
 
@@ -264,22 +265,42 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
     const step = (s: number) => trainingStep(model, optimizer, [batch(s)], { step: s, learningRate: 1e-4, maxGradNorm: 1 });
     await step(1);
     await cuda.sync();
-    const started = performance.now();
-    for (let s = 0; s < TIMED_STEPS; s++) await step(s + 2);
-    await cuda.sync();
-    const seconds = (performance.now() - started) / 1000;
-    const tokensPerSecond = (BENCH_SEQ_LEN * TIMED_STEPS) / seconds;
+    const stepSeconds: number[] = []; // each step timed to its end on the GPU; the median, as the peer reports
+    for (let s = 0; s < TIMED_STEPS; s++) {
+      const started = performance.now();
+      await step(s + 2);
+      await cuda.sync();
+      stepSeconds.push((performance.now() - started) / 1000);
+    }
+    const seconds = median(stepSeconds);
+    const tokensPerSecond = BENCH_SEQ_LEN / seconds;
     const theirs = peer.lora?.[label];
     const theirsOk = theirs && "tokensPerSecond" in theirs ? theirs : undefined;
     row(`LoRA training ${label} (r16, 7 targets, 1×${BENCH_SEQ_LEN} tokens, ${matmulDtype} products${variant}) tokens/s`, fmt(tokensPerSecond, 0),
       theirsOk ? fmt(theirsOk.tokensPerSecond, 0) : "", theirsOk ? fmt(tokensPerSecond / theirsOk.tokensPerSecond, 2) : "",
-      `step ${fmt(seconds / TIMED_STEPS, 3)} s; peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
+      `step ${fmt(seconds, 3)} s (median of ${TIMED_STEPS}, ${fmt(Math.min(...stepSeconds), 3)}–${fmt(Math.max(...stepSeconds), 3)}); peer: ${theirsOk ? `PyTorch+PEFT step ${fmt(theirsOk.stepSeconds, 3)} s` : theirs && "error" in theirs ? `failed: ${theirs.error}` : "not measured"}`);
     if (profile) {
+      // Host-bound or GPU-bound: one step with every call timed but nothing synchronised; the time the host spends
+      // inside backend calls (launches, argument checks) against the step's wall time.
+      profiling = true;
+      const hostStarted = performance.now();
+      try {
+        await step(TIMED_STEPS + 2);
+        await cuda.sync();
+      } finally {
+        profiling = false;
+      }
+      const hostWall = (performance.now() - hostStarted) / 1000;
+      const hostInCalls = [...stats.values()].reduce((n, s) => n + s.seconds, 0);
+      const hostCalls = [...stats.values()].reduce((n, s) => n + s.calls, 0);
+      row(`host time in backend calls, LoRA ${label} step (not synchronised)`, `${fmt(hostInCalls, 3)} s`, "", "",
+        `of a ${fmt(hostWall, 3)} s step; ${hostCalls} calls, ${fmt((1e6 * hostInCalls) / hostCalls, 1)} µs each`);
+      stats.clear();
       profiling = true;
       const profiledStarted = performance.now();
       try {
         await withEnv("LABOR_CUDA_SYNC", "1", async () => {
-          await step(TIMED_STEPS + 2);
+          await step(TIMED_STEPS + 3);
           await cuda.sync();
         });
       } finally {

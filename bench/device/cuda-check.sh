@@ -13,7 +13,7 @@
 # node_modules: ./node_modules, else $LABOR_NODE_MODULES_TARBALL or bench/device/carry/node_modules.tar.xz.
 # The parity test needs bench/peers/node_modules (or bench/device/carry/peers.tar.xz); it is skipped, with
 # the reason, without them. Make the carry files with bench/device/pack-carry.sh on a machine with Node.
-# Environment: LABOR_CHECK_BUILD_DIR (default build), LABOR_CHECK_BUDGET (seconds, default 470), LABOR_BENCH_STEPS (timed steps, default 3),
+# Environment: LABOR_CHECK_BUILD_DIR (default build), LABOR_CHECK_BUDGET (seconds, default 470), LABOR_BENCH_STEPS (timed steps of ours and the peer, default 5),
 # LABOR_BENCH_ONLY (comma list of matmul,parity,attention,lora1b,lora7b,scoring), SKIP_7B=1 (peer and ours).
 # Logs and the table also go to $OUT when set (the device runner's output folder).
 set -uo pipefail

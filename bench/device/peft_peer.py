@@ -12,12 +12,13 @@ Writes {"bf16PeakTflops": …, "lora": {"1b": {…}, "llama2-7b": {…}}}:
 Any failure is recorded in the JSON ("error") rather than raised, so the table still prints.
 """
 import json
+import os
 import statistics
 import sys
 import time
 
 SEQ_LEN = 1024
-TIMED_STEPS = 3
+TIMED_STEPS = int(os.environ.get("LABOR_BENCH_STEPS", "5"))  # the same count as ours (bench/device/cuda-bench.ts)
 SHAPES = {
     "1b": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32,
                num_key_value_heads=4),

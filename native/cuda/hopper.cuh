@@ -84,6 +84,19 @@ __device__ inline uint64_t SwizzledTileDescriptor(uint32_t shared_address) {
          (static_cast<uint64_t>(1024 >> 4) << 32) | (1ull << 62);
 }
 
+/**
+ * The descriptor of an MN-major (N-contiguous) b tile written by TMA with CU_TENSOR_MAP_SWIZZLE_128B as boxes of
+ * 64 n (128 bytes) × K rows, the boxes `box_bytes` apart along n. In the PTX ISA's terms for swizzled MN-major
+ * layouts (CUTLASS's canonical ((8 elements, 8, n-chunks), (8, k-groups)) : ((1, 8, LBO), (64, SBO)) in 16-byte
+ * units): the leading-dimension byte offset (bits 16–29) steps from one 64-wide n chunk to the next = box_bytes;
+ * the stride-dimension byte offset (bits 32–45) from one group of 8 k rows (a 1024-byte swizzle atom) to the next
+ * = 1024. Stepping K by 16 adds 16 rows · 128 bytes = 2048 bytes to the start address (whole atoms).
+ */
+__device__ inline uint64_t SwizzledMnMajorDescriptor(uint32_t shared_address, uint32_t box_bytes) {
+  return static_cast<uint64_t>((shared_address & 0x3FFFF) >> 4) | (static_cast<uint64_t>(box_bytes >> 4) << 16) |
+         (static_cast<uint64_t>(1024 >> 4) << 32) | (1ull << 62);
+}
+
 /** Orders this warpgroup's register and shared-memory accesses before the wgmma that follow. */
 __device__ inline void WgmmaFence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ inline void WgmmaCommit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -104,13 +117,15 @@ __device__ inline void FenceAccumulators(float (&d)[kCount]) {
   "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
 
 /**
- * d (64×256 f32, this warpgroup's accumulators) += a (64×16 bf16, K-major) · b (16×256 bf16, K-major, i.e. b
- * stored [n][k]), both read from shared memory through descriptors; asynchronous until WgmmaWait.
+ * d (64×256 f32, this warpgroup's accumulators) += a (64×16 bf16, K-major) · b (16×256 bf16), both read from
+ * shared memory through descriptors; asynchronous until WgmmaWait. b is K-major (stored [n][k]) when
+ * kBMnMajor is false, N-major (stored [k][n]) when true.
  * Accumulator layout (PTX ISA, "Register Fragments" for wgmma .m64nNk16, the f32 D matrix): thread t of the warpgroup,
  * warp w = t / 32, lane l: d[i] is row 16·w + l / 4 + 8·((i / 2) % 2), column 8·(i / 4) + 2·(l % 4) + i % 2.
- * The trailing immediates: scale-d = 1 (accumulate), scale-a = scale-b = 1, transpose-a = transpose-b = 0 (both
- * operands K-major).
+ * The trailing operands: scale-d = 1 (accumulate), scale-a = scale-b = 1, transpose-a = 0 (a K-major),
+ * transpose-b = kBMnMajor.
  */
+template <bool kBMnMajor>
 __device__ inline void WgmmaM64N256K16(float (&d)[128], uint64_t a_descriptor, uint64_t b_descriptor) {
   asm volatile(
       "{\n"
@@ -123,12 +138,12 @@ __device__ inline void WgmmaM64N256K16(float (&d)[128], uint64_t a_descriptor, u
       "%80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, "
       "%96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, "
       "%112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127},"
-      " %128, %129, 1, 1, 1, 0, 0;\n"
+      " %128, %129, 1, 1, 1, 0, %130;\n"
       "}\n"
       : LABOR_ACC8(0), LABOR_ACC8(8), LABOR_ACC8(16), LABOR_ACC8(24), LABOR_ACC8(32), LABOR_ACC8(40),
         LABOR_ACC8(48), LABOR_ACC8(56), LABOR_ACC8(64), LABOR_ACC8(72), LABOR_ACC8(80), LABOR_ACC8(88),
         LABOR_ACC8(96), LABOR_ACC8(104), LABOR_ACC8(112), LABOR_ACC8(120)
-      : "l"(a_descriptor), "l"(b_descriptor)
+      : "l"(a_descriptor), "l"(b_descriptor), "n"(kBMnMajor ? 1 : 0)
       : "memory");
 }
 

@@ -9,7 +9,8 @@
 //   · MatmulWgmmaKernel (the choice on Hopper): block tile 128×256×64, a producer warpgroup loading tiles with
 //     TMA (cp.async.bulk.tensor, 128-byte swizzle) into a 4-stage mbarrier ring, two consumer warpgroups
 //     multiplying them with wgmma m64n256k16 straight from shared memory (1.6–1.9× the mma kernel on an H200).
-//     Needs b stored [N, K] with K % 8 == 0, a compute 9.0 GPU and an sm_90a build; not chosen where its grid
+//     b stored [N, K] (x·Wᵀ) or [K, N] (dY·W, read N-major) with rows a multiple of 8, a compute 9.0 GPU and an
+//     sm_90a build; not chosen where its grid
 //     would leave most multiprocessors idle on a long K (LoRA's rank-16 products), where the mma kernel splits K.
 //   · MatmulMmaKernel (everywhere else b's rows are 16-byte aligned): block tile 128×128×32, 8 warps of 64×32, a
 //     4-stage cp.async pipeline (global → shared without registers, three tiles in flight while one is
@@ -40,16 +41,42 @@ namespace {
 
 // ---------------------------------------------------------------- a → bf16 (padded, transpose applied)
 
-// dst[bi][m][k] = bf16(op(a)[m][k]) for k < K, 0 for K ≤ k < K8.
+// dst[bi][m][k] = bf16(a[bi][m][k]) for k < K, 0 for K ≤ k < K8.
 __global__ void ConvertAKernel(const float* __restrict__ a, uint16_t* __restrict__ dst, int64_t batch, int64_t m,
-                               int64_t k, int64_t k8, bool trans_a) {
+                               int64_t k, int64_t k8) {
   const int64_t total = batch * m * k8;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t col = i % k8, row = (i / k8) % m, bi = i / (k8 * m);
-    float value = 0.0f;
-    if (col < k) value = trans_a ? a[(bi * k + col) * m + row] : a[(bi * m + row) * k + col];
-    dst[i] = FloatToBf16Bits(value);
+    dst[i] = FloatToBf16Bits(col < k ? a[(bi * m + row) * k + col] : 0.0f);
+  }
+}
+
+// The transposed case, a stored [batch, K, M]: dst[bi][m][k] = bf16(a[bi][k][m]), 0 for K ≤ k < K8. Through a
+// 32×32 shared tile (one column of padding against bank conflicts) so that both the reads along m and the writes
+// along k are coalesced; element by element, each warp's reads would touch 32 rows 4·M bytes apart (LoRA's
+// dYᵀ: 8× the bytes of the tensor). Grid: x over ⌈M/32⌉ tiles, y and z strided over ⌈K8/32⌉ tiles and batches
+// (each capped at 65535 blocks); block 32 × 8.
+constexpr int kTransposeTile = 32, kTransposeRows = 8;
+__global__ void ConvertATransposedKernel(const float* __restrict__ a, uint16_t* __restrict__ dst, int64_t batch,
+                                         int64_t m, int64_t k, int64_t k8) {
+  __shared__ float tile[kTransposeTile][kTransposeTile + 1];
+  const int64_t m0 = blockIdx.x * static_cast<int64_t>(kTransposeTile);
+  for (int64_t bi = blockIdx.z; bi < batch; bi += gridDim.z) {
+    for (int64_t k0 = blockIdx.y * static_cast<int64_t>(kTransposeTile); k0 < k8; k0 += gridDim.y * static_cast<int64_t>(kTransposeTile)) {
+      const float* source = a + bi * k * m;
+      for (int r = threadIdx.y; r < kTransposeTile; r += kTransposeRows) {  // tile[r][c] = a[k0 + r][m0 + c]
+        const int64_t row = k0 + r, col = m0 + threadIdx.x;
+        tile[r][threadIdx.x] = row < k && col < m ? source[row * m + col] : 0.0f;
+      }
+      __syncthreads();
+      uint16_t* target = dst + bi * m * k8;
+      for (int r = threadIdx.y; r < kTransposeTile; r += kTransposeRows) {  // dst[m0 + r][k0 + c] = tile[c][r]
+        const int64_t row = m0 + r, col = k0 + threadIdx.x;
+        if (row < m && col < k8) target[row * k8 + col] = FloatToBf16Bits(tile[threadIdx.x][r]);
+      }
+      __syncthreads();  // before the next tile overwrites this one
+    }
   }
 }
 
@@ -367,19 +394,26 @@ void LaunchMma(const TcParams& p, dim3 grid) {
 // Warpgroups 1 and 2 are consumers: each multiplies its 64 rows of a by all 256 columns with four
 // wgmma m64n256k16 per stage (128 f32 accumulators per thread). Per stage, full[s] completes when the
 // producer's expect_tx arrival is in and both copies have landed; empty[s] when every consumer warp has
-// finished the wgmma that read the stage, after which the producer refills it. Tiles past M, N or K arrive
-// zero-filled from TMA (so the K tail adds nothing), and the epilogue stores only rows < M, columns < N.
+// finished the wgmma that read the stage, after which the producer refills it. A consumer keeps one stage's
+// wgmma in flight while it issues the next (wait_group 1), so the tensor cores don't drain between stages.
+// Tiles past M, N or K arrive zero-filled from TMA (so the K tail adds nothing), and the epilogue stores only
+// rows < M, columns < N.
+// b stored [N, K] (kTransB, the forward's x·Wᵀ) is one K-major box of 256 rows × 64 k; b stored [K, N] (the
+// backward's dY·W) is four N-major boxes of 64 k rows × 64 n, one per 64 columns, which wgmma reads transposed.
 constexpr int kWgBM = 128, kWgBN = 256, kWgBK = 64;  // BK: 64 bf16 = one 128-byte swizzle row
 constexpr int kWgStages = 4;
 constexpr int kWgConsumers = 2;
 constexpr int kWgThreads = 128 * (1 + kWgConsumers);
 constexpr uint32_t kWgATileBytes = kWgBM * kWgBK * 2;                   // 16 KiB
+constexpr uint32_t kWgBBoxBytes = 64 * kWgBK * 2;                       // an N-major box: 64 k rows × 128 bytes
 constexpr uint32_t kWgStageBytes = kWgATileBytes + kWgBN * kWgBK * 2;  // + 32 KiB of b
+static_assert(kWgStageBytes == kWgATileBytes + (kWgBN / 64) * kWgBBoxBytes, "an N-major b tile is whole boxes");
 // The stages start on a 1024-byte boundary (the 128-byte swizzle atom is 8 rows × 128 bytes, and the wgmma
 // descriptors assume atoms aligned to it); the dynamic shared memory base is only promised 16 bytes, hence the
 // slack. The 2 · stages mbarriers follow the stages.
 constexpr size_t kWgSharedBytes = 1024 + kWgStages * kWgStageBytes + 2 * kWgStages * sizeof(uint64_t);  // ~193 KiB
 
+template <bool kTransB>
 __global__ void __launch_bounds__(kWgThreads, 1)
     MatmulWgmmaKernel(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap b_map,
                       TcParams p) {
@@ -413,7 +447,14 @@ __global__ void __launch_bounds__(kWgThreads, 1)
         const uint32_t stage = ring + s * kWgStageBytes, full = full_barriers + 8 * s;
         BarrierArriveExpectBytes(full, kWgStageBytes);
         TmaLoad3d(stage, &a_map, full, t * kWgBK, m0, bi);
-        TmaLoad3d(stage + kWgATileBytes, &b_map, full, t * kWgBK, n0, b_batch);
+        if (kTransB) {
+          TmaLoad3d(stage + kWgATileBytes, &b_map, full, t * kWgBK, n0, b_batch);
+        } else {
+#pragma unroll
+          for (int box = 0; box < kWgBN / 64; box++) {
+            TmaLoad3d(stage + kWgATileBytes + box * kWgBBoxBytes, &b_map, full, n0 + 64 * box, t * kWgBK, b_batch);
+          }
+        }
       }
     }
   } else {
@@ -427,30 +468,49 @@ __global__ void __launch_bounds__(kWgThreads, 1)
       const int s = t % kWgStages;
       BarrierWait(full_barriers + 8 * s, (t / kWgStages) & 1);
       const uint32_t a_rows = ring + s * kWgStageBytes + consumer * (64 * 128);  // this warpgroup's 64 rows of a
-      const uint32_t b_rows = ring + s * kWgStageBytes + kWgATileBytes;
+      const uint32_t b_tile = ring + s * kWgStageBytes + kWgATileBytes;
       WgmmaFence();
 #pragma unroll
       for (int kk = 0; kk < kWgBK / 16; kk++) {
-        WgmmaM64N256K16(d, SwizzledTileDescriptor(a_rows + 32 * kk), SwizzledTileDescriptor(b_rows + 32 * kk));
+        // K-major b: 16 more k are 32 bytes along each 128-byte row; N-major b: 16 more k rows of 128 bytes.
+        const uint64_t b_descriptor = kTransB ? SwizzledTileDescriptor(b_tile + 32 * kk)
+                                              : SwizzledMnMajorDescriptor(b_tile + 2048 * kk, kWgBBoxBytes);
+        WgmmaM64N256K16<!kTransB>(d, SwizzledTileDescriptor(a_rows + 32 * kk), b_descriptor);
       }
       WgmmaCommit();
-      WgmmaWait<0>();
+      // The previous stage's wgmma are done once at most this one's group is pending: release that stage.
+      WgmmaWait<1>();
       FenceAccumulators(d);
-      if (tid % 32 == 0) BarrierArrive(empty_barriers + 8 * s);  // this warp is done reading the stage
+      if (t > 0 && tid % 32 == 0) BarrierArrive(empty_barriers + 8 * ((t - 1) % kWgStages));
     }
+    WgmmaWait<0>();
+    FenceAccumulators(d);
 
-    // d[i]: row 16·warp + lane/4 + 8·((i/2) % 2), column 8·(i/4) + 2·(lane % 4) + i % 2 of the 64 × 256 tile.
+    // d[i]: row 16·warp + lane/4 + 8·((i/2) % 2), column 8·(i/4) + 2·(lane % 4) + i % 2 of the 64 × 256 tile:
+    // d[i], d[i + 1] (i even) are two adjacent columns, stored as one float2 where both exist and N is even.
     const int lane = tid % 32;
     const int64_t row_base = m0 + consumer * 64 + 16 * (tid / 32) + lane / 4;
     const int64_t col_base = n0 + 2 * (lane % 4);
     float* out = p.out + bi * p.out_batch_stride;
+    const bool pairs = p.n % 2 == 0;
 #pragma unroll
-    for (int i = 0; i < 128; i++) {
-      const int64_t row = row_base + 8 * ((i >> 1) & 1), col = col_base + 8 * (i >> 2) + (i & 1);
-      if (row < p.m && col < p.n) {
-        const float value = p.alpha * d[i];
-        float* target = out + row * p.n + col;
-        *target = p.accumulate ? *target + value : value;
+    for (int i = 0; i < 128; i += 2) {
+      const int64_t row = row_base + 8 * ((i >> 1) & 1), col = col_base + 8 * (i >> 2);
+      if (row >= p.m || col >= p.n) continue;
+      float* target = out + row * p.n + col;
+      if (pairs) {
+        float2 value = make_float2(p.alpha * d[i], p.alpha * d[i + 1]);
+        if (p.accumulate) {
+          const float2 previous = *reinterpret_cast<const float2*>(target);
+          value.x += previous.x;
+          value.y += previous.y;
+        }
+        *reinterpret_cast<float2*>(target) = value;
+      } else {
+        for (int j = 0; j < 2 && col + j < p.n; j++) {
+          const float value = p.alpha * d[i + j];
+          target[j] = p.accumulate ? target[j] + value : value;
+        }
       }
     }
   }
@@ -540,14 +600,17 @@ CUtensorMap TileMap(const uint16_t* base, int64_t cols, int64_t rows, int64_t ba
   return map;
 }
 
-/** Needs b stored [N, K] with K % 8 == 0 (16-byte row strides for TMA) and a 16-byte-aligned base. */
+/** Needs b's rows (K long for b [N, K], N long for b [K, N]) a multiple of 8 elements (16-byte row strides for
+ * TMA) and a 16-byte-aligned base. */
+template <bool kTransB>
 void LaunchWgmma(const TcParams& p, int64_t batch, dim3 grid) {
-  static const cudaError_t allowed = cudaFuncSetAttribute(MatmulWgmmaKernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                                          static_cast<int>(kWgSharedBytes));
+  static const cudaError_t allowed = cudaFuncSetAttribute(
+      MatmulWgmmaKernel<kTransB>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(kWgSharedBytes));
   Check(allowed, "matmul (cudaFuncSetAttribute for the wgmma kernel's shared memory)");
   const CUtensorMap a_map = TileMap(p.a, p.k8, p.m, batch, kWgBM);
-  const CUtensorMap b_map = TileMap(p.b, p.k, p.n, p.b_batch_stride != 0 ? batch : 1, kWgBN);
-  MatmulWgmmaKernel<<<grid, kWgThreads, kWgSharedBytes, Stream()>>>(a_map, b_map, p);
+  const int64_t b_batches = p.b_batch_stride != 0 ? batch : 1;
+  const CUtensorMap b_map = kTransB ? TileMap(p.b, p.k, p.n, b_batches, kWgBN) : TileMap(p.b, p.n, p.k, b_batches, kWgBK);
+  MatmulWgmmaKernel<kTransB><<<grid, kWgThreads, kWgSharedBytes, Stream()>>>(a_map, b_map, p);
 }
 
 enum class TcKernel { kAuto, kMma, kWmma, kWgmma };
@@ -713,8 +776,16 @@ void MatmulTensorCores(const MatmulArgs& args) {
   const int64_t k8 = (args.k + 7) / 8 * 8, k_tiles = (k8 + kBK - 1) / kBK;
   const int64_t a_elements = args.batch * args.m * k8;
   const DeviceScratch a16(static_cast<size_t>(a_elements) * 2);
-  ConvertAKernel<<<GridFor(a_elements, 256), 256, 0, Stream()>>>(args.a, a16.as<uint16_t>(), args.batch, args.m, args.k,
-                                                                 k8, args.trans_a);
+  if (args.trans_a) {
+    const int64_t k_blocks = std::min<int64_t>((k8 + kTransposeTile - 1) / kTransposeTile, kMaxGridYZ);
+    const dim3 grid(static_cast<unsigned>((args.m + kTransposeTile - 1) / kTransposeTile), static_cast<unsigned>(k_blocks),
+                    static_cast<unsigned>(std::min<int64_t>(args.batch, kMaxGridYZ)));
+    ConvertATransposedKernel<<<grid, dim3(kTransposeTile, kTransposeRows), 0, Stream()>>>(
+        args.a, a16.as<uint16_t>(), args.batch, args.m, args.k, k8);
+  } else {
+    ConvertAKernel<<<GridFor(a_elements, 256), 256, 0, Stream()>>>(args.a, a16.as<uint16_t>(), args.batch, args.m,
+                                                                   args.k, k8);
+  }
   CheckLaunch("matmul (a → bf16)");
   TcParams p{};
   p.a = a16.as<uint16_t>();
@@ -733,14 +804,14 @@ void MatmulTensorCores(const MatmulArgs& args) {
   p.tiles_per_split = k_tiles;
   const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length
   const bool vector = contiguous % 8 == 0 && reinterpret_cast<uintptr_t>(args.b) % 16 == 0;  // also what TMA needs
-  // The choice when none is asked for: wgmma where it applies (Hopper, b [N, K], K % 8 == 0), unless its
+  // The choice when none is asked for: wgmma where it applies (Hopper, b's rows a multiple of 8), unless its
   // 128×256 tiles would leave most multiprocessors idle on a long K — LoRA's rank-16 products — where the mma
   // kernel splits K instead; the mma kernel for the rest.
   const TcKernel requested = RequestedKernel();
   const int64_t wgmma_blocks = (args.n + kWgBN - 1) / kWgBN * ((args.m + kWgBM - 1) / kWgBM) * args.batch;
   const bool wgmma_fits = requested == TcKernel::kWgmma ||
                           (requested == TcKernel::kAuto && !(2 * wgmma_blocks < Probe().multiprocessors && k_tiles >= 8));
-  const bool wgmma = wgmma_fits && args.trans_b && vector && WgmmaAvailable(requested == TcKernel::kWgmma);
+  const bool wgmma = wgmma_fits && vector && WgmmaAvailable(requested == TcKernel::kWgmma);
   const bool mma = requested != TcKernel::kWmma;
   static_assert(kWgBM == kBM, "one row-tile count for every tensor-core kernel");
   const int64_t block_n = wgmma ? kWgBN : kBN;
@@ -770,7 +841,7 @@ void MatmulTensorCores(const MatmulArgs& args) {
     q.out += b0 * p.out_batch_stride;
     const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count));
     if (wgmma) {
-      LaunchWgmma(q, count, grid);
+      args.trans_b ? LaunchWgmma<true>(q, count, grid) : LaunchWgmma<false>(q, count, grid);
     } else if (vector && mma) {
       args.trans_b ? LaunchMma<true>(q, grid) : LaunchMma<false>(q, grid);
     } else if (args.trans_b) {
