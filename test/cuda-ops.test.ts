@@ -33,13 +33,17 @@ if ("reason" in status) {
     // and "auto" (any other value, like unset): the choice by GPU and shape. K = 100 and 40: a zero-padded to K8, tiles
     // cut short; N = 250: unaligned rows. Batched cases accumulate into out. The mma kernel splits K where the
     // output grid is small: [1,300,264,520] (4 splits, the last one short), [1,1,4096,4096], LoRA's
-    // [1,1024,16,4096] and the batched, accumulating [2,64,16,1024].
+    // [1,1024,16,4096] and the batched, accumulating [2,64,16,1024]. With "auto", N ≤ 32 runs on the skinny
+    // kernels (a row-major: a block per 2–4 rows; aᵀ: a block per 32 columns) for N = 8, 12, 16, 24, 32: N < the
+    // kernel's width, M not a multiple of its rows, K not of its step; N = 12 with b [K, N] (rows not 16-byte
+    // multiples) falls back to the tensor cores.
     it.each(["auto", "mma", "wmma", "wgmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
       const random = makeRandom(101);
       process.env.LABOR_CUDA_GEMM = kernel;
       onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; });
       for (const [batch, m, n, k] of [[1, 300, 264, 520], [2, 130, 136, 64], [1, 257, 250, 100], [1, 70, 264, 100], [3, 200, 128, 40],
-        [1, 1, 4096, 4096], [1, 1024, 16, 4096], [2, 64, 16, 1024]]) {
+        [1, 1, 4096, 4096], [1, 1024, 16, 4096], [2, 64, 16, 1024], [1, 37, 24, 264], [2, 45, 8, 1000], [1, 33, 12, 96],
+        [1, 300, 32, 520]]) {
         for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
           const a = randomF32(random, batch * m * k);
           const bBits = Uint16Array.from(randomF32(random, k * n), numberToBf16);
@@ -49,9 +53,10 @@ if ("reason" in status) {
           cuda.matmul(cuda.upload(a, "f32", batch === 1 ? aShape : [batch, ...aShape]), cuda.weight(bBits, "bf16", transB ? [n, k] : [k, n]),
             out, { transA, transB, alpha: 0.5, accumulate });
           const got = await cuda.download(out);
-          const aRounded = Float64Array.from(a, (x) => bf16ToNumber(numberToBf16(x)));
+          // The reference reads a row-major (a transposed here first: strided reads of a 1024-wide aᵀ take seconds).
+          const aRounded = Float64Array.from(transA ? transposeBatched(a, batch, k, m) : a, (x) => bf16ToNumber(numberToBf16(x)));
           const want = matmulRef(aRounded, Float64Array.from(bBits, bf16ToNumber),
-            { batch, m, n, k, transA, transB, bBatched: false }).map((x, i) => 0.5 * x + (accumulate ? initial[i] : 0));
+            { batch, m, n, k, transA: false, transB, bBatched: false }).map((x, i) => 0.5 * x + (accumulate ? initial[i] : 0));
           const error = relativeError(got, want);
           expect(error, `[${batch},${m},${n},${k}] transA ${transA} transB ${transB}: ${error}`).toBeLessThanOrEqual(F32_TOLERANCE);
         }
@@ -168,4 +173,13 @@ if ("reason" in status) {
       expect(() => cuda.add(cpu.alloc("f32", [2]), cpu.alloc("f32", [2]), cpu.alloc("f32", [2]))).toThrow(/^add: a is not a CUDA tensor/);
     });
   });
+}
+
+/** [batch, rows, cols] → [batch, cols, rows]. */
+function transposeBatched(x: Float32Array, batch: number, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < batch; b++) {
+    for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[(b * cols + c) * rows + r] = x[(b * rows + r) * cols + c];
+  }
+  return out;
 }

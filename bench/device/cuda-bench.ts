@@ -356,10 +356,10 @@ async function main(): Promise<void> {
   if (want("parity")) await section("forward vs CPU", () => forwardParityRow(cuda));
   if (want("attention")) await section("attention", () => attentionRow(cuda));
   if (want("lora1b")) await section("LoRA training 1b", () => loraRow(cuda, "1b", MODEL_PRESETS["1b"], false, "bf16"));
-  if (want("lora7b")) {
-    // matmulDtype "bf16" (autocast-style, what PEFT's bf16 run computes): the adapters' products and attention on
-    // tensor cores too; then the f32-products run (f32 LoRA products on CUDA cores, f32 attention) for comparison.
-    await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true, "bf16"));
+  // matmulDtype "bf16" (autocast-style, what PEFT's bf16 run computes): the adapters' products and attention on
+  // tensor cores too; then the f32-products run (f32 LoRA products on CUDA cores, f32 attention) for comparison.
+  if (want("lora7b")) await section("LoRA training llama2-7b", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, true, "bf16"));
+  if (want("lora7b-variants")) {
     await section("LoRA training llama2-7b, f32 products", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "f32"));
     await section("LoRA training llama2-7b, mma GEMM only", () => withEnv("LABOR_CUDA_GEMM", "mma",
       () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "bf16", ", LABOR_CUDA_GEMM=mma")));

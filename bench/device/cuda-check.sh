@@ -14,7 +14,9 @@
 # The parity test needs bench/peers/node_modules (or bench/device/carry/peers.tar.xz); it is skipped, with
 # the reason, without them. Make the carry files with bench/device/pack-carry.sh on a machine with Node.
 # Environment: LABOR_CHECK_BUILD_DIR (default build), LABOR_CHECK_BUDGET (seconds, default 470), LABOR_BENCH_STEPS (timed steps of ours and the peer, default 5),
-# LABOR_BENCH_ONLY (comma list of matmul,parity,attention,lora1b,lora7b,scoring), SKIP_7B=1 (peer and ours).
+# LABOR_BENCH_ONLY (comma list of matmul,parity,attention,lora1b,lora7b,lora7b-variants,scoring), SKIP_7B=1 (peer and
+# ours), LABOR_CHECK_ONLY (comma list of the steps ops,parity,peer,bench; default all: a short correctness run
+# is LABOR_CHECK_ONLY=ops).
 # Logs and the table also go to $OUT when set (the device runner's output folder).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -110,6 +112,7 @@ row "cuda probe" "$(node -e "const c=require('$work/probe.json'); process.stdout
   "" "" "$(node -e "const c=require('$work/probe.json'); process.stdout.write(c.available ? c.device + ', compute ' + c.computeCapability + ', archs ' + c.archs : c.reason)" 2>/dev/null || head -c 200 "$work/probe.json")"
 
 # ---- tests
+step_wanted() { [ -z "${LABOR_CHECK_ONLY:-}" ] || [[ ",$LABOR_CHECK_ONLY," == *",$1,"* ]]; }
 vitest_row() {  # label, log, files...
   local label=$1 logfile=$2; shift 2
   # Leave 40% of the budget for the peer and the benchmarks (188 s of the default 470; on an H200 they took
@@ -131,17 +134,23 @@ vitest_row() {  # label, log, files...
   else row "$label" "FAILED" "" "" "${summary}; ${failed}"
   fi
 }
-log "op suite on CUDA"
-vitest_row "op suite on CUDA" "$work/op-suite.log" test/cuda-ops.test.ts
-log "parity with llama.cpp on CUDA"
-vitest_row "parity vs llama.cpp (CUDA)" "$work/parity.log" test/parity-llama-cpp-cuda.test.ts
+if step_wanted ops; then
+  log "op suite on CUDA"
+  vitest_row "op suite on CUDA" "$work/op-suite.log" test/cuda-ops.test.ts
+fi
+if step_wanted parity; then
+  log "parity with llama.cpp on CUDA"
+  vitest_row "parity vs llama.cpp (CUDA)" "$work/parity.log" test/parity-llama-cpp-cuda.test.ts
+fi
 
 # ---- PyTorch peer, then ours
 log "PyTorch + PEFT peer"
 peer_args=()
 [ "${SKIP_7B:-0}" = 1 ] && peer_args=(--skip-7b)
 peer_limit=$(( $(left) - budget * 25 / 100 )); [ $peer_limit -gt 200 ] && peer_limit=200
-if [ $peer_limit -gt 30 ] && command -v python3 >/dev/null; then
+if ! step_wanted peer; then
+  row "PyTorch peer" "not run" "" "" "LABOR_CHECK_ONLY=$LABOR_CHECK_ONLY"
+elif [ $peer_limit -gt 30 ] && command -v python3 >/dev/null; then
   timeout "$peer_limit" python3 bench/device/peft_peer.py "$work/peer.json" "${peer_args[@]}" > "$work/peer.log" 2>&1 ||
     row "PyTorch peer" "failed or timed out" "" "" "$(tail -1 "$work/peer.log" | cut -c1-160)"
   python3 - "$work/peer.json" >> "$rows" 2>/dev/null <<'PY' || true
@@ -158,7 +167,9 @@ fi
 log "CUDA benchmarks"
 bench_limit=$(( $(left) - 5 ))
 if [ "${SKIP_7B:-0}" = 1 ] && [ -z "${LABOR_BENCH_ONLY:-}" ]; then export LABOR_BENCH_ONLY=matmul,parity,attention,lora1b,scoring; fi
-if [ $bench_limit -gt 20 ]; then
+if ! step_wanted bench; then
+  row "CUDA benchmarks" "not run" "" "" "LABOR_CHECK_ONLY=$LABOR_CHECK_ONLY"
+elif [ $bench_limit -gt 20 ]; then
   timeout "$bench_limit" node dist/bench/device/cuda-bench.js "$rows" "$work/peer.json" > "$work/bench.log" 2>&1 ||
     row "CUDA benchmarks" "stopped (rc $?)" "" "" "$(tail -1 "$work/bench.log" | cut -c1-160)"
 else

@@ -14,6 +14,7 @@
 // Built without CUDA (no nvcc), exports.cuda only has probe(), which says why.
 #include <napi.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -138,13 +139,11 @@ View TensorArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const
   if (!dtype_value.IsString() || !ParseDType(dtype_value.As<Napi::String>().Utf8Value(), &view.dtype)) {
     op.Fail(std::string(name) + " has no valid dtype");
   }
-  bool allowed = false;
-  std::string allowed_names;
-  for (DType d : dtypes) {
-    allowed = allowed || d == view.dtype;
-    allowed_names += (allowed_names.empty() ? "" : " or ") + std::string(DTypeName(d));
+  if (std::find(dtypes.begin(), dtypes.end(), view.dtype) == dtypes.end()) {
+    std::string allowed_names;
+    for (DType d : dtypes) allowed_names += (allowed_names.empty() ? "" : " or ") + std::string(DTypeName(d));
+    op.Fail(std::string(name) + " is " + DTypeName(view.dtype) + ", dtype must be " + allowed_names);
   }
-  if (!allowed) op.Fail(std::string(name) + " is " + DTypeName(view.dtype) + ", dtype must be " + allowed_names);
   const Napi::Value offset_value = object.Get("byteOffset"), size_value = object.Get("size");
   if (!offset_value.IsNumber() || !size_value.IsNumber()) op.Fail(std::string(name) + " has no byteOffset/size");
   const double offset = offset_value.As<Napi::Number>().DoubleValue(), size = size_value.As<Napi::Number>().DoubleValue();
@@ -240,21 +239,39 @@ void CheckHeads(const Op& op, int64_t heads, int64_t kv_heads) {
   }
 }
 
-std::string Sizes(std::initializer_list<std::pair<const char*, int64_t>> sizes) {
-  std::string text = "[";
-  for (const auto& [name, value] : sizes) {
-    text += (text.size() > 1 ? ", " : "") + std::string(name) + " " + std::to_string(value);
+// An op's sizes for its error messages, formatted only when an error needs them ("[batch 1, M 1024, …]", then
+// " b <dtype>" for matmul): the formatting would otherwise cost every launch a few string allocations.
+class Sizes {
+ public:
+  Sizes(std::initializer_list<std::pair<const char*, int64_t>> sizes, const char* b_dtype = nullptr)
+      : count_(sizes.size() < kMax ? sizes.size() : kMax), b_dtype_(b_dtype) {
+    std::copy_n(sizes.begin(), count_, items_);
   }
-  return text + "]";
-}
+
+  std::string Text() const {
+    if (count_ == 0) return "";
+    std::string text = "[";
+    for (size_t i = 0; i < count_; i++) {
+      text += (i > 0 ? ", " : "") + std::string(items_[i].first) + " " + std::to_string(items_[i].second);
+    }
+    return text + "]" + (b_dtype_ != nullptr ? std::string(" b ") + b_dtype_ : "");
+  }
+
+ private:
+  static constexpr size_t kMax = 8;
+  std::pair<const char*, int64_t> items_[kMax];
+  size_t count_;
+  const char* b_dtype_;
+};
 
 // Runs the launcher; a CUDA error becomes "<op> <sizes>: <error>".
 template <class Kernel>
-void Run(const Op& op, const std::string& sizes, const Kernel& kernel) {
+void Run(const Op& op, const Sizes& sizes, const Kernel& kernel) {
   try {
     kernel();
   } catch (const std::exception& error) {
-    op.Fail(sizes.empty() ? std::string(error.what()) : sizes + ": " + error.what());
+    const std::string text = sizes.Text();
+    op.Fail(text.empty() ? std::string(error.what()) : text + ": " + error.what());
   }
 }
 
@@ -459,7 +476,7 @@ Napi::Value SumOfSquares(const Napi::CallbackInfo& info) {
 Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "sync"};
   cuda::Readback readback;
-  Run(op, "", [&] { readback = cuda::StartReadbackOwned(nullptr, 0); });
+  Run(op, Sizes({}), [&] { readback = cuda::StartReadbackOwned(nullptr, 0); });
   auto* worker = new SumWorker(info.Env(), readback);  // a 0-byte readback: waits for the event only
   Napi::Promise promise = worker->Promise();
   worker->Queue();
@@ -489,7 +506,7 @@ void Matmul(const Napi::CallbackInfo& info) {
   ExpectDisjointFrom(op, out, "out", {{&a, "a"}, {&b, "b"}});
   const cuda::MatmulArgs args{F(a), b.data, b.dtype, F(out), batch, m, n, k, trans_a, trans_b, b_batched, accumulate,
                               alpha};
-  Run(op, Sizes({{"batch", batch}, {"M", m}, {"N", n}, {"K", k}}) + " b " + DTypeName(b.dtype),
+  Run(op, Sizes({{"batch", batch}, {"M", m}, {"N", n}, {"K", k}}, DTypeName(b.dtype)),
       [&] { cuda::Matmul(args); });
 }
 
@@ -592,7 +609,7 @@ void RopeBackward(const Napi::CallbackInfo& info) { RopeCommon(info, true); }
 struct AttentionSizes {
   int64_t queries, keys, heads, kv_heads, head_dim;
   float scale;
-  std::string text;
+  Sizes sizes{{}};
 };
 
 AttentionSizes AttentionSizeArgs(const Op& op, const Napi::CallbackInfo& info, size_t first) {
@@ -609,7 +626,7 @@ AttentionSizes AttentionSizeArgs(const Op& op, const Napi::CallbackInfo& info, s
             std::to_string(cuda::kMaxHeadDim));
   }
   if (s.keys > INT32_MAX) op.Fail("more than 2³¹ − 1 keys");
-  s.text = Sizes({{"queries", s.queries}, {"keys", s.keys}, {"heads", s.heads}, {"kvHeads", s.kv_heads},
+  s.sizes = Sizes({{"queries", s.queries}, {"keys", s.keys}, {"heads", s.heads}, {"kvHeads", s.kv_heads},
                   {"headDim", s.head_dim}});
   return s;
 }
@@ -643,7 +660,7 @@ void AttentionCommon(const Napi::CallbackInfo& info, bool with_lse) {
   CheckKeyRanges(op, start, end, s.queries, s.keys);
   cuda::AttentionArgs args{F(q), F(k), F(v), F(out), with_lse ? F(lse) : nullptr, I(start), I(end), nullptr, nullptr,
                            s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale, bf16};
-  Run(op, s.text, [&] { cuda::Attention(args); });
+  Run(op, s.sizes, [&] { cuda::Attention(args); });
 }
 void Attention(const Napi::CallbackInfo& info) { AttentionCommon(info, false); }
 void AttentionForTraining(const Napi::CallbackInfo& info) { AttentionCommon(info, true); }
@@ -682,7 +699,7 @@ void TreeAttention(const Napi::CallbackInfo& info) {
   }
   cuda::AttentionArgs args{F(q), F(k), F(v), F(out), nullptr, I(start), I(end), I(offsets), I(extra),
                            s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale, false};
-  Run(op, s.text, [&] { cuda::Attention(args); });
+  Run(op, s.sizes, [&] { cuda::Attention(args); });
 }
 
 // attentionBackward(q, k, v, out, dOut, lse, keyStart, keyEnd, dq, dk, dv, queries, keys, heads, kvHeads,
@@ -716,7 +733,7 @@ void AttentionBackward(const Napi::CallbackInfo& info) {
   CheckKeyRanges(op, start, end, s.queries, s.keys);
   cuda::AttentionBackwardArgs args{F(q), F(k), F(v), F(out), F(d_out), F(lse), I(start), I(end), F(dq), F(dk), F(dv),
                                    s.queries, s.keys, s.heads, s.kv_heads, s.head_dim, s.scale, bf16};
-  Run(op, s.text, [&] { cuda::AttentionBackward(args); });
+  Run(op, s.sizes, [&] { cuda::AttentionBackward(args); });
 }
 
 // swiglu(gate, up, out, count), add(a, b, out, count)

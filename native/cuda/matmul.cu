@@ -19,6 +19,8 @@
 //     blocks that write raw partial sums, reduced in a fixed order by a second kernel (deterministic, no atomics);
 //   · MatmulBf16Kernel (wmma, register-prefetch double buffering): b rows not 16-byte aligned, or
 //     LABOR_CUDA_GEMM=wmma (kept as the reference the benchmark compares against).
+//   Before all of them, unless a kernel is forced: N ≤ 32 (LoRA's x·Aᵀ, dY·B, dYᵀ·u) goes to the skinny kernels
+//   of matmul_skinny.cuh, which read a as f32 in one launch.
 // - f32 / f16 b → a tiled f32 SIMT kernel (64×64×16, 4×4 outputs per thread), so those dtypes keep f32
 //   accuracy (tf32/f16 tensor cores would round a). Small output grids with long K split K over blocks that
 //   atomically add their partial products (out zeroed first unless accumulating).
@@ -34,6 +36,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/hopper.cuh"
+#include "cuda/matmul_skinny.cuh"
 #include "cuda/mma.cuh"
 
 namespace labor::cuda {
@@ -773,6 +776,8 @@ void MatmulSimt(const MatmulArgs& args) {
 }
 
 void MatmulTensorCores(const MatmulArgs& args) {
+  const TcKernel requested = RequestedKernel();
+  if (requested == TcKernel::kAuto && MatmulSkinny(args)) return;
   const int64_t k8 = (args.k + 7) / 8 * 8, k_tiles = (k8 + kBK - 1) / kBK;
   const int64_t a_elements = args.batch * args.m * k8;
   const DeviceScratch a16(static_cast<size_t>(a_elements) * 2);
@@ -807,7 +812,6 @@ void MatmulTensorCores(const MatmulArgs& args) {
   // The choice when none is asked for: wgmma where it applies (Hopper, b's rows a multiple of 8), unless its
   // 128×256 tiles would leave most multiprocessors idle on a long K — LoRA's rank-16 products — where the mma
   // kernel splits K instead; the mma kernel for the rest.
-  const TcKernel requested = RequestedKernel();
   const int64_t wgmma_blocks = (args.n + kWgBN - 1) / kWgBN * ((args.m + kWgBM - 1) / kWgBM) * args.batch;
   const bool wgmma_fits = requested == TcKernel::kWgmma ||
                           (requested == TcKernel::kAuto && !(2 * wgmma_blocks < Probe().multiprocessors && k_tiles >= 8));
