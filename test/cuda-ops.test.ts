@@ -10,7 +10,7 @@ import type { Backend, Tensor } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { CudaBackend, cudaStatus } from "../src/engine/cuda/backend.js";
 import { F32_TOLERANCE, defineOpSuite, keyRanges, makeRandom, randomF32 } from "./op-suite.js";
-import { bf16ToNumber, matmulRef, numberToBf16, relativeError } from "./reference.js";
+import { fromBf16Bits, matmulRef, relativeError, roundedToBf16, toBf16Bits } from "./reference.js";
 
 const status = cudaStatus();
 
@@ -46,7 +46,7 @@ if ("reason" in status) {
         [1, 300, 32, 520]]) {
         for (const [transA, transB] of [[false, false], [false, true], [true, false], [true, true]]) {
           const a = randomF32(random, batch * m * k);
-          const bBits = Uint16Array.from(randomF32(random, k * n), numberToBf16);
+          const bBits = toBf16Bits(randomF32(random, k * n));
           const accumulate = batch > 1, initial = randomF32(random, batch * m * n);
           const out = cuda.upload(initial, "f32", batch === 1 ? [m, n] : [batch, m, n]);
           const aShape = transA ? [k, m] : [m, k];
@@ -54,8 +54,8 @@ if ("reason" in status) {
             out, { transA, transB, alpha: 0.5, accumulate });
           const got = await cuda.download(out);
           // The reference reads a row-major (a transposed here first: strided reads of a 1024-wide aᵀ take seconds).
-          const aRounded = Float64Array.from(transA ? transposeBatched(a, batch, k, m) : a, (x) => bf16ToNumber(numberToBf16(x)));
-          const want = matmulRef(aRounded, Float64Array.from(bBits, bf16ToNumber),
+          const aRounded = roundedToBf16(transA ? transposeBatched(a, batch, k, m) : a);
+          const want = matmulRef(aRounded, fromBf16Bits(bBits),
             { batch, m, n, k, transA: false, transB, bBatched: false }).map((x, i) => 0.5 * x + (accumulate ? initial[i] : 0));
           const error = relativeError(got, want);
           expect(error, `[${batch},${m},${n},${k}] transA ${transA} transB ${transB}: ${error}`).toBeLessThanOrEqual(F32_TOLERANCE);
