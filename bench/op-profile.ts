@@ -3,7 +3,8 @@
  * bench (bench/device/cuda-bench.ts): a Proxy over a Backend that times every call while `enabled()` says so.
  * The times are those of the op's host call, so they are the op's own time only where the backend runs ops
  * synchronously: the CPU backend does; the CUDA backend does with LABOR_CUDA_SYNC=1 (a synchronize after
- * every launch, which adds the launch gaps a queued stream would hide).
+ * every launch, which adds the launch gaps a queued stream would hide). For the CUDA backend as it really
+ * runs (queued), timing marks around each call give the GPU's own time per op and its idle time (gpuTimeline).
  */
 import type { Backend, MatmulOptions, Tensor } from "../src/engine/backend.js";
 
@@ -28,12 +29,35 @@ function opKey(property: string, args: unknown[]): { key: string; flops: number 
   };
 }
 
-export function profiledBackend(inner: Backend, stats: Map<string, OpStats>, enabled: () => boolean = () => true): Backend {
+/** A backend's timing events (CudaBackend.timingMark): a mark is queued on the GPU's stream, not waited for. */
+export interface TimingMarks {
+  timingMark(): number;
+}
+
+/** One backend call between two timing marks (their indices). */
+export interface MarkedCall {
+  key: string;
+  start: number;
+  end: number;
+}
+
+/**
+ * Times every call while `enabled()`; with `marks`, also queues a timing mark before and after each call and
+ * lists them in `markedCalls`, for gpuTimeline (the marks cost the host two event records per call).
+ */
+export function profiledBackend(inner: Backend, stats: Map<string, OpStats>, enabled: () => boolean = () => true,
+  gpu?: { marks: TimingMarks; markedCalls: MarkedCall[]; enabled: () => boolean }): Backend {
   return new Proxy(inner, {
     get(target, property, receiver) {
       const value = Reflect.get(target, property, receiver) as unknown;
       if (typeof value !== "function" || typeof property !== "string") return value;
       return (...args: unknown[]) => {
+        if (gpu?.enabled()) {
+          const start = gpu.marks.timingMark();
+          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+          gpu.markedCalls.push({ key: opKey(property, args).key, start, end: gpu.marks.timingMark() });
+          return result;
+        }
         if (!enabled()) return (value as (...a: unknown[]) => unknown).apply(target, args);
         const start = performance.now();
         const cpuBefore = process.cpuUsage();
@@ -50,6 +74,28 @@ export function profiledBackend(inner: Backend, stats: Map<string, OpStats>, ena
       };
     },
   });
+}
+
+/**
+ * Where the GPU's time went, from the marks around each call (`times[i]`: mark i in ms after mark 0): per op key,
+ * the time between its two marks (the stream working on that call's launches, and waiting for the host between
+ * them); `idleSeconds`, the gaps between one call's end mark and the next call's start mark (the GPU waiting
+ * for the host to queue more); `totalSeconds`, first mark to last.
+ */
+export function gpuTimeline(calls: readonly MarkedCall[], times: Float64Array): {
+  stats: Map<string, OpStats>; idleSeconds: number; totalSeconds: number;
+} {
+  const stats = new Map<string, OpStats>();
+  let idle = 0;
+  calls.forEach((call, i) => {
+    const entry = stats.get(call.key) ?? { seconds: 0, cpuSeconds: 0, calls: 0, flops: 0 };
+    entry.seconds += (times[call.end] - times[call.start]) / 1000;
+    entry.calls++;
+    stats.set(call.key, entry);
+    if (i > 0) idle += Math.max(0, times[call.start] - times[calls[i - 1].end]) / 1000;
+  });
+  const totalSeconds = calls.length ? (times[calls[calls.length - 1].end] - times[calls[0].start]) / 1000 : 0;
+  return { stats, idleSeconds: idle, totalSeconds };
 }
 
 /** Which summary category an op key belongs to (lm_head matmuls are those with the vocab in their shape). */
@@ -72,6 +118,8 @@ const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) :
  */
 export function profileLines(stats: Map<string, OpStats>, options: {
   label: string; stepSeconds: number; tokens: number; vocabSize: number; loraRank: number; cpuThreads?: number; top?: number;
+  /** The category of the step's time outside every op (default: JS and batch upload on the host). */
+  outsideLabel?: string;
 }): { lines: string[]; shares: [string, number][] } {
   const { label, stepSeconds: total, tokens, cpuThreads } = options;
   const entries = [...stats.entries()].sort((x, y) => y[1].seconds - x[1].seconds);
@@ -81,7 +129,7 @@ export function profileLines(stats: Map<string, OpStats>, options: {
     const category = opCategory(key, options.vocabSize, options.loraRank);
     byCategory.set(category, (byCategory.get(category) ?? 0) + s.seconds);
   }
-  byCategory.set("outside backend ops (JS, batch upload)", total - inOps);
+  byCategory.set(options.outsideLabel ?? "outside backend ops (JS, batch upload)", total - inOps);
   const shares = [...byCategory.entries()].sort((x, y) => y[1] - x[1]).map(([k, sec]): [string, number] => [k, (100 * sec) / total]);
   const matmul = entries.filter(([k]) => k.startsWith("matmul")).reduce(
     (n, [, s]) => ({ seconds: n.seconds + s.seconds, cpuSeconds: n.cpuSeconds + s.cpuSeconds, flops: n.flops + s.flops }),

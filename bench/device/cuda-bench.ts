@@ -12,7 +12,8 @@
  * small model: the CPU backend is the one checked against llama.cpp); training attention on one 7B layer's shape
  * (tensor cores vs the f32 kernels); LoRA training tokens/s with bf16 products on the `1b` preset and on a
  * Llama-2-7B-shaped model (random bf16 weights, every layer the same values: the timing doesn't depend on them),
- * then a per-op profile of one 7B step, and the 7B step with f32 products and with the mma GEMM only; scoring person-years/s on `1b` (6 person-years,
+ * then profiles of one 7B step (host time in calls; the GPU's time per op and idle time from timing marks; every
+ * op synchronised), and the 7B step with f32 products and with the mma GEMM only; scoring person-years/s on `1b` (6 person-years,
  * prefix-shared vs naive). A piece another engineer hasn't landed yet
  * prints "not available yet" instead of failing the run.
  */
@@ -26,7 +27,7 @@ import type { LlamaConfig } from "../../src/model/config.js";
 import { expectedTensorShapes } from "../../src/model/config.js";
 import { MODEL_PRESETS } from "../../src/model/presets.js";
 import type { LlamaWeights, HostTensor } from "../../src/model/weights.js";
-import { profiledBackend, profileLines, type OpStats } from "../op-profile.js";
+import { gpuTimeline, profiledBackend, profileLines, type MarkedCall, type OpStats } from "../op-profile.js";
 import { median } from "../median.js";
 
 const [rowsPath, peerPath] = process.argv.slice(2);
@@ -239,9 +240,10 @@ async function attentionRow(cuda: CudaBackend): Promise<void> {
 }
 
 /**
- * LoRA training steps on `config`: tokens/s over the timed steps; with `profile`, one more step with every op
- * timed (LABOR_CUDA_SYNC=1 for that step: each launch synchronised, so the op's host time is its GPU time plus
- * launch latency), printed to the log and summarised in a row.
+ * LoRA training steps on `config`: tokens/s, the median of the timed steps; with `profile`, three more steps:
+ * the host's time inside backend calls (nothing synchronised), the GPU's time per op and between calls (timing
+ * marks around each call, nothing synchronised), and every op timed with LABOR_CUDA_SYNC=1 (each launch
+ * synchronised, so the op's host time is its GPU time plus launch latency); printed to the log, summarised in rows.
  */
 async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, profile = false, matmulDtype: MatmulDtype = "f32",
   variant = ""): Promise<void> {
@@ -250,8 +252,9 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
   const { trainingStep } = await import("../../src/train/step.js");
   const { buildPackedBatch } = await import("../../src/train/batches.js");
   const stats = new Map<string, OpStats>();
-  let profiling = false;
-  const backend = profiledBackend(cuda, stats, () => profiling);
+  let profiling = false, marking = false;
+  const markedCalls: MarkedCall[] = [];
+  const backend = profiledBackend(cuda, stats, () => profiling, { marks: cuda, markedCalls, enabled: () => marking });
   const model = new TrainableLlama(backend, config, sharedRandomWeights(config), {
     mode: { kind: "lora", lora: { ...BENCH_LORA, targetModules: [...BENCH_LORA.targetModules] } }, maxTokens: BENCH_SEQ_LEN, seed: 1,
     matmulDtype,
@@ -295,12 +298,31 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
       const hostCalls = [...stats.values()].reduce((n, s) => n + s.calls, 0);
       row(`host time in backend calls, LoRA ${label} step (not synchronised)`, `${fmt(hostInCalls, 3)} s`, "", "",
         `of a ${fmt(hostWall, 3)} s step; ${hostCalls} calls, ${fmt((1e6 * hostInCalls) / hostCalls, 1)} µs each`);
+      // The GPU's view of a queued step: timing marks around every call (nothing synchronised).
+      cuda.takeTimingMarks();
+      marking = true;
+      try {
+        await step(TIMED_STEPS + 3);
+        await cuda.sync();
+      } finally {
+        marking = false;
+      }
+      const timeline = gpuTimeline(markedCalls, cuda.takeTimingMarks());
+      const gpu = profileLines(timeline.stats, {
+        label: `LoRA ${label} step on the GPU (timing marks around every call, nothing synchronised)`,
+        stepSeconds: timeline.totalSeconds, tokens: BENCH_SEQ_LEN, vocabSize: config.vocabSize, loraRank: BENCH_LORA.rank,
+        top: 16, outsideLabel: "GPU idle between calls",
+      });
+      for (const line of gpu.lines) console.log(line);
+      row(`GPU timeline: LoRA ${label} step (timing marks, not synchronised)`, `${fmt(timeline.totalSeconds, 3)} s`, "", "",
+        `GPU idle between calls ${fmt(timeline.idleSeconds * 1000, 1)} ms; ` +
+        gpu.shares.slice(0, 5).map(([k, share]) => `${k} ${fmt(share, 0)}%`).join(", "));
       stats.clear();
       profiling = true;
       const profiledStarted = performance.now();
       try {
         await withEnv("LABOR_CUDA_SYNC", "1", async () => {
-          await step(TIMED_STEPS + 3);
+          await step(TIMED_STEPS + 4);
           await cuda.sync();
         });
       } finally {

@@ -483,6 +483,26 @@ Napi::Value Synchronize(const Napi::CallbackInfo& info) {
   return promise;
 }
 
+// timingMark() → index: a timing event queued on the stream (profiling; nothing waits for it).
+Napi::Value TimingMark(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "timingMark"};
+  CheckArgCount(op, info, 0);
+  int64_t index = 0;
+  Run(op, Sizes({}), [&] { index = cuda::RecordTimingMark(); });
+  return Napi::Number::New(info.Env(), static_cast<double>(index));
+}
+
+// takeTimingMarks() → Float64Array: milliseconds of each mark since the first (waits for the last); clears them.
+Napi::Value TakeTimingMarks(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "takeTimingMarks"};
+  CheckArgCount(op, info, 0);
+  std::vector<double> times;
+  Run(op, Sizes({}), [&] { times = cuda::TakeTimingMarks(); });
+  Napi::Float64Array result = Napi::Float64Array::New(info.Env(), times.size());
+  std::copy(times.begin(), times.end(), result.Data());
+  return result;
+}
+
 // ---------------------------------------------------------------- ops
 
 const std::initializer_list<DType> kF32 = {DType::kF32};
@@ -957,6 +977,8 @@ void RegisterCudaOps(Napi::Env env, Napi::Object exports) {
   add("download", Download);
   add("sumOfSquares", SumOfSquares);
   add("synchronize", Synchronize);
+  add("timingMark", TimingMark);
+  add("takeTimingMarks", TakeTimingMarks);
   add("matmul", Matmul);
   add("embedding", Embedding);
   add("embeddingBackward", EmbeddingBackward);

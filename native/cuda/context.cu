@@ -188,6 +188,42 @@ void Zero(void* dst, size_t bytes) {
 
 void Synchronize() { Check(cudaStreamSynchronize(Stream()), "cudaStreamSynchronize"); }
 
+namespace {
+// Timing marks (RecordTimingMark): the events, created on demand and kept for reuse, and how many are in use.
+// Touched only by the JS thread, like the stream's queue.
+std::vector<cudaEvent_t>& TimingEvents() {
+  static std::vector<cudaEvent_t> events;
+  return events;
+}
+size_t timing_marks_used = 0;
+}  // namespace
+
+int64_t RecordTimingMark() {
+  std::vector<cudaEvent_t>& events = TimingEvents();
+  if (timing_marks_used == events.size()) {
+    cudaEvent_t event = nullptr;
+    Check(cudaEventCreate(&event), "cudaEventCreate (timing mark)");
+    events.push_back(event);
+  }
+  Check(cudaEventRecord(events[timing_marks_used], Stream()), "cudaEventRecord (timing mark)");
+  return static_cast<int64_t>(timing_marks_used++);
+}
+
+std::vector<double> TakeTimingMarks() {
+  std::vector<double> times(timing_marks_used);
+  const size_t used = timing_marks_used;
+  timing_marks_used = 0;
+  if (used == 0) return times;
+  const std::vector<cudaEvent_t>& events = TimingEvents();
+  Check(cudaEventSynchronize(events[used - 1]), "cudaEventSynchronize (timing marks)");
+  for (size_t i = 0; i < used; i++) {
+    float milliseconds = 0.0f;
+    Check(cudaEventElapsedTime(&milliseconds, events[0], events[i]), "cudaEventElapsedTime (timing marks)");
+    times[i] = milliseconds;
+  }
+  return times;
+}
+
 Readback StartReadbackOwned(void* scratch, size_t bytes) {
   Readback readback;
   readback.scratch = scratch;

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace labor::cuda {
 
@@ -46,6 +47,11 @@ cudaStream_t Stream();
 void Check(cudaError_t status, const char* what);
 /** After a launch: the launch error, and with LABOR_CUDA_SYNC=1 the kernel's own error. */
 void CheckLaunch(const char* kernel);
+/** Profiling without synchronising: RecordTimingMark queues a timing event on the stream and returns its index;
+ * TakeTimingMarks waits for the last one and returns every mark's time in milliseconds after mark 0 (what the
+ * GPU's clock read when the stream reached it), then forgets them. Events are created once and reused. */
+int64_t RecordTimingMark();
+std::vector<double> TakeTimingMarks();
 /** Stream-ordered allocation (cudaMallocAsync); Free may be given nullptr. */
 void* Malloc(size_t bytes);
 void Free(void* pointer) noexcept;

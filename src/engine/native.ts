@@ -172,6 +172,10 @@ export interface NativeCudaOps {
   sumOfSquares(x: CudaTensorView, count: number): Promise<number>;
   /** Resolves when everything queued so far has finished. */
   synchronize(): Promise<void>;
+  /** Queues a timing event; returns its index (profiling without synchronising). */
+  timingMark(): number;
+  /** Waits for the last mark; each mark's GPU time in ms after mark 0; forgets them. */
+  takeTimingMarks(): Float64Array;
   matmul(a: CudaTensorView, b: CudaTensorView, out: CudaTensorView, batch: number, m: number, n: number, k: number,
     transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean, alpha: number): void;
   embedding(ids: CudaTensorView, table: CudaTensorView, out: CudaTensorView, vocab: number, dim: number): void;

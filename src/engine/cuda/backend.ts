@@ -326,6 +326,18 @@ export class CudaBackend implements Backend {
     return this.native.synchronize();
   }
 
+  // ---- profiling (not part of Backend) ----
+
+  /** Queues a timing event on the stream and returns its index: where the GPU is when it gets there. */
+  timingMark(): number {
+    return this.native.timingMark();
+  }
+
+  /** Waits for the last mark and returns every mark's time in ms after mark 0 (then starts over at 0). */
+  takeTimingMarks(): Float64Array {
+    return this.native.takeTimingMarks();
+  }
+
   // ---- helpers ----
 
   private tensor(op: string, name: string, t: Tensor, dtypes?: readonly DType[]): CudaTensor {
