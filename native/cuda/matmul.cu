@@ -36,6 +36,7 @@
 
 #include "cuda/common.cuh"
 #include "cuda/hopper.cuh"
+#include "cuda/matmul_params.cuh"
 #include "cuda/matmul_skinny.cuh"
 #include "cuda/mma.cuh"
 
@@ -733,13 +734,7 @@ void MatmulSimt(const MatmulArgs& args) {
   p.a = args.a;
   p.b = args.b;
   p.out = args.out;
-  p.m = args.m;
-  p.n = args.n;
-  p.k = args.k;
-  p.a_batch_stride = args.m * args.k;
-  p.b_batch_stride = args.b_batched ? args.k * args.n : 0;
-  p.out_batch_stride = args.m * args.n;
-  p.alpha = args.alpha;
+  SetProductShape(p, args);
   const int64_t tiles_n = (args.n + kSN - 1) / kSN, tiles_m = (args.m + kSM - 1) / kSM;
   // Split K when the output grid can't fill the GPU and K is long (LoRA's rank-r products).
   const int64_t blocks = tiles_n * tiles_m * args.batch;
@@ -754,7 +749,6 @@ void MatmulSimt(const MatmulArgs& args) {
   splits = (args.k + p.k_per_split - 1) / p.k_per_split;
   if (splits < 1) splits = 1;
   p.splits = static_cast<int>(splits);
-  p.accumulate = args.accumulate;
   if (splits > 1 && !args.accumulate) Zero(args.out, static_cast<size_t>(args.batch * args.m * args.n) * sizeof(float));
   if (tiles_m > kMaxGridYZ) throw CudaError("matmul: M = " + std::to_string(args.m) + " needs more than 65535 row tiles");
   // Batches in chunks so gridDim.z = chunk · splits stays ≤ 65535.
@@ -796,15 +790,9 @@ void MatmulTensorCores(const MatmulArgs& args) {
   p.a = a16.as<uint16_t>();
   p.b = static_cast<const uint16_t*>(args.b);
   p.out = args.out;
-  p.m = args.m;
-  p.n = args.n;
-  p.k = args.k;
+  SetProductShape(p, args);
   p.k8 = k8;
-  p.a_batch_stride = args.m * k8;
-  p.b_batch_stride = args.b_batched ? args.k * args.n : 0;
-  p.out_batch_stride = args.m * args.n;
-  p.alpha = args.alpha;
-  p.accumulate = args.accumulate;
+  p.a_batch_stride = args.m * k8;  // the padded bf16 copy
   p.splits = 1;
   p.tiles_per_split = k_tiles;
   const int64_t contiguous = args.trans_b ? args.k : args.n;  // b's row length

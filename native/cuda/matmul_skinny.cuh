@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "cuda/common.cuh"
+#include "cuda/matmul_params.cuh"
 #include "cuda/ops.h"
 
 namespace labor::cuda {
@@ -207,14 +208,7 @@ bool MatmulSkinny(const MatmulArgs& args) {
   p.a = args.a;
   p.b = static_cast<const uint16_t*>(args.b);
   p.out = args.out;
-  p.m = args.m;
-  p.n = args.n;
-  p.k = args.k;
-  p.a_batch_stride = args.m * args.k;
-  p.b_batch_stride = args.b_batched ? args.k * args.n : 0;
-  p.out_batch_stride = args.m * args.n;
-  p.alpha = args.alpha;
-  p.accumulate = args.accumulate;
+  SetProductShape(p, args);
   if (args.n <= 8) {
     LaunchSkinny<8>(p, args);
   } else if (args.n <= 16) {
