@@ -63,7 +63,7 @@ const FLOAT_DTYPES = ["f32", "bf16", "f16"] as const;
  */
 const MATMUL_SIZES: readonly (readonly [number, number, number, number])[] = [
   [1, 1, 1, 1], [1, 7, 17, 33], [2, 17, 33, 65], [1, 33, 7, 129], [3, 65, 129, 17], [1, 129, 65, 7],
-  [2, 16, 32, 64], [1, 1, 300, 257], [1, 40, 9, 0], [1, 197, 262, 5], [2, 5, 9, 2601],
+  [2, 16, 32, 64], [1, 1, 300, 257], [1, 40, 9, 0], [1, 197, 262, 5], [2, 5, 9, 2601], [2, 37, 16, 70],
 ];
 
 export interface KeyRanges { start: Int32Array; end: Int32Array }

@@ -13,6 +13,7 @@
 
 #include "cpu/gemm_blocked.h"
 #include "cpu/gemm_kn.h"
+#include "cpu/gemm_skinny_avx512.h"
 #include "cpu/numeric.h"
 #include "cpu/ops.h"
 #include "cpu/vec_avx512.h"
@@ -543,6 +544,7 @@ void Matmul(const MatmulArgs& args) {
     return args.trans_b ? GemmBlocked<KernelBf16>(args) : GemmKNByWidth<KernelKNBf16>(args);
   }
   if (UseRowDots(args, false)) return RowDots<false>(args);
+  if (UseSkinnyF32(args)) return MatmulSkinnyF32(args);
   return args.trans_b ? GemmBlocked<KernelF32>(args) : GemmKNByWidth<KernelKNF32>(args);
 }
 namespace {
