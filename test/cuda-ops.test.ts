@@ -37,10 +37,12 @@ if ("reason" in status) {
     // kernels (a row-major: a block per 2–4 rows; aᵀ: a block per 32 columns) for N = 8, 12, 16, 24, 32: N < the
     // kernel's width, M not a multiple of its rows, K not of its step; N = 12 with b [K, N] (rows not 16-byte
     // multiples) falls back to the tensor cores.
-    it.each(["auto", "mma", "wmma", "wgmma"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
+    // "wgmma+rows": the wgmma kernel with its blocks walking row tiles first (LABOR_CUDA_RASTER=rows).
+    it.each(["auto", "mma", "wmma", "wgmma", "wgmma+rows"])("bf16 tensor-core matmul on multi-tile shapes (vector and scalar loads, both b layouts), %s kernel", async (kernel) => {
       const random = makeRandom(101);
-      process.env.LABOR_CUDA_GEMM = kernel;
-      onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; });
+      process.env.LABOR_CUDA_GEMM = kernel.replace("+rows", "");
+      if (kernel.endsWith("+rows")) process.env.LABOR_CUDA_RASTER = "rows";
+      onTestFinished(() => { delete process.env.LABOR_CUDA_GEMM; delete process.env.LABOR_CUDA_RASTER; });
       for (const [batch, m, n, k] of [[1, 300, 264, 520], [2, 130, 136, 64], [1, 257, 250, 100], [1, 70, 264, 100], [3, 200, 128, 40],
         [1, 1, 4096, 4096], [1, 1024, 16, 4096], [2, 64, 16, 1024], [1, 37, 24, 264], [2, 45, 8, 1000], [1, 33, 12, 96],
         [1, 300, 32, 520]]) {

@@ -129,10 +129,12 @@ async function section(name: string, run: () => Promise<void>): Promise<void> {
   }
 }
 
-/** Runs `body` with environment variable `name` set to `value` (the addon reads it per call), then restores it. */
-async function withEnv<T>(name: string, value: string, body: () => Promise<T>): Promise<T> {
+/** Runs `body` with environment variable `name` set to `value` (unset for undefined; the addon reads it per call),
+ * then restores it. */
+async function withEnv<T>(name: string, value: string | undefined, body: () => Promise<T>): Promise<T> {
   const previous = process.env[name];
-  process.env[name] = value;
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
   try {
     return await body();
   } finally {
@@ -141,14 +143,18 @@ async function withEnv<T>(name: string, value: string, body: () => Promise<T>): 
   }
 }
 
-/** TFLOP/s of our bf16 tensor-core matmul on one shape with the given kernel (LABOR_CUDA_GEMM, read per call). */
-async function matmulTflops(cuda: CudaBackend, m: number, n: number, k: number, kernel: "auto" | "mma" | "wmma" | "wgmma"): Promise<number> {
+/**
+ * TFLOP/s of our bf16 tensor-core matmul on one shape with the given kernel (LABOR_CUDA_GEMM, read per call;
+ * "wgmma-rows" also sets LABOR_CUDA_RASTER=rows, the wgmma kernel's row-tiles-first block order).
+ */
+async function matmulTflops(cuda: CudaBackend, m: number, n: number, k: number,
+  kernel: "auto" | "mma" | "wmma" | "wgmma" | "wgmma-rows"): Promise<number> {
   const aBits = Uint32Array.from(randomBf16(m * k, 11, 1), (bits) => bits << 16);  // bf16 values held as f32
   const a = cuda.upload(new Float32Array(aBits.buffer), "f32", [m, k]);
   const b = cuda.weight(randomBf16(n * k, 3, 0.02), "bf16", [n, k]);
   const out = cuda.alloc("f32", [m, n]);
   try {
-    return await withEnv("LABOR_CUDA_GEMM", kernel, async () => {
+    return await withEnv("LABOR_CUDA_GEMM", kernel.replace("-rows", ""), () => withEnv("LABOR_CUDA_RASTER", kernel.endsWith("-rows") ? "rows" : undefined, async () => {
       const reps = 10;
       cuda.matmul(a, b, out, { transB: true });
       await cuda.sync();
@@ -156,7 +162,7 @@ async function matmulTflops(cuda: CudaBackend, m: number, n: number, k: number, 
       for (let r = 0; r < reps; r++) cuda.matmul(a, b, out, { transB: true });
       await cuda.sync();
       return (2 * m * n * k * reps) / ((performance.now() - started) / 1000) / 1e12;
-    });
+    }));
   } finally {
     for (const t of [a, b, out]) cuda.free(t);
   }
@@ -169,9 +175,11 @@ async function matmulRows(cuda: CudaBackend): Promise<void> {
     const mma = await matmulTflops(cuda, m, n, k, "mma");
     const wmma = await matmulTflops(cuda, m, n, k, "wmma");
     const wgmma = await matmulTflops(cuda, m, n, k, "wgmma");
+    const wgmmaRows = await matmulTflops(cuda, m, n, k, "wgmma-rows");
     row(`matmul bf16 ${m}×${n}×${k} (a f32, b bf16ᵀ) TFLOP/s`, fmt(chosen), peak ? fmt(peak) : "", peak ? fmt(chosen / peak, 2) : "",
       `${peak ? "peer = torch.matmul bf16 8192³ (cuBLAS), the measured peak" : "no peak measured (python/torch missing)"}; ` +
-      `ours = the kernel chosen by default; wgmma (Hopper, else mma): ${fmt(wgmma)}, cp.async+mma.sync: ${fmt(mma)}, wmma: ${fmt(wmma)}`);
+      `ours = the kernel chosen by default; wgmma (Hopper, else mma): ${fmt(wgmma)} (row tiles first: ${fmt(wgmmaRows)}), ` +
+      `cp.async+mma.sync: ${fmt(mma)}, wmma: ${fmt(wmma)}`);
   }
 }
 
@@ -385,6 +393,8 @@ async function main(): Promise<void> {
     await section("LoRA training llama2-7b, f32 products", () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "f32"));
     await section("LoRA training llama2-7b, mma GEMM only", () => withEnv("LABOR_CUDA_GEMM", "mma",
       () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "bf16", ", LABOR_CUDA_GEMM=mma")));
+    await section("LoRA training llama2-7b, wgmma row tiles first", () => withEnv("LABOR_CUDA_RASTER", "rows",
+      () => loraRow(cuda, "llama2-7b", LLAMA2_7B, false, "bf16", ", LABOR_CUDA_RASTER=rows")));
   }
   if (want("scoring")) await section("scoring 1b", () => scoringRow(cuda));
 }

@@ -106,6 +106,9 @@ struct TcParams {
   int splits;
   int64_t tiles_per_split;
   float* partials;
+  // wgmma kernel only: blockIdx.x walks row tiles and blockIdx.y column tiles (LABOR_CUDA_RASTER=rows), so the
+  // blocks resident at once share b's column tiles instead of a's row tiles. An experiment, off by default.
+  bool rows_fastest;
 };
 
 // Loads the 8 consecutive elements (row, col..col+7) of a row-major [rows, cols] matrix with leading dim ld,
@@ -428,7 +431,8 @@ __global__ void __launch_bounds__(kWgThreads, 1)
   const uint32_t full_barriers = ring + kWgStages * kWgStageBytes;
   const uint32_t empty_barriers = full_barriers + kWgStages * sizeof(uint64_t);
   const int warpgroup = threadIdx.x / 128, tid = threadIdx.x % 128;
-  const int m0 = blockIdx.y * kWgBM, n0 = blockIdx.x * kWgBN, bi = blockIdx.z;
+  const int m0 = (p.rows_fastest ? blockIdx.x : blockIdx.y) * kWgBM, n0 = (p.rows_fastest ? blockIdx.y : blockIdx.x) * kWgBN;
+  const int bi = blockIdx.z;
   const int tiles = static_cast<int>((p.k8 + kWgBK - 1) / kWgBK);
 
   if (threadIdx.x == 0) {
@@ -628,6 +632,12 @@ TcKernel RequestedKernel() {
   if (std::strcmp(choice, "wmma") == 0) return TcKernel::kWmma;
   if (std::strcmp(choice, "wgmma") == 0) return TcKernel::kWgmma;
   return TcKernel::kAuto;
+}
+
+/** LABOR_CUDA_RASTER=rows: the wgmma kernel's blocks walk row tiles first (TcParams::rows_fastest). */
+bool RowsFastestRequested() {
+  const char* order = std::getenv("LABOR_CUDA_RASTER");
+  return order != nullptr && std::strcmp(order, "rows") == 0;
 }
 
 // ---------------------------------------------------------------- f32 SIMT GEMM (f32 / f16 b)
@@ -833,7 +843,9 @@ void MatmulTensorCores(const MatmulArgs& args) {
     q.out += b0 * p.out_batch_stride;
     const dim3 grid(static_cast<unsigned>(tiles_n), static_cast<unsigned>(tiles_m), static_cast<unsigned>(count));
     if (wgmma) {
-      args.trans_b ? LaunchWgmma<true>(q, count, grid) : LaunchWgmma<false>(q, count, grid);
+      q.rows_fastest = RowsFastestRequested() && tiles_n <= kMaxGridYZ;
+      const dim3 wgmma_grid = q.rows_fastest ? dim3(grid.y, grid.x, grid.z) : grid;
+      args.trans_b ? LaunchWgmma<true>(q, count, wgmma_grid) : LaunchWgmma<false>(q, count, wgmma_grid);
     } else if (vector && mma) {
       args.trans_b ? LaunchMma<true>(q, grid) : LaunchMma<false>(q, grid);
     } else if (args.trans_b) {
