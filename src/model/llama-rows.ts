@@ -5,15 +5,14 @@
  * attention through a candidate trie). Only the requested (row, token) log-probabilities are computed, so
  * rows that only feed the cache cost no logits.
  *
- * Same math as llama.ts per layer (HF semantics, y = x·Wᵀ):
+ * The layers are llama.ts's decoderLayers (only the attention differs); per layer (HF semantics, y = x·Wᵀ):
  *   n = rms(x)·w_in;  q,k,v = n·Wqᵀ, n·Wkᵀ, n·Wvᵀ;  q,k ← RoPE;  (k,v) → cache rows
  *   x = x + attn(q, K_cache[attended rows], V_cache[attended rows])·Woᵀ
  *   m = rms(x)·w_post;  x = x + (silu(m·Wgateᵀ) ⊙ m·Wupᵀ)·Wdownᵀ
  * then log P(token | row) = log softmax(rms(x)·w_norm·Wlmᵀ)[token].
  */
 import type { Tensor } from "../engine/backend.js";
-import type { KvCache, Llama } from "./llama.js";
-import { ropeInverseFrequencies } from "./rope.js";
+import { decoderLayers, PassTensors, type KvCache, type Llama } from "./llama.js";
 
 export interface RowForwardRequest {
   /** Token id of each query row. */
@@ -34,17 +33,6 @@ export interface RowForwardRequest {
 
 /** Rows of logits materialised at once (bounds memory at this × vocab floats, twice). */
 const LOGIT_CHUNK_ROWS = 256;
-
-const invFreqCache = new WeakMap<Llama, Tensor>();
-
-function inverseFrequencies(model: Llama): Tensor {
-  let t = invFreqCache.get(model);
-  if (!t) {
-    t = model.backend.upload(ropeInverseFrequencies(model.config), "f32", [model.config.headDim / 2]);
-    invFreqCache.set(model, t);
-  }
-  return t;
-}
 
 function check(request: RowForwardRequest, cache: KvCache, vocab: number): void {
   const rows = request.ids.length;
@@ -80,85 +68,32 @@ function check(request: RowForwardRequest, cache: KvCache, vocab: number): void 
  * log-probabilities, in request order (empty when none are asked for).
  */
 export async function forwardRows(model: Llama, cache: KvCache, request: RowForwardRequest): Promise<Float32Array> {
-  const { backend: be, config: cfg, tensors: w } = model;
+  const { backend: be, config: cfg } = model;
   check(request, cache, cfg.vocabSize);
   const total = request.ids.length;
   const gatherCount = request.gatherRows?.length ?? 0;
   if (total === 0) return new Float32Array(0);
-  const invFreq = inverseFrequencies(model);
-
-  const d = cfg.hiddenSize;
-  const qWidth = cfg.numHeads * cfg.headDim;
-  const kvWidth = cfg.numKvHeads * cfg.headDim;
-  const temporaries: Tensor[] = [];
-  const alloc = (shape: number[]): Tensor => {
-    const t = be.alloc("f32", shape);
-    temporaries.push(t);
-    return t;
-  };
-  const upload = (data: Int32Array): Tensor => {
-    const t = be.upload(data, "i32", [data.length]);
-    temporaries.push(t);
-    return t;
-  };
-
+  const pass = new PassTensors(be);
   try {
-    const idsT = upload(request.ids);
-    const positionsT = upload(request.positions);
-    const cacheRowsT = upload(request.cacheRows);
-    const keyStartT = upload(request.keyStart);
-    const keyEndT = upload(request.keyEnd);
-    const extraOffsetsT = request.tree ? upload(request.tree.extraOffsets) : undefined;
+    const rows = { ids: pass.upload(request.ids), positions: pass.upload(request.positions), cacheRows: pass.upload(request.cacheRows) };
+    const keyStartT = pass.upload(request.keyStart);
+    const keyEndT = pass.upload(request.keyEnd);
+    const extraOffsetsT = request.tree ? pass.upload(request.tree.extraOffsets) : undefined;
     // An empty tensor is still a tensor: give the backend one element it will never read.
-    const extraKeysT = request.tree ? upload(request.tree.extraKeys.length > 0 ? request.tree.extraKeys : new Int32Array(1)) : undefined;
-
-    const x = alloc([total, d]);
-    const normed = alloc([total, d]);
-    const q = alloc([total, qWidth]);
-    const k = alloc([total, kvWidth]);
-    const v = alloc([total, kvWidth]);
-    const attended = alloc([total, qWidth]);
-    const projected = alloc([total, d]);
-    const gate = alloc([total, cfg.intermediateSize]);
-    const up = alloc([total, cfg.intermediateSize]);
-    const q3 = be.reshape(q, [total, cfg.numHeads, cfg.headDim]);
-    const k3 = be.reshape(k, [total, cfg.numKvHeads, cfg.headDim]);
-    const attended3 = be.reshape(attended, [total, cfg.numHeads, cfg.headDim]);
-    const transB = { transB: true };
+    const extraKeysT = request.tree ? pass.upload(request.tree.extraKeys.length > 0 ? request.tree.extraKeys : new Int32Array(1)) : undefined;
     const scale = 1 / Math.sqrt(cfg.headDim);
-    const cacheTotal = cache.keys[0].shape[0];
-
-    be.embedding(idsT, w.embedTokens, x);
-    w.layers.forEach((layer, index) => {
-      be.rmsnorm(x, layer.inputNorm, cfg.rmsNormEps, normed);
-      be.matmul(normed, layer.q, q, transB);
-      be.matmul(normed, layer.k, k, transB);
-      be.matmul(normed, layer.v, v, transB);
-      be.rope(q3, positionsT, invFreq, q3);
-      be.rope(k3, positionsT, invFreq, k3);
-      be.scatterRows(k, cacheRowsT, cache.keys[index]);
-      be.scatterRows(v, cacheRowsT, cache.values[index]);
-      const keys = be.reshape(cache.keys[index], [cacheTotal, cfg.numKvHeads, cfg.headDim]);
-      const values = be.reshape(cache.values[index], [cacheTotal, cfg.numKvHeads, cfg.headDim]);
+    // The MLP runs over every row at once (scoring batches are bounded by their caller).
+    const normed = decoderLayers(model, rows, total, cache, total, pass, (q3, keys3, values3, out3) => {
       if (extraOffsetsT && extraKeysT) {
-        be.treeAttention(q3, keys, values, keyStartT, keyEndT, extraOffsetsT, extraKeysT, scale, attended3);
+        be.treeAttention(q3, keys3, values3, keyStartT, keyEndT, extraOffsetsT, extraKeysT, scale, out3);
       } else {
-        be.attention(q3, keys, values, keyStartT, keyEndT, scale, attended3);
+        be.attention(q3, keys3, values3, keyStartT, keyEndT, scale, out3);
       }
-      be.matmul(attended, layer.o, projected, transB);
-      be.add(x, projected, x);
-      be.rmsnorm(x, layer.postNorm, cfg.rmsNormEps, normed);
-      be.matmul(normed, layer.gate, gate, transB);
-      be.matmul(normed, layer.up, up, transB);
-      be.swiglu(gate, up, gate);
-      be.matmul(gate, layer.down, projected, transB);
-      be.add(x, projected, x);
     });
     if (gatherCount === 0) return new Float32Array(0);
-    be.rmsnorm(x, w.norm, cfg.rmsNormEps, normed);
-    return await gatherLogprobs(model, normed, request.gatherRows!, request.gatherTokens!, temporaries);
+    return await gatherLogprobs(model, normed, request.gatherRows!, request.gatherTokens!, pass);
   } finally {
-    for (const t of temporaries) be.free(t);
+    pass.free();
   }
 }
 
@@ -169,7 +104,7 @@ export async function forwardRows(model: Llama, cache: KvCache, request: RowForw
  * lse = z[first] − lp, and every wanted pair is z[token] − lse from the raw logits (gathered by flat index,
  * embedding over the [rows·vocab, 1] view). The normalised row is never written back.
  */
-async function gatherLogprobs(model: Llama, normed: Tensor, rows: Int32Array, tokens: Int32Array, temporaries: Tensor[]): Promise<Float32Array> {
+async function gatherLogprobs(model: Llama, normed: Tensor, rows: Int32Array, tokens: Int32Array, pass: PassTensors): Promise<Float32Array> {
   const be = model.backend;
   const vocab = model.config.vocabSize;
   const d = model.config.hiddenSize;
@@ -183,10 +118,8 @@ async function gatherLogprobs(model: Llama, normed: Tensor, rows: Int32Array, to
     }
   }
   const chunkRows = Math.min(LOGIT_CHUNK_ROWS, distinct.length);
-  const selected = be.alloc("f32", [chunkRows, d]);
-  temporaries.push(selected);
-  const logits = be.alloc("f32", [chunkRows, vocab]);
-  temporaries.push(logits);
+  const selected = pass.alloc([chunkRows, d]);
+  const logits = pass.alloc([chunkRows, vocab]);
   const out = new Float32Array(rows.length);
   let pair = 0;
   for (let start = 0; start < distinct.length; start += chunkRows) {

@@ -106,8 +106,103 @@ const MLP_CHUNK_ROWS = 1024;
 /** Rows of logits materialised at once: bounds memory at LOGIT_CHUNK_ROWS × vocab floats. */
 const LOGIT_CHUNK_ROWS = 128;
 
+/** The tensors one pass makes, freed together (free() in a finally). */
+export class PassTensors {
+  private readonly tensors: Tensor[] = [];
+
+  constructor(private readonly backend: Backend) {}
+
+  /** An f32 tensor of `shape`. */
+  alloc(shape: readonly number[]): Tensor {
+    return this.track(this.backend.alloc("f32", shape));
+  }
+
+  /** An i32 tensor holding `data`. */
+  upload(data: Int32Array): Tensor {
+    return this.track(this.backend.upload(data, "i32", [data.length]));
+  }
+
+  track(t: Tensor): Tensor {
+    this.tensors.push(t);
+    return t;
+  }
+
+  free(): void {
+    for (const t of this.tensors) this.backend.free(t);
+    this.tensors.length = 0;
+  }
+}
+
+/** How one layer's queries attend the cache: out3 = attention of q3 over keys3/values3 (the whole cache). */
+export type AttendCache = (q3: Tensor, keys3: Tensor, values3: Tensor, out3: Tensor) => void;
+
+/** The packed rows of one forward pass, as i32 tensors: token ids, RoPE positions, the cache rows written. */
+export interface DecoderRows {
+  ids: Tensor;
+  positions: Tensor;
+  cacheRows: Tensor;
+}
+
+/**
+ * Embedding, every decoder layer and the final norm over `total` packed rows (the math in this file's header):
+ * each layer writes the rows' keys/values into `cache` before `attend` reads it. Returns normed = rms(x)·w_norm.
+ * Buffers come from `pass` (the caller frees them); the MLP's [rows, intermediate] activations exist `mlpRows`
+ * rows at a time.
+ */
+export function decoderLayers(model: Llama, rows: DecoderRows, total: number, cache: KvCache, mlpRows: number,
+  pass: PassTensors, attend: AttendCache): Tensor {
+  const { backend: be, config: cfg, tensors: w } = model;
+  const alloc = (shape: number[]) => pass.alloc(shape);
+  const d = cfg.hiddenSize, qWidth = cfg.numHeads * cfg.headDim, kvWidth = cfg.numKvHeads * cfg.headDim;
+  const x = alloc([total, d]);
+  const normed = alloc([total, d]);
+  const q = alloc([total, qWidth]);
+  const k = alloc([total, kvWidth]);
+  const v = alloc([total, kvWidth]);
+  const attended = alloc([total, qWidth]);
+  const projected = alloc([total, d]);
+  const gate = alloc([mlpRows, cfg.intermediateSize]);
+  const up = alloc([mlpRows, cfg.intermediateSize]);
+  const q3 = be.reshape(q, [total, cfg.numHeads, cfg.headDim]);
+  const k3 = be.reshape(k, [total, cfg.numKvHeads, cfg.headDim]);
+  const attended3 = be.reshape(attended, [total, cfg.numHeads, cfg.headDim]);
+  const transB = { transB: true };
+  const cacheTotal = cache.keys[0].shape[0];
+
+  be.embedding(rows.ids, w.embedTokens, x);
+  w.layers.forEach((layer, index) => {
+    be.rmsnorm(x, layer.inputNorm, cfg.rmsNormEps, normed);
+    be.matmul(normed, layer.q, q, transB);
+    be.matmul(normed, layer.k, k, transB);
+    be.matmul(normed, layer.v, v, transB);
+    be.rope(q3, rows.positions, model.invFreq, q3);
+    be.rope(k3, rows.positions, model.invFreq, k3);
+    be.scatterRows(k, rows.cacheRows, cache.keys[index]);
+    be.scatterRows(v, rows.cacheRows, cache.values[index]);
+    attend(q3, be.reshape(cache.keys[index], [cacheTotal, cfg.numKvHeads, cfg.headDim]),
+      be.reshape(cache.values[index], [cacheTotal, cfg.numKvHeads, cfg.headDim]), attended3);
+    be.matmul(attended, layer.o, projected, transB);
+    be.add(x, projected, x);
+    be.rmsnorm(x, layer.postNorm, cfg.rmsNormEps, normed);
+    for (let start = 0; start < total; start += mlpRows) {
+      const count = Math.min(mlpRows, total - start);
+      const gateRows = count === mlpRows ? gate : be.sliceRows(gate, 0, count);
+      const upRows = count === mlpRows ? up : be.sliceRows(up, 0, count);
+      const chunk = count === total ? normed : be.sliceRows(normed, start, count);
+      be.matmul(chunk, layer.gate, gateRows, transB);
+      be.matmul(chunk, layer.up, upRows, transB);
+      be.swiglu(gateRows, upRows, gateRows);
+      be.matmul(gateRows, layer.down, count === total ? projected : be.sliceRows(projected, start, count), transB);
+    }
+    be.add(x, projected, x);
+  });
+  be.rmsnorm(x, w.norm, cfg.rmsNormEps, normed);
+  return normed;
+}
+
 export class Llama {
-  private readonly invFreq: Tensor;
+  /** RoPE inverse frequencies [headDim / 2] on the backend. */
+  readonly invFreq: Tensor;
 
   constructor(
     readonly backend: Backend,
@@ -144,7 +239,7 @@ export class Llama {
 
   /** Run new tokens of every sequence through the model, appending their keys/values to the cache. */
   async forward(cache: KvCache, request: ForwardRequest): Promise<ForwardResult> {
-    const { backend: be, config: cfg, tensors: w } = this;
+    const { backend: be, config: cfg } = this;
     const counts = request.tokens.map((t) => t.length);
     if (counts.length !== cache.sequenceCount) {
       throw new Error(`forward: ${counts.length} token lists for a cache of ${cache.sequenceCount} sequences`);
@@ -184,87 +279,20 @@ export class Llama {
       });
     });
 
-    const d = cfg.hiddenSize;
-    const qWidth = cfg.numHeads * cfg.headDim;
-    const kvWidth = cfg.numKvHeads * cfg.headDim;
-    const temporaries: Tensor[] = [];
-    const alloc = (shape: number[]): Tensor => {
-      const t = be.alloc("f32", shape);
-      temporaries.push(t);
-      return t;
-    };
-    const upload = (data: Int32Array): Tensor => {
-      const t = be.upload(data, "i32", [data.length]);
-      temporaries.push(t);
-      return t;
-    };
-
+    const pass = new PassTensors(be);
     try {
-      const idsT = upload(ids);
-      const positionsT = upload(positions);
-      const cacheRowsT = upload(cacheRows);
-      const keyStartT = upload(keyStart);
-      const keyEndT = upload(keyEnd);
-
-      const x = alloc([total, d]);
-      const normed = alloc([total, d]);
-      const q = alloc([total, qWidth]);
-      const k = alloc([total, kvWidth]);
-      const v = alloc([total, kvWidth]);
-      const attended = alloc([total, qWidth]);
-      const projected = alloc([total, d]);
-      // The MLP's [tokens, intermediate] activations exist MLP_CHUNK_ROWS rows at a time.
-      const mlpRows = Math.min(MLP_CHUNK_ROWS, total);
-      const gate = alloc([mlpRows, cfg.intermediateSize]);
-      const up = alloc([mlpRows, cfg.intermediateSize]);
-      const q3 = be.reshape(q, [total, cfg.numHeads, cfg.headDim]);
-      const k3 = be.reshape(k, [total, cfg.numKvHeads, cfg.headDim]);
-      const attended3 = be.reshape(attended, [total, cfg.numHeads, cfg.headDim]);
-      const transB = { transB: true };
+      const rows = { ids: pass.upload(ids), positions: pass.upload(positions), cacheRows: pass.upload(cacheRows) };
+      const keyStartT = pass.upload(keyStart);
+      const keyEndT = pass.upload(keyEnd);
       const scale = 1 / Math.sqrt(cfg.headDim);
-
-      be.embedding(idsT, w.embedTokens, x);
-      w.layers.forEach((layer, index) => {
-        be.rmsnorm(x, layer.inputNorm, cfg.rmsNormEps, normed);
-        be.matmul(normed, layer.q, q, transB);
-        be.matmul(normed, layer.k, k, transB);
-        be.matmul(normed, layer.v, v, transB);
-        be.rope(q3, positionsT, this.invFreq, q3);
-        be.rope(k3, positionsT, this.invFreq, k3);
-        be.scatterRows(k, cacheRowsT, cache.keys[index]);
-        be.scatterRows(v, cacheRowsT, cache.values[index]);
-        const cacheRowsTotal = cache.keys[index].shape[0];
-        be.attention(
-          q3,
-          be.reshape(cache.keys[index], [cacheRowsTotal, cfg.numKvHeads, cfg.headDim]),
-          be.reshape(cache.values[index], [cacheRowsTotal, cfg.numKvHeads, cfg.headDim]),
-          keyStartT,
-          keyEndT,
-          scale,
-          attended3,
-        );
-        be.matmul(attended, layer.o, projected, transB);
-        be.add(x, projected, x);
-        be.rmsnorm(x, layer.postNorm, cfg.rmsNormEps, normed);
-        for (let start = 0; start < total; start += mlpRows) {
-          const rows = Math.min(mlpRows, total - start);
-          const chunk = be.sliceRows(normed, start, rows);
-          const gateRows = be.sliceRows(gate, 0, rows);
-          const upRows = be.sliceRows(up, 0, rows);
-          be.matmul(chunk, layer.gate, gateRows, transB);
-          be.matmul(chunk, layer.up, upRows, transB);
-          be.swiglu(gateRows, upRows, gateRows);
-          be.matmul(gateRows, layer.down, be.sliceRows(projected, start, rows), transB);
-        }
-        be.add(x, projected, x);
-      });
-      be.rmsnorm(x, w.norm, cfg.rmsNormEps, normed);
+      const normed = decoderLayers(this, rows, total, cache, Math.min(MLP_CHUNK_ROWS, total), pass,
+        (q3, keys3, values3, out3) => be.attention(q3, keys3, values3, keyStartT, keyEndT, scale, out3));
       request.tokens.forEach((tokens, s) => (cache.lengths[s] += tokens.length));
 
-      await this.readOutputs(normed, counts, request, result, temporaries);
+      await this.readOutputs(normed, counts, request, result, pass);
       return result;
     } finally {
-      for (const t of temporaries) be.free(t);
+      pass.free();
     }
   }
 
@@ -274,7 +302,7 @@ export class Llama {
     counts: number[],
     request: ForwardRequest,
     result: ForwardResult,
-    temporaries: Tensor[],
+    pass: PassTensors,
   ): Promise<void> {
     const be = this.backend;
     const vocab = this.config.vocabSize;
@@ -299,10 +327,8 @@ export class Llama {
     const flatLogprobs = flatTargets ? new Float32Array(total) : undefined;
     const flatLogits = request.wantLogits ? new Float32Array(total * vocab) : undefined;
     const chunkRows = Math.min(LOGIT_CHUNK_ROWS, total);
-    const logits = be.alloc("f32", [chunkRows, vocab]);
-    temporaries.push(logits);
-    const gathered = be.alloc("f32", [chunkRows]);
-    temporaries.push(gathered);
+    const logits = pass.alloc([chunkRows, vocab]);
+    const gathered = pass.alloc([chunkRows]);
     for (let start = 0; start < total; start += chunkRows) {
       const rows = Math.min(chunkRows, total - start);
       const logitRows = be.sliceRows(logits, 0, rows);
