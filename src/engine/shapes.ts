@@ -116,6 +116,24 @@ export function resolveScatterRowsShape(src: Tensor, index: Tensor, dst: Tensor)
 }
 
 /** convert: src and dst of one shape (any float dtypes). */
+/** reshape's check: the new shape has t's element count. Returns a copy of the shape for the view. */
+export function checkReshape(t: Tensor, shape: readonly number[]): number[] {
+  const size = shapeSize(shape);
+  if (size !== t.size) throw new Error(`reshape: ${dtypeShape(t)} has ${t.size} elements, [${shape.join(",")}] needs ${size}`);
+  return [...shape];
+}
+
+/** sliceRows's check (rows [start, start + count) of t's first axis): the view's shape and its first element. */
+export function resolveSliceRows(t: Tensor, start: number, count: number): { shape: number[]; offset: number; rowSize: number } {
+  const rows = t.shape[0];
+  if (t.shape.length === 0 || !Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 || count < 0 ||
+    start + count > rows) {
+    throw new Error(`sliceRows: rows [${start}, ${start} + ${count}) outside ${dtypeShape(t)}`);
+  }
+  const rowSize = rows === 0 ? 0 : t.size / rows;
+  return { shape: [count, ...t.shape.slice(1)], offset: start * rowSize, rowSize };
+}
+
 export function checkConvertShape(src: Tensor, dst: Tensor): void {
   if (!sameDims(src.shape, dst.shape)) throw new Error(`convert: src ${dtypeShape(src)} and dst ${dtypeShape(dst)} must have the same shape`);
 }

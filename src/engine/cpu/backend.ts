@@ -3,7 +3,7 @@
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkReshape, resolveSliceRows, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import {
   loadNative, type CpuIsa, type CpuIsaInfo, type CpuPackStats, type NativeCpuOps, type NativeFloatDType, type NativePackedWeight,
@@ -170,23 +170,13 @@ export class CpuBackend implements Backend {
 
   reshape(t: Tensor, shape: readonly number[]): CpuTensor {
     const tensor = this.tensor("reshape", "t", t);
-    const size = shapeSize(shape);
-    if (size !== tensor.size) {
-      throw new Error(`reshape: ${dtypeShape(tensor)} has ${tensor.size} elements, [${shape.join(",")}] needs ${size}`);
-    }
-    return new CpuTensor(tensor.dtype, [...shape], tensor.data);
+    return new CpuTensor(tensor.dtype, checkReshape(tensor, shape), tensor.data);
   }
 
   sliceRows(t: Tensor, start: number, count: number): CpuTensor {
     const tensor = this.tensor("sliceRows", "t", t);
-    const rows = tensor.shape[0];
-    if (tensor.shape.length === 0 || !Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 ||
-      count < 0 || start + count > rows) {
-      throw new Error(`sliceRows: rows [${start}, ${start} + ${count}) outside ${dtypeShape(tensor)}`);
-    }
-    const rowSize = rows === 0 ? 0 : tensor.size / rows;
-    const shape = [count, ...tensor.shape.slice(1)];
-    return new CpuTensor(tensor.dtype, shape, tensor.data.subarray(start * rowSize, (start + count) * rowSize));
+    const { shape, offset, rowSize } = resolveSliceRows(tensor, start, count);
+    return new CpuTensor(tensor.dtype, shape, tensor.data.subarray(offset, offset + count * rowSize));
   }
 
   // ---- ops ----

@@ -5,7 +5,7 @@
  * a launch. i32 tensors keep a host mirror of their values (they are small: ids, targets, positions, key ranges)
  * so index errors are reported synchronously with the op that received them, as on the CPU.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkReshape, resolveSliceRows, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
 import type { AdamWHyper, AttentionTrainingOptions, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { loadNative, type CudaBufferHandle, type CudaProbe, type CudaTensorView, type NativeCudaOps } from "../native.js";
 
@@ -113,24 +113,14 @@ export class CudaBackend implements Backend {
 
   reshape(t: Tensor, shape: readonly number[]): CudaTensor {
     const tensor = this.tensor("reshape", "t", t);
-    const size = shapeSize(shape);
-    if (size !== tensor.size) {
-      throw new Error(`reshape: ${dtypeShape(tensor)} has ${tensor.size} elements, [${shape.join(",")}] needs ${size}`);
-    }
-    return new CudaTensor(tensor.dtype, [...shape], tensor.storage, tensor.byteOffset, tensor.host);
+    return new CudaTensor(tensor.dtype, checkReshape(tensor, shape), tensor.storage, tensor.byteOffset, tensor.host);
   }
 
   sliceRows(t: Tensor, start: number, count: number): CudaTensor {
     const tensor = this.tensor("sliceRows", "t", t);
-    const rows = tensor.shape[0];
-    if (tensor.shape.length === 0 || !Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 ||
-      count < 0 || start + count > rows) {
-      throw new Error(`sliceRows: rows [${start}, ${start} + ${count}) outside ${dtypeShape(tensor)}`);
-    }
-    const rowSize = rows === 0 ? 0 : tensor.size / rows;
-    return new CudaTensor(tensor.dtype, [count, ...tensor.shape.slice(1)], tensor.storage,
-      tensor.byteOffset + start * rowSize * ELEMENT_BYTES[tensor.dtype],
-      tensor.host?.subarray(start * rowSize, (start + count) * rowSize));
+    const { shape, offset, rowSize } = resolveSliceRows(tensor, start, count);
+    return new CudaTensor(tensor.dtype, shape, tensor.storage, tensor.byteOffset + offset * ELEMENT_BYTES[tensor.dtype],
+      tensor.host?.subarray(offset, offset + count * rowSize));
   }
 
   // ---- ops ----

@@ -5,7 +5,7 @@
  * CPU backend's messages; ids, key ranges and targets are checked on the host when the backend knows their
  * values (i32 tensors keep a host copy from upload), and kernels bound-check regardless.
  */
-import { checkAttentionTrainingShapes, checkHostData, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
+import { checkAttentionTrainingShapes, checkHostData, checkReshape, resolveSliceRows, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, sameDims, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
 import { toFloat32 } from "../../io/dtype.js";
 import { ELEMENT_BYTES, f32, GpuContext, Storage, type BindingRange, type GpuContextOptions } from "./device.js";
@@ -117,23 +117,13 @@ export class WebGpuBackend implements Backend {
 
   reshape(t: Tensor, shape: readonly number[]): WebGpuTensor {
     const tensor = this.tensor("reshape", "t", t);
-    const size = shapeSize(shape);
-    if (size !== tensor.size) {
-      throw new Error(`reshape: ${dtypeShape(tensor)} has ${tensor.size} elements, [${shape.join(",")}] needs ${size}`);
-    }
-    return new WebGpuTensor(this, tensor.dtype, [...shape], tensor.storage, tensor.offset, false);
+    return new WebGpuTensor(this, tensor.dtype, checkReshape(tensor, shape), tensor.storage, tensor.offset, false);
   }
 
   sliceRows(t: Tensor, start: number, count: number): WebGpuTensor {
     const tensor = this.tensor("sliceRows", "t", t);
-    const rows = tensor.shape[0];
-    if (tensor.shape.length === 0 || !Number.isSafeInteger(start) || !Number.isSafeInteger(count) || start < 0 ||
-      count < 0 || start + count > rows) {
-      throw new Error(`sliceRows: rows [${start}, ${start} + ${count}) outside ${dtypeShape(tensor)}`);
-    }
-    const rowSize = rows === 0 ? 0 : tensor.size / rows;
-    return new WebGpuTensor(this, tensor.dtype, [count, ...tensor.shape.slice(1)], tensor.storage,
-      tensor.offset + start * rowSize, false);
+    const { shape, offset } = resolveSliceRows(tensor, start, count);
+    return new WebGpuTensor(this, tensor.dtype, shape, tensor.storage, tensor.offset + offset, false);
   }
 
   // ---- ops ----
