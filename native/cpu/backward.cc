@@ -6,6 +6,7 @@
 
 #include "cpu/buffer.h"
 #include "cpu/numeric.h"
+#include "cpu/rope_angles.h"
 #include "cpu/thread_pool.h"
 #include "cpu/training_ops.h"
 
@@ -80,21 +81,22 @@ void RmsNormBackward(const float* x, const void* weight, DType weight_dtype, con
 }
 
 // RoPE rotates each pair (x₁, x₂) by θ: a rotation matrix R(θ); its transpose is R(−θ), so
-// (d₁, d₂) → (d₁ cos θ + d₂ sin θ, d₂ cos θ − d₁ sin θ), with θ computed exactly as the forward does.
+// (d₁, d₂) → (d₁ cos θ + d₂ sin θ, d₂ cos θ − d₁ sin θ), with cos θ and sin θ exactly as the forward's
+// (RopeAngles, rope_angles.h).
 void RopeBackward(const float* d_out, const int32_t* positions, const float* inv_freq, float* dx,
                   int64_t tokens, int64_t heads, int64_t head_dim) {
   const int64_t half = head_dim / 2;
+  const RopeAngles angles(positions, tokens, inv_freq, half);
   ParallelFor(tokens, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
-      const float position = static_cast<float>(positions[t]);
-      for (int64_t i = 0; i < half; i++) {
-        const double angle = static_cast<double>(position * inv_freq[i]);
-        const float c = static_cast<float>(cos(angle)), s = static_cast<float>(sin(angle));
-        for (int64_t h = 0; h < heads; h++) {
-          const int64_t base = (t * heads + h) * head_dim;
+      const float* cs = angles.Row(t);
+      const float* sn = cs + half;
+      for (int64_t h = 0; h < heads; h++) {
+        const int64_t base = (t * heads + h) * head_dim;
+        for (int64_t i = 0; i < half; i++) {
           const float d1 = d_out[base + i], d2 = d_out[base + i + half];  // both read before writing
-          dx[base + i] = d1 * c + d2 * s;
-          dx[base + i + half] = d2 * c - d1 * s;
+          dx[base + i] = d1 * cs[i] + d2 * sn[i];
+          dx[base + i + half] = d2 * cs[i] - d1 * sn[i];
         }
       }
     }
@@ -102,8 +104,8 @@ void RopeBackward(const float* d_out, const int32_t* positions, const float* inv
 }
 
 // silu(g) = g·σ(g), silu'(g) = σ(g)·(1 + g·(1 − σ(g))).
-void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
-                    int64_t count) {
+void scalar::SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
+                            int64_t count) {
   ParallelForElements(count, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; i++) {
       const float g = gate[i], u = up[i], dy = d_out[i];  // read all before writing (outputs may be inputs)

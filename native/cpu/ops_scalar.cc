@@ -7,6 +7,7 @@
 #include "cpu/buffer.h"
 #include "cpu/numeric.h"
 #include "cpu/ops.h"
+#include "cpu/rope_angles.h"
 #include "cpu/thread_pool.h"
 
 namespace labor::cpu {
@@ -112,12 +113,27 @@ void Attention(const AttentionArgs& p) {
 
 void Embedding(const int32_t* ids, int64_t count, const void* table, DType table_dtype, int64_t dim,
                float* out) {
-  ParallelFor(count, [&](int64_t begin, int64_t end) {
+  // The dtype is decided once per call, not per element: f32 rows are copied, bf16 rows widened by a shift.
+  // Small gathers (the loss rows' hidden states) stay on the calling thread, like the elementwise ops.
+  const auto copy_rows = [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; t++) {
       const int64_t row = static_cast<int64_t>(ids[t]) * dim;
-      for (int64_t d = 0; d < dim; d++) out[t * dim + d] = LoadAny(table, table_dtype, row + d);
+      float* dst = out + t * dim;
+      if (table_dtype == DType::kF32) {
+        std::memcpy(dst, static_cast<const float*>(table) + row, sizeof(float) * static_cast<size_t>(dim));
+      } else if (table_dtype == DType::kBf16) {
+        const uint16_t* src = static_cast<const uint16_t*>(table) + row;
+        for (int64_t d = 0; d < dim; d++) dst[d] = Bf16ToFloat(src[d]);
+      } else {
+        for (int64_t d = 0; d < dim; d++) dst[d] = LoadAny(table, table_dtype, row + d);
+      }
     }
-  });
+  };
+  if (count * dim < kMinParallelElements) {
+    copy_rows(0, count);
+  } else {
+    ParallelFor(count, copy_rows);
+  }
 }
 
 // HF LlamaRMSNorm: x · rsqrt(mean(x²) + eps), then · weight (the sum of squares in double so long rows
@@ -137,23 +153,15 @@ void scalar::RmsNorm(const float* x, const void* weight, DType weight_dtype, flo
 }
 
 // HF half-split RoPE: element i pairs with i + hd/2, both rotated by θ = pos · invFreq[i]:
-// (x₁, x₂) → (x₁ cos θ − x₂ sin θ, x₂ cos θ + x₁ sin θ). θ is the f32 product, as HF computes it; cos/sin
-// are then taken in double so the only rounding that matters is HF's own.
+// (x₁, x₂) → (x₁ cos θ − x₂ sin θ, x₂ cos θ + x₁ sin θ), cos θ and sin θ from RopeAngles (rope_angles.h).
 void Rope(const float* x, const int32_t* positions, const float* inv_freq, float* out, int64_t tokens,
           int64_t heads, int64_t head_dim) {
   const int64_t half = head_dim / 2;
+  const RopeAngles angles(positions, tokens, inv_freq, half);
   ParallelFor(tokens, [&](int64_t begin, int64_t end) {
-    // cos θ and sin θ of this token, once for all its heads.
-    float* cs = static_cast<float*>(ThreadScratch(0, sizeof(float) * 2 * (half > 0 ? half : 1)));
-    float* sn = cs + half;
     for (int64_t t = begin; t < end; t++) {
-      const float position = static_cast<float>(positions[t]);
-      for (int64_t i = 0; i < half; i++) {
-        double s, c;
-        sincos(static_cast<double>(position * inv_freq[i]), &s, &c);
-        cs[i] = static_cast<float>(c);
-        sn[i] = static_cast<float>(s);
-      }
+      const float* cs = angles.Row(t);
+      const float* sn = cs + half;
       for (int64_t h = 0; h < heads; h++) {
         const float* xh = x + (t * heads + h) * head_dim;
         float* oh = out + (t * heads + h) * head_dim;

@@ -7,10 +7,30 @@
 #include "cpu/buffer.h"
 #include "cpu/cross_entropy.h"
 #include "cpu/ops.h"
+#include "cpu/thread_pool.h"
 #include "cpu/training_ops.h"
 #include "cpu/tree_attention.h"
 
 namespace labor::cpu::avx512 {
+
+// silu(g) = g·σ(g), silu'(g) = σ(g)·(1 + g·(1 − σ(g))), 16 elements at a time; σ(g) = 1 / (1 + exp(−g)) as in
+// the AVX-512 Swiglu forward (ops_avx512.cc).
+void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
+                    int64_t count) {
+  ParallelForElements(count, [&](int64_t begin, int64_t end) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    for (int64_t i = begin; i < end; i += 16) {
+      const __mmask16 valid = end - i >= 16 ? static_cast<__mmask16>(0xFFFF) : VecTailMask(end - i);
+      // Read all before writing: the outputs may be the inputs.
+      const __m512 g = _mm512_maskz_loadu_ps(valid, gate + i), u = _mm512_maskz_loadu_ps(valid, up + i);
+      const __m512 dy = _mm512_maskz_loadu_ps(valid, d_out + i);
+      const __m512 sigmoid = _mm512_div_ps(one, _mm512_add_ps(one, ExpPs(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+      const __m512 slope = _mm512_mul_ps(sigmoid, _mm512_fmadd_ps(g, _mm512_sub_ps(one, sigmoid), one));
+      _mm512_mask_storeu_ps(d_gate + i, valid, _mm512_mul_ps(_mm512_mul_ps(dy, u), slope));
+      _mm512_mask_storeu_ps(d_up + i, valid, _mm512_mul_ps(_mm512_mul_ps(dy, g), sigmoid));
+    }
+  });
+}
 
 void CrossEntropy(const CrossEntropyArgs& args) { CrossEntropyRows<Vec>(args); }
 void AttentionBackward(const AttentionBackwardArgs& args) { AttentionBackwardTiles(args); }

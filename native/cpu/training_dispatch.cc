@@ -5,6 +5,16 @@
 
 namespace labor::cpu {
 
+void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
+                    int64_t count) {
+  switch (SelectedIsa()) {
+    case Isa::kAmx:
+    case Isa::kAvx512: return avx512::SwigluBackward(gate, up, d_out, d_gate, d_up, count);
+    case Isa::kAvx2:
+    case Isa::kScalar: return scalar::SwigluBackward(gate, up, d_out, d_gate, d_up, count);
+  }
+}
+
 void CrossEntropy(const CrossEntropyArgs& args) {
   switch (SelectedIsa()) {
     case Isa::kAmx:

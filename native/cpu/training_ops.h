@@ -42,7 +42,9 @@ void RmsNormBackward(const float* x, const void* weight, DType weight_dtype, con
 // dx = rotation by −θ of d_out (the transpose of RoPE's rotation); dx may equal d_out.
 void RopeBackward(const float* d_out, const int32_t* positions, const float* inv_freq, float* dx,
                   int64_t tokens, int64_t heads, int64_t head_dim);
-// out = silu(g)·u: d_up = dy·silu(g); d_gate = dy·u·σ(g)·(1 + g·(1 − σ(g))).
+// out = silu(g)·u: d_up = dy·silu(g); d_gate = dy·u·σ(g)·(1 + g·(1 − σ(g))). The entry point routes to the
+// selected ISA (training_dispatch.cc): the AVX-512 kernel (training_avx512.cc) takes σ from the same exp as
+// the AVX-512 forward (ExpPs, vec_avx512.h), the others from libm's expf (backward.cc).
 void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
                     int64_t count);
 
@@ -95,6 +97,8 @@ struct TreeAttentionArgs {
 };
 
 namespace scalar {
+void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
+                    int64_t count);
 void CrossEntropy(const CrossEntropyArgs& args);
 void AttentionBackward(const AttentionBackwardArgs& args);
 void TreeAttention(const TreeAttentionArgs& args);
@@ -105,6 +109,8 @@ void AttentionBackward(const AttentionBackwardArgs& args);
 void TreeAttention(const TreeAttentionArgs& args);
 }  // namespace avx2
 namespace avx512 {
+void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
+                    int64_t count);
 void CrossEntropy(const CrossEntropyArgs& args);
 void AttentionBackward(const AttentionBackwardArgs& args);
 void TreeAttention(const TreeAttentionArgs& args);
