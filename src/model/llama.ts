@@ -152,17 +152,16 @@ export interface DecoderRows {
 export function decoderLayers(model: Llama, rows: DecoderRows, total: number, cache: KvCache, mlpRows: number,
   pass: PassTensors, attend: AttendCache): Tensor {
   const { backend: be, config: cfg, tensors: w } = model;
-  const alloc = (shape: number[]) => pass.alloc(shape);
   const d = cfg.hiddenSize, qWidth = cfg.numHeads * cfg.headDim, kvWidth = cfg.numKvHeads * cfg.headDim;
-  const x = alloc([total, d]);
-  const normed = alloc([total, d]);
-  const q = alloc([total, qWidth]);
-  const k = alloc([total, kvWidth]);
-  const v = alloc([total, kvWidth]);
-  const attended = alloc([total, qWidth]);
-  const projected = alloc([total, d]);
-  const gate = alloc([mlpRows, cfg.intermediateSize]);
-  const up = alloc([mlpRows, cfg.intermediateSize]);
+  const x = pass.alloc([total, d]);
+  const normed = pass.alloc([total, d]);
+  const q = pass.alloc([total, qWidth]);
+  const k = pass.alloc([total, kvWidth]);
+  const v = pass.alloc([total, kvWidth]);
+  const attended = pass.alloc([total, qWidth]);
+  const projected = pass.alloc([total, d]);
+  const gate = pass.alloc([mlpRows, cfg.intermediateSize]);
+  const up = pass.alloc([mlpRows, cfg.intermediateSize]);
   const q3 = be.reshape(q, [total, cfg.numHeads, cfg.headDim]);
   const k3 = be.reshape(k, [total, cfg.numKvHeads, cfg.headDim]);
   const attended3 = be.reshape(attended, [total, cfg.numHeads, cfg.headDim]);
