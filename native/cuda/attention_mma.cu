@@ -139,6 +139,36 @@ __device__ inline void StageAsync(uint16_t* tile, const uint16_t* __restrict__ s
 }
 
 /**
+ * Keys [j0, j0 + 64) of kv head `kv_head` (of `kv_heads`, `keys` rows), K then V, into buffer `buffer` of the
+ * double buffer at `kv` (each buffer two [64][kHd + kSkew] tiles); cp.async, not committed. Whole block
+ * participates.
+ */
+template <int kHd>
+__device__ inline void StageKeyValueTile(uint16_t* kv, int buffer, const uint16_t* __restrict__ k,
+                                         const uint16_t* __restrict__ v, int64_t j0, int64_t keys, int64_t kv_heads,
+                                         int64_t kv_head) {
+  constexpr int kTileHalves = kKeyTile * (kHd + kSkew);
+  uint16_t* tile = kv + buffer * 2 * kTileHalves;
+  StageAsync<kHd>(tile, k, j0, kKeyTile, keys, kv_heads, kv_head);
+  StageAsync<kHd>(tile + kTileHalves, v, j0, kKeyTile, keys, kv_heads, kv_head);
+}
+
+/**
+ * One step of a two-buffer cp.async pipeline over `count` items whose item 0 was staged (into buffer 0) and
+ * committed before the loop: stages item i + 1 into the other buffer (stage(item, buffer)), then waits until
+ * item i has landed for every thread. Returns item i's buffer: `pair_halves` · 2 elements per buffer.
+ */
+template <class Index, class Stage>
+__device__ inline const uint16_t* NextPipelineItem(const uint16_t* buffers, int pair_halves, Index i, Index count,
+                                                   const Stage& stage) {
+  if (i + 1 < count) stage(i + 1, static_cast<int>((i + 1) & 1));
+  CopyAsyncCommit();
+  CopyAsyncWait<1>();  // all but the newest group (item i + 1) have landed for this thread…
+  __syncthreads();     // …and for every thread
+  return buffers + (i & 1) * 2 * pair_halves;
+}
+
+/**
  * Loads key_start/key_end of the block's 64 queries into `range` [start 64][end 64] and each warp's union of its
  * 16 queries' ranges into range[128 + 2w], range[129 + 2w] (lo ≥ hi when empty). Whole block participates
  * (ends with a barrier).
@@ -216,13 +246,11 @@ __global__ void __launch_bounds__(kMmaThreads)
   StageAsync<kHd>(qs, q16, t0, kBlockRows, a.queries, a.heads, head);
   LoadQueryRanges(range, a.key_start, a.key_end, t0, a.queries);
   const Span block = BlockSpan(range, a.keys), mine = WarpSpan(range, warp);
-  auto stage_tile = [&](int j0, int buffer) {
-    uint16_t* ks = kv + buffer * 2 * kTileHalves;
-    StageAsync<kHd>(ks, k16, j0, kKeyTile, a.keys, a.kv_heads, kv_head);
-    StageAsync<kHd>(ks + kTileHalves, v16, j0, kKeyTile, a.keys, a.kv_heads, kv_head);
+  auto stage_tile = [&](int tile, int buffer) {
+    StageKeyValueTile<kHd>(kv, buffer, k16, v16, block.lo + tile * kKeyTile, a.keys, a.kv_heads, kv_head);
   };
   const int tiles = block.lo < block.hi ? (block.hi - block.lo + kKeyTile - 1) / kKeyTile : 0;
-  if (tiles > 0) stage_tile(block.lo, 0);
+  if (tiles > 0) stage_tile(0, 0);
   CopyAsyncCommit();  // group 0: Q and key tile 0
 
   // This thread's rows: g and g + 8 of the warp's 16.
@@ -234,11 +262,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 
   for (int i = 0; i < tiles; i++) {
     const int j0 = block.lo + i * kKeyTile;
-    if (i + 1 < tiles) stage_tile(j0 + kKeyTile, (i + 1) & 1);
-    CopyAsyncCommit();
-    CopyAsyncWait<1>();  // all but the newest group (tile i + 1) have landed for this thread…
-    __syncthreads();     // …and for every thread
-    const uint16_t* ks = kv + (i & 1) * 2 * kTileHalves;
+    const uint16_t* ks = NextPipelineItem(kv, kTileHalves, i, tiles, stage_tile);
     const uint16_t* vs = ks + kTileHalves;
     if (j0 < mine.hi && j0 + kKeyTile > mine.lo) {  // warp-uniform: some of its queries see the tile
       float s[8][4];
@@ -330,13 +354,11 @@ __global__ void __launch_bounds__(kMmaThreads)
   StageAsync<kHd>(dos, x.d_out, t0, kBlockRows, a.queries, a.heads, head);
   LoadQueryRanges(range, a.key_start, a.key_end, t0, a.queries);
   const Span block = BlockSpan(range, a.keys), mine = WarpSpan(range, warp);
-  auto stage_tile = [&](int j0, int buffer) {
-    uint16_t* ks = kv + buffer * 2 * kTileHalves;
-    StageAsync<kHd>(ks, x.k, j0, kKeyTile, a.keys, a.kv_heads, kv_head);
-    StageAsync<kHd>(ks + kTileHalves, x.v, j0, kKeyTile, a.keys, a.kv_heads, kv_head);
+  auto stage_tile = [&](int tile, int buffer) {
+    StageKeyValueTile<kHd>(kv, buffer, x.k, x.v, block.lo + tile * kKeyTile, a.keys, a.kv_heads, kv_head);
   };
   const int tiles = block.lo < block.hi ? (block.hi - block.lo + kKeyTile - 1) / kKeyTile : 0;
-  if (tiles > 0) stage_tile(block.lo, 0);
+  if (tiles > 0) stage_tile(0, 0);
   CopyAsyncCommit();  // group 0: Q, dO and key tile 0
 
   // D_t = dO_t · O_t in f32 from global memory, one warp-wide dot product per row of the warp.
@@ -366,11 +388,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 
   for (int i = 0; i < tiles; i++) {
     const int j0 = block.lo + i * kKeyTile;
-    if (i + 1 < tiles) stage_tile(j0 + kKeyTile, (i + 1) & 1);
-    CopyAsyncCommit();
-    CopyAsyncWait<1>();
-    __syncthreads();
-    const uint16_t* ks = kv + (i & 1) * 2 * kTileHalves;
+    const uint16_t* ks = NextPipelineItem(kv, kTileHalves, i, tiles, stage_tile);
     const uint16_t* vs = ks + kTileHalves;
     if (j0 < mine.hi && j0 + kKeyTile > mine.lo) {  // warp-uniform
       float s[8][4], dp[8][4];
@@ -462,11 +480,7 @@ __global__ void __launch_bounds__(kMmaThreads)
 
   for (int64_t i = 0; i < items; i++) {
     const int64_t tq0 = (first_tile + i / group) * kQueryTile, h = kv_head * group + i % group;
-    if (i + 1 < items) stage_item(i + 1, (i + 1) & 1);
-    CopyAsyncCommit();
-    CopyAsyncWait<1>();
-    __syncthreads();
-    const uint16_t* qs = qdo + (i & 1) * 2 * kTileHalves;
+    const uint16_t* qs = NextPipelineItem(qdo, kTileHalves, i, items, stage_item);
     const uint16_t* dos = qs + kTileHalves;
 
     float st[kQTiles][4], dpt[kQTiles][4];  // Sᵀ, dPᵀ: this warp's 16 keys × the tile's 32 queries
