@@ -273,16 +273,23 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
       ids: Int32Array.from({ length: BENCH_SEQ_LEN }, (_, t) => 1 + ((t * 7919 + serial * 104729) % (config.vocabSize - 1))),
       lossMask: new Uint8Array(BENCH_SEQ_LEN).fill(1, 1),
     }], [0], serial);
-    const step = (s: number) => trainingStep(model, optimizer, [batch(s)], { step: s, learningRate: 1e-4, maxGradNorm: 1 });
-    await step(1);
-    await cuda.sync();
-    const stepSeconds: number[] = []; // each step timed to its end on the GPU; the median, as the peer reports
-    for (let s = 0; s < TIMED_STEPS; s++) {
+    // One step, run to its end on the GPU, with `watch` recording it (host time per call, or timing marks):
+    // its wall seconds.
+    const runStep = async (serial: number, watch: "none" | "host" | "marks" = "none"): Promise<number> => {
+      profiling = watch === "host";
+      marking = watch === "marks";
       const started = performance.now();
-      await step(s + 2);
-      await cuda.sync();
-      stepSeconds.push((performance.now() - started) / 1000);
-    }
+      try {
+        await trainingStep(model, optimizer, [batch(serial)], { step: serial, learningRate: 1e-4, maxGradNorm: 1 });
+        await cuda.sync();
+      } finally {
+        profiling = marking = false;
+      }
+      return (performance.now() - started) / 1000;
+    };
+    await runStep(1);
+    const stepSeconds: number[] = []; // each step timed to its end on the GPU; the median, as the peer reports
+    for (let s = 0; s < TIMED_STEPS; s++) stepSeconds.push(await runStep(s + 2));
     const seconds = median(stepSeconds);
     const tokensPerSecond = BENCH_SEQ_LEN / seconds;
     const theirs = peer.lora?.[label];
@@ -293,28 +300,14 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
     if (profile) {
       // Host-bound or GPU-bound: one step with every call timed but nothing synchronised; the time the host spends
       // inside backend calls (launches, argument checks) against the step's wall time.
-      profiling = true;
-      const hostStarted = performance.now();
-      try {
-        await step(TIMED_STEPS + 2);
-        await cuda.sync();
-      } finally {
-        profiling = false;
-      }
-      const hostWall = (performance.now() - hostStarted) / 1000;
+      const hostWall = await runStep(TIMED_STEPS + 2, "host");
       const hostInCalls = [...stats.values()].reduce((n, s) => n + s.seconds, 0);
       const hostCalls = [...stats.values()].reduce((n, s) => n + s.calls, 0);
       row(`host time in backend calls, LoRA ${label} step (not synchronised)`, `${fmt(hostInCalls, 3)} s`, "", "",
         `of a ${fmt(hostWall, 3)} s step; ${hostCalls} calls, ${fmt((1e6 * hostInCalls) / hostCalls, 1)} µs each`);
       // The GPU's view of a queued step: timing marks around every call (nothing synchronised).
       cuda.takeTimingMarks();
-      marking = true;
-      try {
-        await step(TIMED_STEPS + 3);
-        await cuda.sync();
-      } finally {
-        marking = false;
-      }
+      await runStep(TIMED_STEPS + 3, "marks");
       const timeline = gpuTimeline(markedCalls, cuda.takeTimingMarks());
       const gpu = profileLines(timeline.stats, {
         label: `LoRA ${label} step on the GPU (timing marks around every call, nothing synchronised)`,
@@ -326,18 +319,9 @@ async function loraRow(cuda: CudaBackend, label: string, config: LlamaConfig, pr
         `GPU idle between calls ${fmt(timeline.idleSeconds * 1000, 1)} ms; ` +
         gpu.shares.slice(0, 5).map(([k, share]) => `${k} ${fmt(share, 0)}%`).join(", "));
       stats.clear();
-      profiling = true;
-      const profiledStarted = performance.now();
-      try {
-        await withEnv("LABOR_CUDA_SYNC", "1", async () => {
-          await step(TIMED_STEPS + 4);
-          await cuda.sync();
-        });
-      } finally {
-        profiling = false;
-      }
+      const syncedSeconds = await withEnv("LABOR_CUDA_SYNC", "1", () => runStep(TIMED_STEPS + 4, "host"));
       const { lines, shares } = profileLines(stats, {
-        label: `LoRA ${label} step, every op synchronised`, stepSeconds: (performance.now() - profiledStarted) / 1000,
+        label: `LoRA ${label} step, every op synchronised`, stepSeconds: syncedSeconds,
         tokens: BENCH_SEQ_LEN, vocabSize: config.vocabSize, loraRank: BENCH_LORA.rank, top: 16,
       });
       for (const line of lines) console.log(line);
