@@ -1,8 +1,31 @@
-/** `labor-llm data synth|check|textify|stats`: synthetic panels, validation, documents, descriptive tables. */
+/**
+ * `labor-llm data synth|check|textify|stats|crosswalk`: synthetic panels, validation, documents, descriptive
+ * tables, and raw survey extracts (Census occupation codes) turned into panels.
+ */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { parse as parseCsv } from "csv-parse/sync";
 import { join } from "node:path";
 import { writeFileAtomic, type AtomicSink } from "../../io/atomic-write.js";
+import {
+  crosswalkExtract,
+  EMPLOYMENT_STATUSES,
+  EXTRACT_COLUMNS,
+  formatCrosswalkSummary,
+  POLICY_FLAGS,
+  readRecodes,
+  SPECIAL_POLICIES,
+  type SpecialPolicy,
+} from "../../data/crosswalk-import.js";
+import {
+  BUILT_IN_SCHEDULE_NAMES,
+  BUILT_IN_SCHEDULES,
+  builtInSchedule,
+  readScheduleFile,
+  singleVintageSchedule,
+  type BuiltInScheduleName,
+  type VintageSchedule,
+} from "../../data/crosswalk-schedule.js";
+import { CODE_VINTAGES, crosswalkTables, SPECIAL_TARGETS, VINTAGE_DESCRIPTIONS, type SpecialTarget } from "../../data/crosswalk-tables.js";
 import { loadPanel, PanelValidationError } from "../../data/load.js";
 import { countPersonYears, csvField, panelRowFields, PANEL_COLUMNS, type Panel } from "../../data/panel.js";
 import { PROFILE_NAMES, type ProfileName } from "../../data/profiles.js";
@@ -23,7 +46,17 @@ import { Tokenizer } from "../../text/tokenizer.js";
 import { oneOf, optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
 import { ProgressBar } from "../progress.js";
 
-export const DATA_HELP = `labor-llm data <synth|check|textify|stats> [flags]
+// Pieces of the crosswalk help, from the definitions they document.
+const SCHEDULES_TEXT = BUILT_IN_SCHEDULE_NAMES.map(
+  (name) => `${name.padEnd(7)} ${Object.entries(BUILT_IN_SCHEDULES[name]).map(([years, vintage]) => `${years} ${vintage}`).join(", ")}`,
+).join("\n                         ");
+const VINTAGES_TEXT = CODE_VINTAGES.map((vintage) => `${vintage.padEnd(11)} ${VINTAGE_DESCRIPTIONS[vintage]}`).join("\n                         ");
+const STATUS_TEXT = EMPLOYMENT_STATUSES.map((entry) => `${entry.status}: ${entry.spellings.join(", ")}`).join("\n                         ");
+const SPECIAL_TEXT = (Object.keys(SPECIAL_TARGETS).map(Number) as SpecialTarget[])
+  .map((code) => `--${POLICY_FLAGS[code].padEnd(16)} ${code}: ${SPECIAL_TARGETS[code]}`)
+  .join("\n         ");
+
+export const DATA_HELP = `labor-llm data <synth|check|textify|stats|crosswalk> [flags]
 
   synth --profile P --people N --seed S --out DIR [--split 0.8,0.1,0.1]
       Generate a synthetic panel (profiles: ${PROFILE_NAMES.join(", ")}; process in src/data/SYNTHETIC.md).
@@ -40,7 +73,33 @@ export const DATA_HELP = `labor-llm data <synth|check|textify|stats> [flags]
       --loss-mask then adds "loss_mask" (1 = the token is predicted in the loss; default all).
       --splits FILE (a splits.csv from synth) adds "split".
   stats FILE [--top N] [--json]
-      Occupation shares, stay rate, moves by major group, non-work shares: markdown tables (or JSON).`;
+      Occupation shares, stay rate, moves by major group, non-work shares: markdown tables (or JSON).
+  crosswalk EXTRACT.csv --out DIR (--schedule S | --vintage V) [--dataset NAME] [--military P]
+            [--unclassified P] [--no-work-5-years P] [--recodes FILE] [--split 0.8,0.1,0.1] [--seed S]
+      A raw survey extract → a panel. The extract (CSV) has one row per person-year with the columns
+      ${EXTRACT_COLUMNS.join(", ")}:
+      occupation is the survey's raw Census code, status whether the person worked that year. Employed rows
+      go through the crosswalk of their year's code vintage to occ1990dd (tables and provenance in
+      data/crosswalks/); other rows become their non-work state (their occupation cell is ignored).
+      Writes DIR/panel.csv, DIR/splits.csv (by person, as synth) and DIR/crosswalk.md (rows per year and
+      vintage, each policy's use; also printed). Every problem is listed as file:line: message, e.g.
+      "code 999 (census1980, year 1985) is not in the crosswalk"; with any, exit status 1 and nothing is
+      written. DIR must be new or empty.
+      --schedule S       the vintage of each survey year: a built-in schedule (from the surveys' documentation,
+                         not verified against each round's codebook: check yours)
+                         ${SCHEDULES_TEXT}
+                         or a JSON file like {"1979-1981": "census1970", "1982-2000": "census1980", "2002-": "census2000"}
+      --vintage V        one vintage for every row:
+                         ${VINTAGES_TEXT}
+      status values      any case, with -, _ or spaces, "labour" for "labor":
+                         ${STATUS_TEXT}
+      Codes the crosswalk maps to a target that is no occupation, and the flag that decides what they become:
+         ${SPECIAL_TEXT}
+         error (default; listed as problems) | drop (left out, counted) | unemployed | not-in-labor-force
+      --recodes FILE     hand recodes applied before the tables: CSV vintage,code,occ1990dd (an occupation code,
+                         in-education, unemployed or not-in-labor-force)
+      --dataset NAME     the dataset column's value when the extract has none (e.g. NLSY79)
+      --split, --seed    fractions and seed of DIR/splits.csv (default 0.8,0.1,0.1 and 0)`;
 
 /** Entry point of `labor-llm data`. */
 export async function runData(argv: string[]): Promise<number> {
@@ -54,13 +113,15 @@ export async function runData(argv: string[]): Promise<number> {
       return runTextify(rest);
     case "stats":
       return runStats(rest);
+    case "crosswalk":
+      return runCrosswalk(rest);
     case undefined:
     case "--help":
     case "-h":
       console.log(DATA_HELP);
       return subcommand === undefined ? 2 : 0;
     default:
-      throw new UsageError(`unknown data subcommand "${subcommand}" (expected synth, check, textify or stats)`);
+      throw new UsageError(`unknown data subcommand "${subcommand}" (expected synth, check, textify, stats or crosswalk)`);
   }
 }
 
@@ -297,5 +358,75 @@ async function runTextify(argv: string[]): Promise<number> {
   });
   bar.finish();
   console.log(`wrote ${outPath} (${panel.people.length} documents, template ${values.template ?? "default"}${tokenizer ? `, ${tokens} tokens` : ""})`);
+  return 0;
+}
+
+/** The schedule of `data crosswalk`: --schedule (a built-in name or a JSON file) or --vintage, exactly one. */
+function crosswalkSchedule(values: Record<string, string | boolean | undefined>): VintageSchedule {
+  const schedule = values.schedule;
+  const vintage = values.vintage;
+  if ((schedule === undefined) === (vintage === undefined)) throw new UsageError("pass exactly one of --schedule and --vintage");
+  if (typeof vintage === "string") return singleVintageSchedule(oneOf(values, "vintage", CODE_VINTAGES, "census1970"));
+  const name = String(schedule);
+  if (BUILT_IN_SCHEDULE_NAMES.includes(name as BuiltInScheduleName)) return builtInSchedule(name as BuiltInScheduleName);
+  if (!/\.json$/i.test(name)) throw new UsageError(`--schedule must be one of ${BUILT_IN_SCHEDULE_NAMES.join(", ")} or a .json file, got "${name}"`);
+  return readScheduleFile(name);
+}
+
+async function runCrosswalk(argv: string[]): Promise<number> {
+  const { values, file } = singleFile(argv, {
+    out: { type: "string" },
+    schedule: { type: "string" },
+    vintage: { type: "string" },
+    dataset: { type: "string" },
+    recodes: { type: "string" },
+    military: { type: "string" },
+    unclassified: { type: "string" },
+    "no-work-5-years": { type: "string" },
+    split: { type: "string" },
+    seed: { type: "string" },
+  });
+  if (file === undefined) {
+    console.log(DATA_HELP);
+    return 0;
+  }
+  const outDir = requireString(values, "out");
+  const schedule = crosswalkSchedule(values);
+  const policies: Partial<Record<SpecialTarget, SpecialPolicy>> = {};
+  for (const [code, flag] of Object.entries(POLICY_FLAGS)) policies[Number(code) as SpecialTarget] = oneOf(values, flag, SPECIAL_POLICIES, "error");
+  const fractions = parseSplitFractions(values.split);
+  const seed = optionalInteger(values, "seed", 0, 0);
+  const dataset = typeof values.dataset === "string" ? values.dataset : undefined;
+  if (dataset !== undefined && dataset.trim() === "") throw new UsageError("--dataset must not be empty");
+  const recodes = typeof values.recodes === "string" ? readRecodes(values.recodes) : undefined;
+  if (existsSync(outDir) && (!statSync(outDir).isDirectory() || readdirSync(outDir).length > 0)) {
+    throw new UsageError(`--out ${outDir} is ${statSync(outDir).isDirectory() ? "not empty (pick a new directory)" : "a file, not a directory"}`);
+  }
+  crosswalkTables(); // a broken table install fails here, before the extract is read
+
+  let result: Awaited<ReturnType<typeof crosswalkExtract>>;
+  try {
+    result = await crosswalkExtract(file, { schedule, policies, dataset, recodes });
+  } catch (error) {
+    if (!(error instanceof PanelValidationError)) throw error;
+    console.error(error.message);
+    return 1;
+  }
+  const { panel, summary } = result;
+  const summaryText = formatCrosswalkSummary(summary);
+  mkdirSync(outDir, { recursive: true });
+  writeTextAtomic(join(outDir, "panel.csv"), (emit) => {
+    emit(PANEL_COLUMNS.join(",") + "\n");
+    for (const person of panel.people) {
+      for (const wave of person.waves) emit(panelRowFields(person, wave).map(csvField).join(",") + "\n");
+    }
+  });
+  writeTextAtomic(join(outDir, "splits.csv"), (emit) => {
+    emit("person_id,split\n");
+    for (const person of panel.people) emit(`${csvField(person.personId)},${splitOfPerson(person.personId, seed, fractions)}\n`);
+  });
+  writeTextAtomic(join(outDir, "crosswalk.md"), (emit) => emit(summaryText + "\n"));
+  console.log(summaryText);
+  console.log(`wrote ${join(outDir, "panel.csv")}: ${panel.people.length} people, ${countPersonYears(panel)} person-years; splits.csv and crosswalk.md beside it`);
   return 0;
 }
