@@ -158,6 +158,12 @@ export function readRecodes(path: string): Recodes {
   return recodes;
 }
 
+/** A lookup's reason after "is not in the crosswalk": a parenthesis, or a clause after a colon. */
+function reasonText(reason: string | undefined): string {
+  if (reason === undefined) return "";
+  return reason.startsWith("(") ? ` ${reason}` : `: ${reason}`;
+}
+
 function parseYear(text: string): number | undefined {
   if (!/^\d{4}$/.test(text)) return undefined;
   const year = Number(text);
@@ -254,7 +260,7 @@ class ExtractConverter {
     }
     const target: CrosswalkLookup = this.tables.lookup(vintage, code);
     if (target.kind === "unmapped") {
-      this.builder.problem(line, `code ${code} (${vintage}, year ${year}) is not in the crosswalk${target.reason ? ` ${target.reason}` : ""}`);
+      this.builder.problem(line, `code ${code} (${vintage}, year ${year}) is not in the crosswalk${reasonText(target.reason)}`);
       withPlaceholder();
       return;
     }
