@@ -14,7 +14,7 @@
  *   tokenizes exactly like HF's tokenizer.json.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { expectedTensorShapes, type LlamaConfig } from "../model/config.js";
 import { ropeScalingDivisors } from "../model/rope.js";
@@ -679,11 +679,20 @@ class FileReader {
   constructor(
     private readonly fd: number,
     private readonly path: string,
+    /** The file's size: no read (or allocation) may reach past it. */
+    readonly size: number,
   ) {}
+
+  /** Bytes left after the read position. */
+  get remaining(): number {
+    return Math.max(0, this.size - this.pos);
+  }
 
   private ensure(n: number): void {
     if (this.pos >= this.bufStart && this.pos + n <= this.bufStart + this.buf.length) return;
-    const want = Math.max(n, 1 << 20);
+    // A length read from the file is checked against the file before anything that size is allocated.
+    if (n > this.remaining) throw new Error(`GGUF ${this.path}: truncated header at byte ${this.pos} (needs ${n} bytes, the file has ${this.remaining} more)`);
+    const want = Math.min(Math.max(n, 1 << 20), this.remaining);
     const next = Buffer.alloc(want);
     let bytesRead = 0;
     while (bytesRead < want) {
@@ -755,7 +764,7 @@ class FileReader {
 export function readGgufHeader(path: string): GgufHeader {
   const fd = openSync(path, "r");
   try {
-    const r = new FileReader(fd, path);
+    const r = new FileReader(fd, path, fstatSync(fd).size);
     const magic = r.u32();
     if (magic !== GGUF_MAGIC) throw new Error(`GGUF ${path}: bad magic 0x${magic.toString(16)}`);
     const version = r.u32();
@@ -769,6 +778,8 @@ export function readGgufHeader(path: string): GgufHeader {
       if (type === GgufValueType.ARRAY) {
         const itemType = r.u32() as GgufValueType;
         const n = r.u64Number(`array length of ${key}`);
+        // Every item takes at least one byte: a longer array than the rest of the file is a bad length.
+        if (n > r.remaining) throw new Error(`GGUF ${path}: array ${key} claims ${n} items but only ${r.remaining} bytes follow`);
         const items: unknown[] = new Array(n);
         for (let i = 0; i < n; i++) items[i] = r.value(itemType);
         metadata.set(key, { type, itemType, value: items });
@@ -789,6 +800,9 @@ export function readGgufHeader(path: string): GgufHeader {
     }
     const alignmentEntry = metadata.get("general.alignment");
     const alignment = alignmentEntry ? Number(alignmentEntry.value) : GGUF_ALIGNMENT;
+    if (!Number.isSafeInteger(alignment) || alignment < 1 || alignment > 1 << 30) {
+      throw new Error(`GGUF ${path}: general.alignment must be a positive integer, got ${String(alignmentEntry?.value)}`);
+    }
     return { version, metadata, tensors, alignment, dataOffset: alignUp(r.pos, alignment) };
   } finally {
     closeSync(fd);

@@ -94,7 +94,7 @@ function parseJson(path: string, bytes: Buffer, what: string): unknown {
   try {
     return JSON.parse(bytes.toString("utf8"));
   } catch (error) {
-    throw new Error(`${path}: binary predictions ${what} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${path}: binary predictions ${what} is not valid JSON: ${(error as Error).message.replace(/\s*\n\s*/g, " ")}`, { cause: error });
   }
 }
 

@@ -133,11 +133,11 @@ export function parseHeader(path: string, line: string): PredictionHeader {
   try {
     json = JSON.parse(line);
   } catch (error) {
-    throw new Error(`${path}:1: not a predictions header (invalid JSON: ${(error as Error).message})`, { cause: error });
+    throw new Error(`${path}:1: not a predictions header (invalid JSON: ${(error as Error).message.replace(/\s*\n\s*/g, " ")})`, { cause: error });
   }
   const header = json as Partial<PredictionHeader> | null;
   if (!header || header.format !== PREDICTIONS_FORMAT) throw new Error(`${path}:1: not a labor-llm predictions file (header "format" must be "${PREDICTIONS_FORMAT}")`);
-  if (header.version !== 1) throw new Error(`${path}:1: unsupported predictions version ${String(header.version)}`);
+  if (header.version !== 1) throw new Error(`${path}:1: unsupported predictions version ${JSON.stringify(header.version) ?? String(header.version)}`);
   if (typeof header.model !== "string" || !Array.isArray(header.codes) || header.codes.length === 0 || typeof header.normalised !== "boolean") {
     throw new Error(`${path}:1: the header needs "model" (string), "codes" (non-empty array) and "normalised" (boolean)`);
   }
@@ -150,7 +150,7 @@ function parseRecord(path: string, lineNumber: number, line: string, header: Pre
   try {
     json = JSON.parse(line) as Record<string, unknown>;
   } catch (error) {
-    throw new Error(`${where}: invalid JSON: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${where}: invalid JSON: ${(error as Error).message.replace(/\s*\n\s*/g, " ")}`, { cause: error });
   }
   const logProbs = json.log_probs;
   if (!Array.isArray(logProbs) || logProbs.length !== header.codes.length) {
