@@ -105,6 +105,11 @@ describe("labor-llm data", () => {
       for (const target of document.targets) masked += target.token_end - target.token_start;
       expect(document.loss_mask.reduce((a: number, b: number) => a + b, 0)).toBe(masked);
     }
+    const testOnly = join(workDir, "test-docs.jsonl");
+    expect((await run(["textify", "--panel", join(synthDir, "panel.csv"), "--out", testOnly, "--splits", join(synthDir, "splits.csv"), "--split", "test"])).status).toBe(0);
+    const testDocuments = readFileSync(testOnly, "utf8").trim().split("\n").map((line) => JSON.parse(line));
+    expect(testDocuments.map((document) => document.person_id)).toEqual(documents.filter((document) => document.split === "test").map((document) => document.person_id));
+    await expect(run(["textify", "--panel", "p.csv", "--out", "o.jsonl", "--split", "test"])).rejects.toThrow("--split needs --splits FILE");
     await expect(run(["textify", "--panel", "p.csv", "--out", "o.jsonl", "--loss-mask", "all"])).rejects.toThrow("--loss-mask needs --tokenizer");
     await expect(run(["textify", "--panel", "p.csv", "--out", "o.jsonl", "--template", "fancy"])).rejects.toThrow("--template must be one of default, code, no-birth-year, no-education");
   });

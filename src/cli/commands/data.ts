@@ -67,11 +67,13 @@ export const DATA_HELP = `labor-llm data <synth|check|textify|stats|crosswalk> [
       Validate a panel (.csv or .jsonl; columns ${PANEL_COLUMNS.join(", ")}).
       Prints every problem as file:line: message; exit status 1 when there is any.
   textify --panel FILE --template T --out FILE.jsonl [--tokenizer DIR] [--loss-mask all|targets] [--splits FILE]
+          [--split NAME]
       One JSON line per person: {"person_id", "dataset", "text", "targets": [{"year", "outcome",
       "char_start", "char_end"}]}. Templates: ${TEMPLATE_NAMES.join(", ")} (default: default).
       --tokenizer DIR (tokenizer.json) adds "token_ids" (BOS first) and token_start/token_end per target;
       --loss-mask then adds "loss_mask" (1 = the token is predicted in the loss; default all).
-      --splits FILE (a splits.csv from synth) adds "split".
+      --splits FILE (a splits.csv from synth or crosswalk) adds "split"; --split NAME (train, valid or test)
+      then writes only that split's people.
   stats FILE [--top N] [--json]
       Occupation shares, stay rate, moves by major group, non-work shares: markdown tables (or JSON).
   crosswalk EXTRACT.csv --out DIR (--schedule S | --vintage V) [--dataset NAME] [--military P]
@@ -309,11 +311,14 @@ async function runTextify(argv: string[]): Promise<number> {
     tokenizer: { type: "string" },
     "loss-mask": { type: "string" },
     splits: { type: "string" },
+    split: { type: "string" },
   });
   if (values.help) {
     console.log(DATA_HELP);
     return 0;
   }
+  const onlySplit = values.split === undefined ? undefined : oneOf(values, "split", SPLIT_NAMES, "train");
+  if (onlySplit !== undefined && values.splits === undefined) throw new UsageError("--split needs --splits FILE (the split of each person)");
   const panelPath = requireString(values, "panel");
   const outPath = requireString(values, "out");
   const template = documentTemplate(oneOf(values, "template", TEMPLATE_NAMES, "default"));
@@ -322,7 +327,13 @@ async function runTextify(argv: string[]): Promise<number> {
   const tokenizer = typeof values.tokenizer === "string" ? Tokenizer.fromDirectory(values.tokenizer) : undefined;
   const offsets = tokenizer ? new TokenOffsets(tokenizer) : undefined;
   const splits = typeof values.splits === "string" ? readSplits(values.splits) : undefined;
-  const panel = await loadPanel(panelPath);
+  const loaded = await loadPanel(panelPath);
+  const inSplit = (personId: string) => {
+    const split = splits?.get(personId);
+    if (split === undefined) throw new Error(`${values.splits}: no split for person "${personId}"`);
+    return split === onlySplit;
+  };
+  const panel = onlySplit === undefined ? loaded : { people: loaded.people.filter((person) => inSplit(person.personId)) };
 
   const bar = new ProgressBar("textify", panel.people.length, " people");
   let tokens = 0;
