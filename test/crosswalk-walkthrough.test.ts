@@ -60,7 +60,8 @@ describe("README walkthrough: a raw extract to train → score → eval", () => 
     expect(await loadPanel(join(workDir, "panel", "panel.csv"))).toEqual(panel);
     expect(outputs[0]).toContain("| 1979 | census1970 |");
     expect(outputs[0]).toContain("| 2018 | census2000 |");
-    expect(outputs[0]).toContain("| all | | 480 |");
+    expect(outputs[0]).toContain("| 1979–1981 | census1970 | 69 | 38 | 0 | 29 | 1 | 1 | 0 | 0 |"); // per vintage
+    expect(outputs[0]).toContain("| all | | 480 | 360 | 0 | 37 | 38 | 45 | 0 | 0 |");
     expect(outputs[1]).toContain(": ok — 24 people, 480 person-years, years 1979–2018");
     const predictions = readFileSync(join(workDir, "ft.jsonl"), "utf8").trim().split("\n");
     const markov = readFileSync(join(workDir, "markov.jsonl"), "utf8").trim().split("\n");

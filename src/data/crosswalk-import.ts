@@ -361,7 +361,14 @@ export async function crosswalkExtract(path: string, options: CrosswalkOptions):
   return converter.finish();
 }
 
-/** The summary as two markdown tables: rows per year and vintage, and each special target's policy. */
+function zeroCounts() {
+  return { rows: 0, occupations: 0, recoded: 0, inEducation: 0, unemployed: 0, notInLaborForce: 0, bySpecialPolicy: 0, dropped: 0 };
+}
+
+/**
+ * The summary as two markdown tables: rows per year and vintage (then per vintage over its years, then all),
+ * and each special target's policy and use.
+ */
 export function formatCrosswalkSummary(summary: CrosswalkSummary): string {
   const lines = [
     `${summary.file}: ${summary.rows} rows; schedule ${summary.schedule}`,
@@ -369,12 +376,27 @@ export function formatCrosswalkSummary(summary: CrosswalkSummary): string {
     "| year | vintage | rows | occupations | of which recoded | in education | unemployed | not in labor force | by special policy | dropped |",
     "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ];
-  const total = { rows: 0, occupations: 0, recoded: 0, inEducation: 0, unemployed: 0, notInLaborForce: 0, bySpecialPolicy: 0, dropped: 0 };
+  const total = zeroCounts();
   for (const year of summary.years) {
     lines.push(
       `| ${year.year} | ${year.vintage || "—"} | ${year.rows} | ${year.occupations} | ${year.recoded} | ${year.inEducation} | ${year.unemployed} | ${year.notInLaborForce} | ${year.bySpecialPolicy} | ${year.dropped} |`,
     );
     for (const key of Object.keys(total) as (keyof typeof total)[]) total[key] += year[key];
+  }
+  // One line per vintage: its years (first–last) and totals.
+  const byVintage = new Map<string, { first: number; last: number; counts: typeof total }>();
+  for (const year of summary.years) {
+    const entry = byVintage.get(year.vintage) ?? { first: year.year, last: year.year, counts: zeroCounts() };
+    entry.first = Math.min(entry.first, year.year);
+    entry.last = Math.max(entry.last, year.year);
+    for (const key of Object.keys(entry.counts) as (keyof typeof total)[]) entry.counts[key] += year[key];
+    byVintage.set(year.vintage, entry);
+  }
+  for (const [vintage, { first, last, counts }] of byVintage) {
+    const c = counts;
+    lines.push(
+      `| ${first}–${last} | ${vintage || "—"} | ${c.rows} | ${c.occupations} | ${c.recoded} | ${c.inEducation} | ${c.unemployed} | ${c.notInLaborForce} | ${c.bySpecialPolicy} | ${c.dropped} |`,
+    );
   }
   lines.push(
     `| all | | ${total.rows} | ${total.occupations} | ${total.recoded} | ${total.inEducation} | ${total.unemployed} | ${total.notInLaborForce} | ${total.bySpecialPolicy} | ${total.dropped} |`,
