@@ -1,7 +1,7 @@
 // What every fuzz harness accepts from a reader given arbitrary bytes: a result, or the tool's one-line
 // error — an Error (or one of the tool's own Error classes) whose message is one line. Anything else is a
 // finding: a TypeError/RangeError from a missing check, a multi-line message, a non-Error throw.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -26,6 +26,7 @@ export function signature(message) {
 export function scratchFile(name) {
   const dir = join(existsShm() ? "/dev/shm" : tmpdir(), `labor-llm-fuzz-${process.pid}`);
   mkdirSync(dir, { recursive: true });
+  process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
   const path = join(dir, name);
   return (bytes) => {
     writeFileSync(path, bytes);

@@ -113,6 +113,7 @@ void Attention(const AttentionArgs& p) {
 
 void Embedding(const int32_t* ids, int64_t count, const void* table, DType table_dtype, int64_t dim,
                float* out) {
+  if (count == 0 || dim == 0) return;  // empty arrays may have null data (memcpy(null, null, 0) is UB)
   // The dtype is decided once per call, not per element: f32 rows are copied, bf16 rows widened by a shift.
   // Small gathers (the loss rows' hidden states) stay on the calling thread, like the elementwise ops.
   const auto copy_rows = [&](int64_t begin, int64_t end) {
@@ -225,6 +226,7 @@ void ScatterRows(const void* src, const int32_t* index, void* dst, int64_t rows,
 }
 
 void Convert(const void* src, DType src_dtype, void* dst, DType dst_dtype, int64_t count) {
+  if (count == 0) return;  // empty typed arrays may have null data, and memmove(null, null, 0) is UB
   if (src_dtype == dst_dtype) {
     std::memmove(dst, src, static_cast<size_t>(count) * ElementBytes(src_dtype));
     return;

@@ -87,7 +87,7 @@ export function parseJsonObject(text: string, fail: (detail: string) => never): 
   try {
     value = JSON.parse(text);
   } catch (error) {
-    fail(`is not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    fail(`is not valid JSON (${(error instanceof Error ? error.message : String(error)).replace(/\s*\n\s*/g, " ")})`);
   }
   if (!isPlainObject(value)) fail(`must be a JSON object, found ${describeJson(value)}`);
   const duplicate = findDuplicateKey(text);
