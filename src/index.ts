@@ -26,6 +26,23 @@ export { PROFILE_NAMES, type ProfileName } from "./data/profiles.js";
 export { assignSplits, splitOfPerson, type SplitName } from "./data/splits.js";
 export { panelStatistics, formatPanelStatistics } from "./data/stats.js";
 export {
+  crosswalkTables,
+  CrosswalkTables,
+  CODE_VINTAGES,
+  type CodeVintage,
+  type CrosswalkLookup,
+} from "./data/crosswalk-tables.js";
+export { builtInSchedule, parseSchedule, readScheduleFile, singleVintageSchedule, type VintageSchedule } from "./data/crosswalk-schedule.js";
+export {
+  crosswalkExtract,
+  formatCrosswalkSummary,
+  readRecodes,
+  type CrosswalkOptions,
+  type CrosswalkResult,
+  type CrosswalkSummary,
+  type SpecialPolicy,
+} from "./data/crosswalk-import.js";
+export {
   documentTemplate,
   renderDocument,
   tokenizeDocument,
@@ -58,6 +75,8 @@ export { normaliseLogprobs } from "./score/normalise.js";
 export { forwardRows, type RowForwardRequest } from "./model/llama-rows.js";
 export { benchmarkScoringPaths, type ScoringBenchmark, type ScoringPathTiming } from "./score/benchmark.js";
 export { LlmPredictor, type Predictor, type PredictionProgress } from "./score/predictor.js";
+export { scoreToFile, JOURNAL_SUFFIX, type ScoreFileOptions, type ScoreFileResult, type ResumeInfo } from "./score/score-file.js";
+export { mergePredictionShards, parseShard, shardRange, type Shard, type ShardMeta, type MergeResult } from "./score/shards.js";
 export { OraclePredictor } from "./score/baselines/oracle.js";
 export { MarkovPredictor, fitMarkovTuned, type MarkovOptions } from "./score/baselines/markov.js";
 export { LogitPredictor } from "./score/baselines/logit.js";
@@ -76,6 +95,7 @@ export {
   predictionHeader,
   predictionRecords,
   readPredictions,
+  readPredictionsHeader,
   writePredictions,
   PREDICTIONS_FORMAT,
   type PredictionHeader,

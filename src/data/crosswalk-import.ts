@@ -47,6 +47,7 @@ const STATE_OF_STATUS: Record<Exclude<EmploymentStatus, "employed">, string> = {
  * `unemployed` and `not-in-labor-force` turn it into that non-work state. None of them can give "In education".
  */
 export const SPECIAL_POLICIES = ["error", "drop", "unemployed", "not-in-labor-force"] as const;
+/** One of {@link SPECIAL_POLICIES}. */
 export type SpecialPolicy = (typeof SPECIAL_POLICIES)[number];
 
 /** The flag of each special target's policy. */
@@ -58,6 +59,7 @@ export const EXTRACT_COLUMNS = ["person_id", "year", "occupation", "status", "ed
 /** A user's hand recodes: `vintage|code` → occ1990dd code or non-work keyword, applied before the tables. */
 export type Recodes = ReadonlyMap<string, string>;
 
+/** How {@link crosswalkExtract} reads an extract. */
 export interface CrosswalkOptions {
   /** Vintage of each year's codes. */
   schedule: VintageSchedule;
@@ -88,6 +90,7 @@ export interface CrosswalkYearSummary {
   dropped: number;
 }
 
+/** What a crosswalk did: rows per survey year and vintage, and each special target's policy and use. */
 export interface CrosswalkSummary {
   file: string;
   schedule: string;
@@ -97,6 +100,7 @@ export interface CrosswalkSummary {
   special: { code: SpecialTarget; meaning: string; flag: string; policy: SpecialPolicy; rows: number }[];
 }
 
+/** The panel of an extract and the summary of how it was read. */
 export interface CrosswalkResult {
   panel: Panel;
   summary: CrosswalkSummary;

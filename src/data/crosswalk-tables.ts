@@ -25,6 +25,7 @@ export const CODE_VINTAGES = [
   "census2016",
   "census2018",
 ] as const;
+/** A Census occupation-code vintage (which classification a raw code is in). */
 export type CodeVintage = (typeof CODE_VINTAGES)[number];
 
 /** What each vintage is and which table reads it (for --help and the README). */
