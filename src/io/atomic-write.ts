@@ -1,11 +1,13 @@
 /**
  * Atomic file replacement: write a temp file in the target's directory, fsync it, rename it over the
  * target, fsync the directory. A reader (or a crash) sees either the old file or the complete new one,
- * never a partial file, and a failed write leaves no temp file behind.
+ * never a partial file, and a failed write leaves no temp file behind. Crash and full-disk tests inject
+ * faults into the writes through LABOR_LLM_WRITE_FAULT (fault-injection.ts).
  */
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, join } from "node:path";
+import { writeWithFaults } from "./fault-injection.js";
 
 /** Largest single write(2): Linux caps one call at 0x7ffff000 bytes, so large tensors go in pieces. */
 const MAX_WRITE_BYTES = 1 << 30;
@@ -65,15 +67,18 @@ class FileSink implements AtomicSink {
     while (offset < bytes.byteLength) {
       const length = Math.min(bytes.byteLength - offset, MAX_WRITE_BYTES);
       // writeSync may write less than asked; loop until the piece is done.
-      const written = fsCall(this.path, "write failed", () => writeSync(this.fd, bytes, offset, length, this.position));
-      offset += written;
-      this.position += written;
+      fsCall(this.path, "write failed", () => writeWithFaults(this.path, length, (n) => {
+        const written = writeSync(this.fd, bytes, offset, n, this.position);
+        offset += written;
+        this.position += written;
+        return written;
+      }));
     }
   }
 }
 
-/** Make the rename itself durable. Best effort: some platforms cannot open or fsync a directory. */
-function syncDirectory(directory: string): void {
+/** Make a rename (or a new entry) in `directory` durable. Best effort: some platforms cannot open or fsync a directory. */
+export function syncDirectory(directory: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(directory, "r");

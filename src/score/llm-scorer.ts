@@ -113,6 +113,20 @@ export class LlmScorer {
   /** Raw log-probabilities [person][wave][candidate] by the prefix-shared path. */
   async scorePeople(people: readonly PersonRecord[], onProgress?: ScoringProgress): Promise<Float64Array[][]> {
     const results: Float64Array[][] = [];
+    await this.scorePeopleInGroups(people, (_first, scores) => void results.push(...scores), onProgress);
+    return results;
+  }
+
+  /**
+   * The prefix-shared path, handing over each group's results as it finishes: `onGroup(first, scores)` with
+   * the index (in `people`) of the group's first person and [person][wave][candidate] for its
+   * `documentsPerGroup` people (fewer in the last group). Groups start at multiples of documentsPerGroup, so
+   * a call on people[k·documentsPerGroup…] runs exactly the batches that a call on all of them runs there
+   * (what resumed and sharded scoring rely on).
+   */
+  async scorePeopleInGroups(
+    people: readonly PersonRecord[], onGroup: (first: number, scores: Float64Array[][]) => void | Promise<void>, onProgress?: ScoringProgress,
+  ): Promise<void> {
     let done = 0;
     // One KV cache for the whole call, grown when a group needs more rows: a fresh cache per group would
     // pay the page faults of first touching hundreds of MB again for every group.
@@ -129,16 +143,23 @@ export class LlmScorer {
       for (let start = 0; start < people.length; start += this.documentsPerGroup) {
         const documents = people.slice(start, start + this.documentsPerGroup).map((p) => this.tokenize(p));
         const scores = await this.scoreGroup(documents, cacheWithRows, (finished) => onProgress?.(done + finished));
-        for (const s of scores) {
-          results.push(s);
-          done += s.length;
-        }
+        await onGroup(start, scores);
+        for (const s of scores) done += s.length;
         onProgress?.(done);
       }
     } finally {
       cache?.free();
     }
-    return results;
+  }
+
+  /** People per group of documents (their KV caches held at once; the unit that resumed and sharded runs keep whole). */
+  get peoplePerGroup(): number {
+    return this.documentsPerGroup;
+  }
+
+  /** Query rows per pass through the layers. */
+  get rowsPerPass(): number {
+    return this.maxRows;
   }
 
   private async scoreGroup(

@@ -98,6 +98,19 @@ function parseJson(path: string, bytes: Buffer, what: string): unknown {
   }
 }
 
+/** Only the header of a binary predictions file (without its "records" count). */
+export function readBinaryPredictionsHeader(path: string): PredictionHeader {
+  const fd = openSync(path, "r");
+  try {
+    const prefix = readExactly(fd, path, 16, 0, "the prefix");
+    const header = parseHeader(path, readExactly(fd, path, prefix.readUInt32LE(8), 16, "the header").toString("utf8")) as PredictionHeader & { records?: unknown };
+    delete header.records;
+    return header;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export async function readBinaryPredictions(path: string, onRecord: (record: PredictionRecord, header: PredictionHeader) => void): Promise<PredictionHeader> {
   const fd = openSync(path, "r");
   try {

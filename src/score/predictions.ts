@@ -10,12 +10,14 @@
  *   null stands for −∞]}.
  * A path ending in ".bin" gets the same content in a compact binary layout instead (predictions-binary.ts).
  */
-import { createReadStream } from "node:fs";
+import { closeSync, createReadStream, openSync, readSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { EDUCATION_LEVELS, type EducationLevel, type PersonRecord } from "../data/panel.js";
 import type { OccupationTaxonomy } from "../data/taxonomy.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
-import { hasBinaryPredictionsMagic, isBinaryPredictionsPath, readBinaryPredictions, writeBinaryPredictions } from "./predictions-binary.js";
+import {
+  hasBinaryPredictionsMagic, isBinaryPredictionsPath, readBinaryPredictions, readBinaryPredictionsHeader, writeBinaryPredictions,
+} from "./predictions-binary.js";
 
 export const PREDICTIONS_FORMAT = "labor-llm-predictions";
 
@@ -214,4 +216,27 @@ export async function readPredictions(path: string, onRecord: (record: Predictio
   }
   if (!header) throw new Error(`${path}: empty predictions file`);
   return header;
+}
+
+/** Only the header of a predictions file (either layout), without reading the records. */
+export function readPredictionsHeader(path: string): PredictionHeader {
+  if (hasBinaryPredictionsMagic(path)) return readBinaryPredictionsHeader(path);
+  const fd = openSync(path, "r");
+  try {
+    const chunks: Buffer[] = [];
+    let position = 0;
+    for (;;) {
+      const chunk = Buffer.alloc(1 << 16);
+      const n = readSync(fd, chunk, 0, chunk.length, position);
+      const newline = chunk.subarray(0, n).indexOf(10);
+      chunks.push(chunk.subarray(0, newline >= 0 ? newline : n));
+      position += n;
+      if (newline >= 0 || n === 0) break;
+    }
+    const line = Buffer.concat(chunks).toString("utf8");
+    if (line.trim().length === 0) throw new Error(`${path}: empty predictions file`);
+    return parseHeader(path, line);
+  } finally {
+    closeSync(fd);
+  }
 }
