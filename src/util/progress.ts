@@ -5,6 +5,8 @@ export class ProgressBar {
   private readonly started = Date.now();
   private lastPrintedDecile = -1;
   private readonly interactive: boolean;
+  /** Work done before this process started (a resumed run): not counted in the rate. */
+  private startedAt = 0;
 
   constructor(
     private readonly label: string,
@@ -15,10 +17,15 @@ export class ProgressBar {
     this.interactive = Boolean(stream.isTTY) && !process.env.CI;
   }
 
+  /** A resumed run: `done` units were finished by an earlier process (shown, but not counted in the rate). */
+  resumeFrom(done: number): void {
+    this.startedAt = done;
+  }
+
   update(done: number, extra = ""): void {
     const fraction = this.total > 0 ? Math.min(1, done / this.total) : 1;
     const elapsed = (Date.now() - this.started) / 1000;
-    const rate = elapsed > 0 ? done / elapsed : 0;
+    const rate = elapsed > 0 ? Math.max(0, done - this.startedAt) / elapsed : 0;
     const eta = rate > 0 ? (this.total - done) / rate : 0;
     const width = 24;
     const filled = Math.round(fraction * width);
