@@ -10,6 +10,9 @@ import { afterAll, describe, expect, it } from "vitest";
 import { readGgufHeader } from "../src/io/gguf.js";
 import { openSafetensors } from "../src/io/safetensors.js";
 import { readBinaryPredictions } from "../src/score/predictions-binary.js";
+import { loadNative } from "../src/engine/native.js";
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
 
 const corpusRoot = join(import.meta.dirname, "..", "fuzz", "corpus");
 const scratch = mkdtempSync(join(tmpdir(), "labor-fuzz-regressions-"));
@@ -72,5 +75,24 @@ describe("fuzz corpus regressions", () => {
     const path = join(scratch, "huge-string.gguf");
     writeFileSync(path, bytes);
     expect(() => readGgufHeader(path)).toThrow(/truncated header at byte 32 \(needs 1125899906842624 bytes, the file has 0 more\)/);
+  });
+
+  // The native harness's crashes (fuzz/corpus/tensor_data_fuzz/crash-*): empty arrays reached memmove/memcpy
+  // with null pointers (UB only a sanitizer sees); here the same calls through the addon, and the inputs
+  // through the sanitizer build when npm run fuzz has built it.
+  it("native: convert and embedding of empty arrays", () => {
+    const cpu = loadNative().cpu;
+    for (const dtype of ["f32", "bf16", "f16"] as const) {
+      const empty = dtype === "f32" ? new Float32Array(0) : new Uint16Array(0);
+      cpu.convert(empty, dtype, dtype === "f32" ? new Float32Array(0) : new Uint16Array(0), dtype, 0);
+      cpu.embedding(new Int32Array(0), empty, dtype, new Float32Array(0), 0, 0);
+      cpu.embedding(Int32Array.of(0, 0), empty, dtype, new Float32Array(0), 1, 0);
+    }
+  });
+
+  const harness = join(import.meta.dirname, "..", "fuzz", "native", "build", "tensor_data_fuzz");
+  it.skipIf(!existsSync(harness))("native: the corpus through the ASan/UBSan harness (built by fuzz/native/build.sh)", () => {
+    const inputs = readdirSync(join(corpusRoot, "tensor_data_fuzz")).map((name) => join(corpusRoot, "tensor_data_fuzz", name));
+    execFileSync(harness, inputs, { stdio: "pipe" });  // throws (exit ≠ 0) on any sanitizer report
   });
 });
