@@ -7,11 +7,13 @@
  *   checkpoint-000120/ trainer_state.json, parameters.safetensors, optimizer.safetensors
  *   checkpoint -> checkpoint-000120      (a symlink, replaced atomically by rename once the new one is complete)
  * Each file is written atomically; older checkpoint-* directories are removed after the link moves. A crash
- * at any point leaves `checkpoint` pointing at a complete checkpoint (or absent before the first).
+ * at any point — kill -9 in the middle of a file included — leaves `checkpoint` pointing at a complete
+ * checkpoint (or absent before the first); test/train-crash.test.ts kills runs at random points, inside
+ * checkpoint writes too, and checks that --resume ends with the uninterrupted run's weights bit for bit.
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic-write.js";
+import { basename, join } from "node:path";
+import { syncDirectory, writeFileAtomic } from "../io/atomic-write.js";
 import { toFloat32 } from "../io/dtype.js";
 import { openSafetensors, writeSafetensors } from "../io/safetensors.js";
 
@@ -59,29 +61,48 @@ export interface SavedTraining {
   moments: Map<string, { m: Float32Array; v: Float32Array }>;
 }
 
-/** Write checkpoint-<step> completely, then point the `checkpoint` link at it and drop older ones. */
+/**
+ * Write checkpoint-<step> completely, then point the `checkpoint` link at it and drop older ones. Saving the
+ * step the link already points at (the end of a run whose last step was also a periodic checkpoint, or a
+ * resumed run saving again) writes checkpoint-<step>-2 instead, so the linked directory is never the one
+ * being rewritten. A failed write (a full disk) removes the new directory and throws a one-line error
+ * saying which checkpoint the link still holds.
+ */
 export function saveCheckpoint(outDir: string, saved: SavedTraining): string {
-  const name = `checkpoint-${String(saved.state.step).padStart(6, "0")}`;
+  const current = linkTarget(outDir, CHECKPOINT_LINK);
+  const currentName = current === null ? null : basename(current);
+  const first = `checkpoint-${String(saved.state.step).padStart(6, "0")}`;
+  const name = first === currentName ? `${first}-2` : first;
   const dir = join(outDir, name);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  writeSafetensors(join(dir, PARAMETERS_FILE), [...saved.parameters].map(([tensorName, data]) => ({
-    name: tensorName, dtype: "F32" as const, shape: [data.length], data,
-  })));
-  writeSafetensors(join(dir, OPTIMIZER_FILE), [...saved.moments].flatMap(([tensorName, { m, v }]) => [
-    { name: `${tensorName}.exp_avg`, dtype: "F32" as const, shape: [m.length], data: m },
-    { name: `${tensorName}.exp_avg_sq`, dtype: "F32" as const, shape: [v.length], data: v },
-  ]));
-  const json = Buffer.from(JSON.stringify(saved.state, jsonNumbers, 1) + "\n", "utf8");
-  writeFileAtomic(join(dir, STATE_FILE), (sink) => sink.write(json));
+  try {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    writeSafetensors(join(dir, PARAMETERS_FILE), [...saved.parameters].map(([tensorName, data]) => ({
+      name: tensorName, dtype: "F32" as const, shape: [data.length], data,
+    })));
+    writeSafetensors(join(dir, OPTIMIZER_FILE), [...saved.moments].flatMap(([tensorName, { m, v }]) => [
+      { name: `${tensorName}.exp_avg`, dtype: "F32" as const, shape: [m.length], data: m },
+      { name: `${tensorName}.exp_avg_sq`, dtype: "F32" as const, shape: [v.length], data: v },
+    ]));
+    const json = Buffer.from(JSON.stringify(saved.state, jsonNumbers, 1) + "\n", "utf8");
+    writeFileAtomic(join(dir, STATE_FILE), (sink) => sink.write(json));
+    syncDirectory(outDir);  // the new directory's entry, before a link can point at it
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true });
+    const kept = currentName === null ? "there is no earlier checkpoint" : `${join(outDir, CHECKPOINT_LINK)} still holds ${currentName}`;
+    throw new Error(`checkpoint of step ${saved.state.step} not saved (${(error as Error).message}); ${kept}`, { cause: error });
+  }
   pointLink(outDir, CHECKPOINT_LINK, name);
   for (const entry of readdirSync(outDir)) {
-    if (/^checkpoint-\d+$/.test(entry) && entry !== name) rmSync(join(outDir, entry), { recursive: true, force: true });
+    if (CHECKPOINT_DIR.test(entry) && entry !== name) rmSync(join(outDir, entry), { recursive: true, force: true });
   }
   return dir;
 }
 
-/** Replace the symlink outDir/link → target atomically (new link under a temp name, then rename). */
+/** checkpoint-<step> and its alternate checkpoint-<step>-2. */
+const CHECKPOINT_DIR = /^checkpoint-\d+(-2)?$/;
+
+/** Replace the symlink outDir/link → target atomically (new link under a temp name, then rename; the directory fsynced). */
 export function pointLink(outDir: string, link: string, target: string): void {
   const temp = join(outDir, `.${link}.${process.pid}.tmp`);
   try {
@@ -91,6 +112,7 @@ export function pointLink(outDir: string, link: string, target: string): void {
   }
   symlinkSync(target, temp);
   renameSync(temp, join(outDir, link));
+  syncDirectory(outDir);
 }
 
 /** The directory a link points at (relative targets resolved against outDir), or null when absent. */

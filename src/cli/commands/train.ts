@@ -59,8 +59,12 @@ Run control
   --eval-every N       validate every N steps (default 0: only at the end)
   --patience N         stop after N validations without improvement (default 0: never)
   --checkpoint-every N save a resumable checkpoint every N steps (default 100; also at the end and on Ctrl-C)
-  --resume             continue from OUT/checkpoint with the same flags: same losses as an uninterrupted run
+  --resume             continue from OUT/checkpoint with the same flags: same losses and final weights as an
+                       uninterrupted run, after Ctrl-C, a crash or kill -9 (even mid-checkpoint-write: the
+                       link moves only to a complete checkpoint)
 Ctrl-C finishes the current step, saves a checkpoint and exits (status 130); press it twice to abort at once.
+A failed checkpoint write (a full disk) stops the run with one line naming the file; the previous checkpoint
+stays in place.
 ${BACKEND_HELP}`;
 
 function optionalNumber(values: Record<string, unknown>, flag: string, fallback: number, check: (x: number) => boolean, what: string): number {
