@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { runDemoPipeline, type DemoOptions } from "../src/demo/pipeline.js";
+import { DEMO_DEFAULTS, runDemoPipeline, type DemoOptions } from "../src/demo/pipeline.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { REPORT_FILES } from "../src/report/write.js";
 
@@ -14,6 +14,7 @@ const workDir = mkdtempSync(join(tmpdir(), "labor-llm-demo-"));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 const options: DemoOptions = {
+  ...DEMO_DEFAULTS,
   outDir: workDir,
   seed: 3,
   backend: createCpuBackend(),

@@ -7,6 +7,7 @@ import { LOGPROBS_HELP, runLogprobs } from "./commands/logprobs.js";
 import { MODEL_HELP, runModel } from "./commands/model.js";
 import { BASELINE_HELP, runBaseline } from "./commands/baseline.js";
 import { EVAL_HELP, runEval } from "./commands/eval.js";
+import { EXPERIMENT_HELP, runExperimentCommand } from "./commands/experiment.js";
 import { SCORE_HELP, runScore } from "./commands/score.js";
 import { TRAIN_HELP, runTrain } from "./commands/train.js";
 
@@ -16,6 +17,7 @@ usage: labor-llm <command> [flags]      (labor-llm <command> --help for its flag
 
 commands:
   demo         the whole method on built-in synthetic data (the main job)
+  experiment   the paper's comparisons on three synthetic surveys, with bootstrap intervals by person
   data         synthetic panels with a known truth; check, textify and describe panels
   model        init a random Llama in HF layout; export a checkpoint to GGUF; merge a LoRA adapter
   train        fine-tune (LoRA or full) or train a Llama on documents; resumable
@@ -27,6 +29,7 @@ commands:
 
 const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<number>; help: string }> = {
   demo: { run: runDemo, help: DEMO_HELP },
+  experiment: { run: runExperimentCommand, help: EXPERIMENT_HELP },
   data: { run: runData, help: DATA_HELP },
   model: { run: runModel, help: MODEL_HELP },
   train: { run: runTrain, help: TRAIN_HELP },

@@ -7,41 +7,24 @@
  *   → every model scores the survey's test split: oracle, Markov, logit, CAREER, off-the-shelf LLM, FT-LLM
  *   → one table (perplexity, calibration, stay/move, labour force) + report.html
  *
- * Every step is cached by a hash of its inputs (src/demo/steps.ts): a rerun reuses finished steps.
+ * Every step is cached by a hash of its inputs (src/experiment/steps.ts): a rerun reuses finished steps.
  */
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend } from "../engine/backend.js";
 import { countPersonYears, panelToCsv, type PersonRecord } from "../data/panel.js";
-import { generateSyntheticPanel } from "../data/synthetic.js";
-import { assignSplits, type SplitName } from "../data/splits.js";
 import { occupationTaxonomy } from "../data/taxonomy.js";
-import { initModel } from "../model/init.js";
 import { MODEL_PRESETS } from "../model/presets.js";
-import { loadLlama } from "../model/load.js";
-import { loadLlamaWithAdapter } from "../model/adapter.js";
-import { loadLlamaWeights } from "../model/weights.js";
-import type { TrainingMode } from "../model/llama-train.js";
-import { LORA_TARGET_MODULES } from "../model/lora.js";
-import { openCheckpoint } from "../io/safetensors.js";
-import { readLlamaConfig } from "../io/hf-config.js";
-import { Tokenizer } from "../text/tokenizer.js";
-import { documentTemplate, lossMask, renderDocument, tokenizeDocument, TokenOffsets, type LossMaskMode } from "../text/documents.js";
-import type { TrainingSequence } from "../train/batches.js";
-import { trainLlama } from "../train/loop.js";
-import { ADAMW_DEFAULTS } from "../train/optimizer.js";
-import { LlmScorer } from "../score/llm-scorer.js";
-import { LlmPredictor, type Predictor } from "../score/predictor.js";
+import { documentTemplate, type LossMaskMode } from "../text/documents.js";
 import { OraclePredictor } from "../score/baselines/oracle.js";
 import { fitMarkovTuned } from "../score/baselines/markov.js";
 import { LogitPredictor } from "../score/baselines/logit.js";
 import { trainCareerBaseline } from "../score/baselines/career.js";
-import { predictionHeader, predictionRecords, writePredictions } from "../score/predictions.js";
 import { evaluateFiles, writeEvaluationReport } from "../report/write.js";
 import type { ModelMetrics } from "../score/metrics.js";
-import { ProgressBar, formatSeconds } from "../cli/progress.js";
 import type { CareerPresetName } from "../model/career.js";
-import { runStep } from "./steps.js";
+import { ProgressBar, formatSeconds } from "../util/progress.js";
+import { fineTune, llmPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey, type StageContext } from "../experiment/stages.js";
 
 export interface DemoSizes {
   /** Survey people (nlsy79 profile); split 80/10/10 by person. */
@@ -60,6 +43,16 @@ export interface DemoSizes {
   pretrainLoss: LossMaskMode;
   /** Fine-tuning loss, the same choice for the survey documents. */
   finetuneLoss: LossMaskMode;
+  /** Fine-tuning: every weight ("full", like the paper's released checkpoints) or a LoRA adapter (r=16, all projections). */
+  finetuneMode: "full" | "lora";
+  /** Peak learning rate of the fine-tuning (cosine schedule to a tenth of it). */
+  finetuneLearningRate: number;
+  /** Validate every N fine-tuning steps and score the weights with the lowest validation loss (0: the last weights). */
+  finetuneEvalEvery: number;
+  /** Peak learning rate of the foundation pretraining. */
+  pretrainLearningRate: number;
+  /** Copies (each in its own shuffled order) of the occupation-title list added to the foundation's pretraining text. */
+  titleListCopies: number;
 }
 
 export const DEMO_DEFAULTS: DemoSizes = {
@@ -74,6 +67,11 @@ export const DEMO_DEFAULTS: DemoSizes = {
   testPeople: 30,
   pretrainLoss: "targets",
   finetuneLoss: "targets",
+  finetuneMode: "lora",
+  finetuneLearningRate: 3e-3,
+  finetuneEvalEvery: 0,
+  pretrainLearningRate: 3e-3,
+  titleListCopies: 0,
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -101,56 +99,14 @@ interface Survey {
 
 /** The synthetic survey (split by person) and resumes corpus; deterministic in the seed. */
 export function demoData(people: number, resumes: number, seed: number): Survey {
-  const survey = generateSyntheticPanel({ profile: "nlsy79", people, seed }).panel.people;
-  const splits = assignSplits(
-    survey.map((p) => p.personId),
-    seed,
-  );
-  const pick = (name: SplitName) => survey.filter((p) => splits.get(p.personId) === name);
-  const corpus = generateSyntheticPanel({ profile: "resumes", people: resumes, seed: seed + 1 }).panel.people;
-  return { train: pick("train"), valid: pick("valid"), test: pick("test"), resumes: corpus };
-}
-
-function documentsOf(people: readonly PersonRecord[], tokenizer: Tokenizer, label: string, loss: LossMaskMode = "all"): TrainingSequence[] {
-  const offsets = new TokenOffsets(tokenizer);
-  const bar = new ProgressBar(`tokenize ${label}`, people.length, " documents");
-  const sequences = people.map((person, i) => {
-    const document = tokenizeDocument(renderDocument(person, TEMPLATE), tokenizer, { offsets });
-    if (i % 200 === 0) bar.update(i);
-    return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, loss) };
-  });
-  bar.finish();
-  return sequences;
-}
-
-function trainingBar(label: string) {
-  let bar: ProgressBar | undefined;
-  return {
-    onStep: (record: { step: number; loss: number }, progress: { totalSteps: number }) => {
-      bar ??= new ProgressBar(label, progress.totalSteps, " steps");
-      bar.update(record.step, `loss ${record.loss.toFixed(3)}`);
-    },
-    finish: () => bar?.finish(),
-  };
-}
-
-async function writeModelPredictions(dir: string, predictor: Predictor, people: readonly PersonRecord[], meta: Record<string, unknown>) {
-  const started = performance.now();
-  const personYears = countPersonYears({ people: [...people] });
-  const bar = new ProgressBar(`score ${predictor.name}`, personYears, " person-years");
-  const logProbs = await predictor.predict(people, (done) => bar.update(done));
-  bar.finish();
-  const seconds = (performance.now() - started) / 1000;
-  const path = join(dir, "predictions.jsonl");
-  writePredictions(path, predictionHeader(predictor.name, predictor.taxonomy, predictor.normalised, { ...meta, seconds }), predictionRecords(people, logProbs));
-  return { path, seconds, personYears };
+  return { ...syntheticSurvey("nlsy79", people, seed), resumes: resumesCorpus(resumes, seed + 1) };
 }
 
 export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
   const log = options.log ?? ((line: string) => console.log(line));
   const { backend, seed } = options;
-  const stepsDir = join(options.outDir, "steps");
+  const context: StageContext = { stepsDir: join(options.outDir, "steps"), backend, seed, log };
   const taxonomy = occupationTaxonomy();
   const config = MODEL_PRESETS[options.modelPreset];
   if (!config) throw new Error(`--model-preset: unknown preset "${options.modelPreset}"`);
@@ -167,86 +123,31 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
   );
   const dataKey = { people: options.people, resumes: options.resumes, seed, testPeople: options.testPeople };
 
-  const foundation = await runStep(stepsDir, "foundation", { dataKey, preset: options.modelPreset, config, epochs: options.pretrainEpochs, init: "small", loss: options.pretrainLoss }, async (dir) => {
-    log(`[2/5] foundation model: random ${options.modelPreset} Llama, pretrained on resume documents`);
-    const initDir = join(dir, "init");
-    initModel({ config, seed, dtype: "f32", outDir: initDir, scheme: "small" });
-    const tokenizer = Tokenizer.fromDirectory(initDir);
-    const bar = trainingBar("pretrain");
-    const result = await trainLlama({
-      backend,
-      config,
-      weights: loadLlamaWeights(openCheckpoint(initDir), config),
-      baseModelDir: initDir,
-      train: documentsOf(data.resumes, tokenizer, "resumes", options.pretrainLoss),
-      outDir: join(dir, "train"),
-      mode: { kind: "full" },
-      learningRate: 3e-3,
-      schedule: "cosine",
-      warmupSteps: 10,
-      minLearningRateRatio: 0.1,
-      epochs: options.pretrainEpochs,
-      batchTokens: 4096,
-      adamw: ADAMW_DEFAULTS,
-      maxGradNorm: 1,
-      evalEvery: 0,
-      patience: 0,
-      checkpointEvery: 0,
-      seed,
-      onStep: bar.onStep,
-    });
-    bar.finish();
-    return { modelDir: result.finalDir!, steps: result.steps, lastLoss: result.losses.at(-1) ?? null };
-  });
-  if (foundation.reused) log(`[2/5] foundation model: reusing ${foundation.value.modelDir}`);
-  const foundationDir = foundation.value.modelDir;
+  log(`[2/5] foundation model: random ${options.modelPreset} Llama, pretrained on resume documents`);
+  const foundation = await pretrainFoundation(
+    context,
+    "foundation",
+    {
+      preset: options.modelPreset, config, epochs: options.pretrainEpochs, learningRate: options.pretrainLearningRate, loss: options.pretrainLoss,
+      titleListCopies: options.titleListCopies,
+    },
+    { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
+  );
 
-  const finetune = await runStep(stepsDir, "finetune", { foundation: foundation.key, dataKey, epochs: options.finetuneEpochs, loss: options.finetuneLoss }, async (dir) => {
-    log(`[3/5] FT-LLM: LoRA (r=16, all projections) on the survey's ${data.train.length} training documents`);
-    const tokenizer = Tokenizer.fromDirectory(foundationDir);
-    const baseConfig = readLlamaConfig(foundationDir);
-    const mode: TrainingMode = {
-      kind: "lora",
-      lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false },
-    };
-    const bar = trainingBar("fine-tune");
-    const result = await trainLlama({
-      backend,
-      config: baseConfig,
-      weights: loadLlamaWeights(openCheckpoint(foundationDir), baseConfig),
-      baseModelDir: foundationDir,
-      train: documentsOf(data.train, tokenizer, "survey train", options.finetuneLoss),
-      valid: documentsOf(data.valid, tokenizer, "survey valid", options.finetuneLoss),
-      outDir: join(dir, "train"),
-      mode,
-      learningRate: 3e-3,
-      schedule: "cosine",
-      warmupSteps: 5,
-      minLearningRateRatio: 0.1,
-      epochs: options.finetuneEpochs,
-      batchTokens: 4096,
-      adamw: ADAMW_DEFAULTS,
-      maxGradNorm: 1,
-      evalEvery: 0,
-      patience: 0,
-      checkpointEvery: 0,
-      seed,
-      onStep: bar.onStep,
-    });
-    bar.finish();
-    return { adapterDir: result.finalDir!, steps: result.steps, validLoss: result.bestValidLoss };
-  });
-  if (finetune.reused) log(`[3/5] FT-LLM: reusing ${finetune.value.adapterDir}`);
+  log(`[3/5] FT-LLM: fine-tuning the foundation on the survey's ${data.train.length} training documents`);
+  const finetune = await fineTune(
+    context,
+    "finetune",
+    foundation,
+    { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery },
+    { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
+  );
 
   log(`[4/5] scoring the test split (${countPersonYears({ people: data.test })} person-years) with every model`);
-  const meta = { split: "test", seed };
+  const meta = { split: "test" };
   const predictionFiles: string[] = [];
-  const scoreWith = async (name: string, inputs: unknown, makePredictor: () => Promise<Predictor>) => {
-    const step = await runStep(stepsDir, `predictions-${name}`, { dataKey, inputs }, async (dir) => {
-      const predictor = await makePredictor();
-      return writeModelPredictions(dir, predictor, data.test, meta);
-    });
-    if (step.reused) log(`      ${name}: reusing predictions`);
+  const scoreWith = async (name: string, inputs: unknown, makePredictor: Parameters<typeof scorePredictions>[4]) => {
+    const step = await scorePredictions(context, name, { dataKey, inputs }, data.test, makePredictor, meta);
     predictionFiles.push(step.value.path);
   };
   await scoreWith("oracle", {}, async () => new OraclePredictor("nlsy79", taxonomy));
@@ -274,16 +175,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     bar?.finish();
     return career.predictor;
   });
-  const llmPredictor = (name: string, load: () => ReturnType<typeof loadLlama>) => async () => {
-    const { model } = load();
-    return new LlmPredictor(name, new LlmScorer(model, Tokenizer.fromDirectory(foundationDir), { template: TEMPLATE, taxonomy }));
-  };
-  await scoreWith("off-the-shelf-llm", { foundation: foundation.key }, llmPredictor("off-the-shelf LLM", () => loadLlama(foundationDir, backend)));
-  await scoreWith(
-    "ft-llm",
-    { finetune: finetune.key },
-    llmPredictor("FT-LLM", () => loadLlamaWithAdapter(foundationDir, finetune.value.adapterDir, backend)),
-  );
+  await scoreWith("off-the-shelf-llm", { foundation: foundation.key }, llmPredictor(context, "off-the-shelf LLM", foundation, TEMPLATE));
+  await scoreWith("ft-llm", { finetune: finetune.key }, llmPredictor(context, "FT-LLM", foundation, TEMPLATE, finetune));
 
   log("[5/5] evaluation");
   const metrics = await evaluateFiles(predictionFiles);

@@ -6,13 +6,13 @@
 import type { Calibration, ModelMetrics } from "../score/metrics.js";
 import { GROUP_DIMENSIONS, groupRows, SUMMARY_COLUMNS, summaryRows } from "./tables.js";
 
-const PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6a4c93", "#00798c", "#8d6a9f", "#30343f", "#e07a5f", "#3d405b"];
+export const PALETTE = ["#1b6ca8", "#d1495b", "#2e933c", "#edae49", "#6a4c93", "#00798c", "#8d6a9f", "#30343f", "#e07a5f", "#3d405b"];
 
-function escapeHtml(text: string): string {
+export function escapeHtml(text: string): string {
   return text.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 }
 
-function table(headers: string[], rows: string[][]): string {
+export function table(headers: string[], rows: string[][]): string {
   const head = headers.map((h) => `<th>${escapeHtml(h)}</th>`).join("");
   const body = rows.map((row) => `<tr>${row.map((cell, i) => (i === 0 ? `<th>${escapeHtml(cell)}</th>` : `<td>${escapeHtml(cell)}</td>`)).join("")}</tr>`).join("\n");
   return `<table><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`;
@@ -32,7 +32,7 @@ function niceMax(value: number): number {
 }
 
 /** Grouped horizontal bars: perplexity (all person-years) and on transitions, one colour per model. */
-function perplexityChart(metrics: readonly ModelMetrics[]): string {
+export function perplexityChart(metrics: readonly ModelMetrics[]): string {
   const panels: { title: string; value: (m: ModelMetrics) => number }[] = [
     { title: "Perplexity (all person-years)", value: (m) => m.perplexity },
     { title: "Perplexity (transitions only)", value: (m) => m.transitionPerplexity },
@@ -74,7 +74,7 @@ function perplexityChart(metrics: readonly ModelMetrics[]): string {
  * Reliability diagram: mean predicted probability (x) against observed frequency (y) per bin, one line per
  * model, the diagonal for perfect calibration; marker area grows with the bin's count. `log`: log-log axes.
  */
-function reliabilityDiagram(title: string, metrics: readonly ModelMetrics[], pick: (m: ModelMetrics) => Calibration, log = false): string {
+export function reliabilityDiagram(title: string, metrics: readonly ModelMetrics[], pick: (m: ModelMetrics) => Calibration, log = false): string {
   const size = 260;
   const margin = { left: 46, right: 12, top: 26, bottom: 36 };
   const width = margin.left + size + margin.right;
@@ -115,8 +115,31 @@ function reliabilityDiagram(title: string, metrics: readonly ModelMetrics[], pic
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">${parts.join("")}</svg>`;
 }
 
-function legend(metrics: readonly ModelMetrics[]): string {
+export function legend(metrics: readonly ModelMetrics[]): string {
   return `<p class="legend">${metrics.map((m, i) => `<span><i style="background:${PALETTE[i % PALETTE.length]}"></i>${escapeHtml(m.model)}</span>`).join(" ")}</p>`;
+}
+
+/** The stylesheet of every report page. */
+export const REPORT_STYLE = `<style>
+body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
+thead th { background: #f0f0f0; }
+tbody th { text-align: left; font-weight: normal; }
+.charts { display: flex; flex-wrap: wrap; gap: 12px; }
+.legend span { margin-right: 14px; } .legend i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; }
+.note { color: #555; font-size: 13px; max-width: 900px; }
+</style>`;
+
+/** The four reliability diagrams of a set of models, with their legend. */
+export function calibrationCharts(metrics: readonly ModelMetrics[]): string {
+  return `${legend(metrics)}
+<div class="charts">
+${reliabilityDiagram("Top-1 prediction", metrics, (m) => m.calibrationTop1)}
+${reliabilityDiagram("All candidates (log axes)", metrics, (m) => m.calibrationAll, true)}
+${reliabilityDiagram("Stay vs move", metrics, (m) => m.stay.calibration)}
+${reliabilityDiagram("Unemployed or NILF", metrics, (m) => m.laborForce.calibration)}
+</div>`;
 }
 
 export function metricsHtml(metrics: readonly ModelMetrics[], title = "labor-llm evaluation", note = ""): string {
@@ -126,16 +149,7 @@ export function metricsHtml(metrics: readonly ModelMetrics[], title = "labor-llm
   }).join("\n");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
-<style>
-body { font-family: sans-serif; margin: 24px; color: #222; max-width: 1200px; }
-table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
-th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
-thead th { background: #f0f0f0; }
-tbody th { text-align: left; font-weight: normal; }
-.charts { display: flex; flex-wrap: wrap; gap: 12px; }
-.legend span { margin-right: 14px; } .legend i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; }
-.note { color: #555; font-size: 13px; max-width: 900px; }
-</style></head>
+${REPORT_STYLE}</head>
 <body>
 <h1>${escapeHtml(title)}</h1>
 ${note ? `<p class="note">${escapeHtml(note)}</p>` : ""}
@@ -148,13 +162,7 @@ ${table(
 <h2>Perplexity</h2>
 ${perplexityChart(metrics)}
 <h2>Calibration</h2>
-${legend(metrics)}
-<div class="charts">
-${reliabilityDiagram("Top-1 prediction", metrics, (m) => m.calibrationTop1)}
-${reliabilityDiagram("All candidates (log axes)", metrics, (m) => m.calibrationAll, true)}
-${reliabilityDiagram("Stay vs move", metrics, (m) => m.stay.calibration)}
-${reliabilityDiagram("Unemployed or NILF", metrics, (m) => m.laborForce.calibration)}
-</div>
+${calibrationCharts(metrics)}
 <h2>By group</h2>
 ${groups}
 </body></html>

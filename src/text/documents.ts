@@ -100,6 +100,32 @@ export function renderDocument(person: PersonRecord, template: DocumentTemplate,
   return { personId: person.personId, dataset: person.dataset, text, targets };
 }
 
+/**
+ * A document that lists every outcome's title once, one per line, in the given order: the kind of text a real
+ * foundation model has read (the Census occupation index is public) and a model pretrained here only on
+ * resumes has not — without it, titles that no resume holds keep their tokens' random embeddings and get
+ * log-probabilities near −100 after training. Each line's " {title}{terminator}" is a target, spelled
+ * exactly as in the survey documents, so the same loss masks apply.
+ */
+export function occupationListDocument(
+  order: readonly number[],
+  template: DocumentTemplate,
+  taxonomy: OccupationTaxonomy = occupationTaxonomy(),
+  name = "occupation-list",
+): RenderedDocument {
+  const end = template.lineTerminator;
+  let text = `Occupations of the US Census classification, one per line:${end}`;
+  const targets: DocumentTarget[] = [];
+  for (const code of order) {
+    text += "Occupation:";
+    const charStart = text.length;
+    text += targetText(code, template, taxonomy);
+    targets.push({ year: 0, outcome: code, charStart, charEnd: text.length });
+  }
+  text += template.endOfData;
+  return { personId: name, dataset: "", text, targets };
+}
+
 /** The two tokenizer operations documents need (implemented by text/tokenizer.ts's Tokenizer). */
 export interface TextTokenizer {
   encode(text: string, options?: { addBos?: boolean }): number[];

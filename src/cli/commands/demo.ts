@@ -4,7 +4,7 @@ import { CAREER_PRESET_NAMES } from "../../model/career.js";
 import { presetNames } from "../../model/presets.js";
 import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { DEMO_DEFAULTS, runDemoPipeline } from "../../demo/pipeline.js";
-import { oneOf, optionalInteger, parseFlags } from "../args.js";
+import { oneOf, optionalInteger, optionalNumber, parseFlags } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { formatSeconds } from "../progress.js";
 
@@ -44,6 +44,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     "test-people": { type: "string" },
     "pretrain-loss": { type: "string" },
     "finetune-loss": { type: "string" },
+    "finetune-mode": { type: "string" },
+    "finetune-lr": { type: "string" },
+    "finetune-eval-every": { type: "string" },
+    "pretrain-lr": { type: "string" },
+    "title-list-copies": { type: "string" },
     seed: { type: "string" },
     fresh: { type: "boolean" },
     ...BACKEND_FLAGS,
@@ -63,6 +68,11 @@ export async function runDemo(argv: string[]): Promise<number> {
     testPeople: optionalInteger(values, "test-people", DEMO_DEFAULTS.testPeople, 1),
     pretrainLoss: oneOf(values, "pretrain-loss", LOSS_MASK_MODES, DEMO_DEFAULTS.pretrainLoss),
     finetuneLoss: oneOf(values, "finetune-loss", LOSS_MASK_MODES, DEMO_DEFAULTS.finetuneLoss),
+    finetuneMode: oneOf(values, "finetune-mode", ["full", "lora"] as const, DEMO_DEFAULTS.finetuneMode),
+    finetuneLearningRate: optionalNumber(values, "finetune-lr", DEMO_DEFAULTS.finetuneLearningRate),
+    finetuneEvalEvery: optionalInteger(values, "finetune-eval-every", DEMO_DEFAULTS.finetuneEvalEvery, 0),
+    pretrainLearningRate: optionalNumber(values, "pretrain-lr", DEMO_DEFAULTS.pretrainLearningRate),
+    titleListCopies: optionalInteger(values, "title-list-copies", DEMO_DEFAULTS.titleListCopies, 0),
     seed: optionalInteger(values, "seed", 0),
   };
   const backend = await backendFromFlags(values);

@@ -1,0 +1,53 @@
+/** `labor-llm experiment`: the paper's comparisons with intervals, on synthetic surveys (src/experiment/). */
+import { rmSync } from "node:fs";
+import { EXPERIMENT_SCALES, runExperiment } from "../../experiment/pipeline.js";
+import { oneOf, optionalInteger, parseFlags } from "../args.js";
+import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
+
+const SCALE_NAMES = Object.keys(EXPERIMENT_SCALES) as (keyof typeof EXPERIMENT_SCALES)[];
+
+export const EXPERIMENT_HELP = `labor-llm experiment [--scale dev|gpu|tiny] [--out DIR] [--seed N] [--fresh]
+
+Reproduces the LABOR-LLM comparisons on synthetic NLSY79-, NLSY97- and PSID-like surveys whose true transition
+probabilities are known, and writes one report with 95% bootstrap intervals by person:
+  - per survey: oracle, Markov, logit, CAREER (small; the paper's size on the main survey), off-the-shelf LLM,
+    FT-LLM — perplexity (all person-years and transitions), accuracy, calibration, stay/move and labour-force
+    log loss, each model's excess log loss over the oracle;
+  - paired differences (same people, same resamples): FT-LLM vs each baseline, value of fine-tuning, titles vs
+    codes, without birth year, without education, and data vs size (a smaller foundation fine-tuned on the
+    survey plus career data from another population vs the larger one on the survey alone);
+  - learning curves and reliability diagrams.
+Writes DIR/report/ (report.md, report.json, metrics.csv, comparisons.csv, learning-curves.csv, report.html).
+Every stage is cached by a hash of its inputs: rerunning the same command resumes after an interruption
+(Ctrl-C, kill, power loss), redoing only the unfinished stage.
+  --scale NAME   dev: fits a developer's session on 2 CPU cores (see README for its measured time);
+                 gpu: larger surveys, corpus and foundation, for a GPU machine; tiny: seconds, for tests
+                 (default dev)
+  --out DIR      working directory (default ./labor-llm-experiment)
+  --seed N       seed of data, initialisation, training and bootstrap (default 0)
+  --fresh        delete DIR first instead of resuming
+${BACKEND_HELP}`;
+
+export async function runExperimentCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, {
+    scale: { type: "string" },
+    out: { type: "string" },
+    seed: { type: "string" },
+    fresh: { type: "boolean" },
+    ...BACKEND_FLAGS,
+  });
+  if (values.help) {
+    console.log(EXPERIMENT_HELP);
+    return 0;
+  }
+  const scaleName = oneOf(values, "scale", SCALE_NAMES, "dev");
+  const outDir = typeof values.out === "string" ? values.out : "labor-llm-experiment";
+  const seed = optionalInteger(values, "seed", 0);
+  const backend = await backendFromFlags(values);
+  if (values.fresh) rmSync(outDir, { recursive: true, force: true });
+  console.log(`labor-llm experiment (scale ${scaleName}) on ${backend.describe()}; outputs in ${outDir}`);
+  const report = await runExperiment({ scale: EXPERIMENT_SCALES[scaleName], scaleName, outDir, seed, backend });
+  console.log("\n" + report.markdown);
+  console.log(`report: ${report.dir}/report.html`);
+  return 0;
+}

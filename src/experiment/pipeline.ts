@@ -1,0 +1,205 @@
+/**
+ * `labor-llm experiment`: the paper's comparisons on synthetic surveys with a known truth, in one resumable
+ * pipeline of cached stages (stages.ts), and one report with 95% bootstrap intervals by person (report.ts).
+ *
+ *   resumes corpus (another population) → foundation Llama (and a smaller one for "data vs size")
+ *   for each survey profile (nlsy79, nlsy97, psid):
+ *     oracle, Markov, logit, CAREER (small; and the paper's size), off-the-shelf LLM, FT-LLM
+ *   on the main survey (the first profile):
+ *     titles vs codes, without birth year, without education (each fine-tuned and scored with its template);
+ *     data vs size: the smaller foundation fine-tuned on the survey plus career data from another population
+ *     vs the larger one fine-tuned on the survey alone (and the smaller one on the survey alone)
+ */
+import { join } from "node:path";
+import type { Backend } from "../engine/backend.js";
+import { countPersonYears, type PersonRecord } from "../data/panel.js";
+import type { ProfileName } from "../data/profiles.js";
+import { occupationTaxonomy } from "../data/taxonomy.js";
+import { MODEL_PRESETS } from "../model/presets.js";
+import type { CareerPresetName } from "../model/career.js";
+import { documentTemplate, type TemplateName } from "../text/documents.js";
+import { OraclePredictor } from "../score/baselines/oracle.js";
+import { fitMarkovTuned } from "../score/baselines/markov.js";
+import { LogitPredictor } from "../score/baselines/logit.js";
+import { trainCareerBaseline } from "../score/baselines/career.js";
+import { ProgressBar, formatSeconds } from "../util/progress.js";
+import {
+  fineTune, llmPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
+  type FinetuneRecipe, type FinetuneValue, type FoundationRecipe, type FoundationValue, type StageContext,
+} from "./stages.js";
+import type { StepResult } from "./steps.js";
+import { writeExperimentReport, type ExperimentReport } from "./report.js";
+
+/** The sizes of one run of the experiment. */
+export interface ExperimentScale {
+  /** People per synthetic survey (split 80/10/10 by person). */
+  surveyPeople: number;
+  /** Test people every model scores, per survey (the first of the test split). */
+  testPeople: number;
+  /** People of the resumes corpus the foundations (and CAREER) are pretrained on. */
+  resumes: number;
+  /** People of the extra career data (another population, a second resumes draw) of the data-vs-size comparison. */
+  extraCareers: number;
+  surveys: ProfileName[];
+  foundation: Omit<FoundationRecipe, "config">;
+  /** The smaller foundation of the data-vs-size comparison (same recipe otherwise). */
+  smallerPreset: string;
+  finetune: FinetuneRecipe;
+  /** CAREER sizes scored on every survey; `careerPaperOnMain`: the paper's size on the main survey only. */
+  careerPresets: CareerPresetName[];
+  careerPaperOnMain: boolean;
+  bootstrapResamples: number;
+}
+
+const DEMO_LIKE_FOUNDATION: Omit<FoundationRecipe, "config"> = {
+  preset: "demo", epochs: 3, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
+};
+const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 3, loss: "targets", evalEvery: 25 };
+
+/**
+ * Named scales. `dev` fits a developer's session on 2 CPU cores; `gpu` is the larger run for a GPU machine;
+ * `tiny` is for the test suite (the machinery, not the findings).
+ */
+export const EXPERIMENT_SCALES: Record<"tiny" | "dev" | "gpu", ExperimentScale> = {
+  tiny: {
+    surveyPeople: 40, testPeople: 1, resumes: 40, extraCareers: 20, surveys: ["nlsy79", "psid"],
+    foundation: { preset: "tiny", epochs: 1, learningRate: 3e-3, loss: "targets", titleListCopies: 1 },
+    smallerPreset: "tiny", finetune: { mode: "full", learningRate: 1e-3, epochs: 1, loss: "targets", evalEvery: 2 },
+    careerPresets: ["tiny"], careerPaperOnMain: false, bootstrapResamples: 50,
+  },
+  dev: {
+    surveyPeople: 1000, testPeople: 30, resumes: 2000, extraCareers: 2000, surveys: ["nlsy79", "nlsy97", "psid"],
+    foundation: DEMO_LIKE_FOUNDATION, smallerPreset: "demo-small", finetune: FULL_FINETUNE,
+    careerPresets: ["small"], careerPaperOnMain: true, bootstrapResamples: 1000,
+  },
+  gpu: {
+    surveyPeople: 5000, testPeople: 300, resumes: 20000, extraCareers: 20000, surveys: ["nlsy79", "nlsy97", "psid"],
+    foundation: { preset: "small", epochs: 3, learningRate: 1e-3, loss: "targets", titleListCopies: 20 },
+    smallerPreset: "demo", finetune: { ...FULL_FINETUNE, learningRate: 3e-4, evalEvery: 100 },
+    careerPresets: ["small", "paper"], careerPaperOnMain: false, bootstrapResamples: 2000,
+  },
+};
+
+export interface ExperimentOptions {
+  scale: ExperimentScale;
+  scaleName: string;
+  outDir: string;
+  seed: number;
+  backend: Backend;
+  log?: (line: string) => void;
+}
+
+/** One scored model of one survey: its predictions file and, for fine-tuned LLMs, the fine-tuning run. */
+export interface ScoredModel {
+  survey: ProfileName;
+  /** Row label in the tables, e.g. "FT-LLM", "CAREER (paper)", "FT-LLM, codes". */
+  model: string;
+  path: string;
+  seconds: number;
+  finetune?: FinetuneValue;
+}
+
+const ABLATIONS: { template: TemplateName; label: string }[] = [
+  { template: "code", label: "FT-LLM, codes" },
+  { template: "no-birth-year", label: "FT-LLM, no birth year" },
+  { template: "no-education", label: "FT-LLM, no education" },
+];
+
+export async function runExperiment(options: ExperimentOptions): Promise<ExperimentReport> {
+  const started = performance.now();
+  const { scale, seed, backend } = options;
+  const log = options.log ?? ((line: string) => console.log(line));
+  const context: StageContext = { stepsDir: join(options.outDir, "steps"), backend, seed, log };
+  const taxonomy = occupationTaxonomy();
+  const defaultTemplate = documentTemplate("default");
+  const configOf = (preset: string) => {
+    const config = MODEL_PRESETS[preset];
+    if (!config) throw new Error(`experiment: unknown model preset "${preset}"`);
+    return config;
+  };
+
+  log(`[1/4] foundations: ${scale.foundation.preset} and ${scale.smallerPreset} Llamas pretrained on ${scale.resumes} resumes`);
+  const resumes = resumesCorpus(scale.resumes, seed + 1);
+  const corpus = { key: { profile: "resumes", people: scale.resumes, seed: seed + 1 }, people: resumes, template: defaultTemplate };
+  const foundation = await pretrainFoundation(context, `foundation-${scale.foundation.preset}`, { ...scale.foundation, config: configOf(scale.foundation.preset) }, corpus);
+  const smaller = await pretrainFoundation(
+    context, `foundation-${scale.smallerPreset}`, { ...scale.foundation, preset: scale.smallerPreset, config: configOf(scale.smallerPreset) }, corpus,
+  );
+  const foundations: { name: string; value: FoundationValue }[] = [
+    { name: scale.foundation.preset, value: foundation.value },
+    { name: scale.smallerPreset, value: smaller.value },
+  ];
+
+  const scored: ScoredModel[] = [];
+  const mainSurvey = scale.surveys[0];
+  for (const [index, profile] of scale.surveys.entries()) {
+    log(`[2/4] survey ${index + 1}/${scale.surveys.length}: synthetic ${profile}, ${scale.surveyPeople} people`);
+    const survey = syntheticSurvey(profile, scale.surveyPeople, seed);
+    const test = survey.test.slice(0, scale.testPeople);
+    const dataKey = { profile, people: scale.surveyPeople, seed, testPeople: scale.testPeople };
+    log(`      ${survey.train.length}/${survey.valid.length}/${survey.test.length} people train/valid/test; scoring ${test.length} test people (${countPersonYears({ people: test })} person-years)`);
+    const score = async (model: string, inputs: unknown, make: Parameters<typeof scorePredictions>[4], finetune?: StepResult<FinetuneValue>) => {
+      const key = model.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+      const step = await scorePredictions(context, `${profile}-${key}`, { dataKey, inputs }, test, make, { split: "test", survey: profile });
+      scored.push({ survey: profile, model, path: step.value.path, seconds: step.value.seconds, finetune: finetune?.value });
+    };
+    await score("oracle", {}, async () => new OraclePredictor(profile, taxonomy));
+    await score("markov", {}, async () => fitMarkovTuned(survey.train, survey.valid, undefined, taxonomy));
+    await score("logit", { l2: 1e-3, iterations: 50 }, async () => {
+      const bar = new ProgressBar(`${profile} logit L-BFGS`, 50, " iterations");
+      const logit = LogitPredictor.fit(survey.train, { l2: 1e-3, maxIterations: 50, taxonomy, onIteration: (i) => bar.update(i) });
+      bar.finish();
+      return logit;
+    });
+    const careerPresets: CareerPresetName[] = [...scale.careerPresets];
+    if (scale.careerPaperOnMain && profile === mainSurvey && !careerPresets.includes("paper")) careerPresets.push("paper");
+    for (const preset of careerPresets) {
+      await score(`CAREER (${preset})`, { preset, resumes: corpus.key }, async () => {
+        let bar: ProgressBar | undefined;
+        const career = await trainCareerBaseline({
+          survey: { train: survey.train, valid: survey.valid }, resumes, preset, seed, backend, taxonomy,
+          onProgress: (p) => {
+            bar ??= new ProgressBar(`${profile} CAREER (${preset}) ${p.phase}`, p.totalSteps, " steps");
+            bar.update(p.step);
+          },
+        });
+        bar?.finish();
+        return career.predictor;
+      });
+    }
+    await score("off-the-shelf LLM", { foundation: foundation.key }, llmPredictor(context, "off-the-shelf LLM", foundation, defaultTemplate));
+    const surveyData = { key: dataKey, train: survey.train, valid: survey.valid, template: defaultTemplate };
+    const finetuned = await fineTune(context, `${profile}-finetune`, foundation, scale.finetune, surveyData);
+    await score("FT-LLM", { finetune: finetuned.key }, llmPredictor(context, "FT-LLM", foundation, defaultTemplate, finetuned), finetuned);
+
+    if (profile !== mainSurvey) continue;
+    log(`[3/4] ${profile}: titles vs codes, no birth year, no education; data vs size`);
+    for (const { template: name, label } of ABLATIONS) {
+      const template = documentTemplate(name);
+      const ablated = await fineTune(context, `${profile}-finetune-${name}`, foundation, scale.finetune, { ...surveyData, template });
+      await score(label, { finetune: ablated.key, template: name }, llmPredictor(context, label, foundation, template, ablated), ablated);
+    }
+    const extra = resumesCorpus(scale.extraCareers, seed + 2);
+    const smallerAlone = await fineTune(context, `${profile}-finetune-${scale.smallerPreset}`, smaller, scale.finetune, surveyData);
+    await score(`FT-LLM ${scale.smallerPreset}, survey only`, { finetune: smallerAlone.key }, llmPredictor(context, "smaller, survey", smaller, defaultTemplate, smallerAlone), smallerAlone);
+    const withExtra = await fineTune(context, `${profile}-finetune-${scale.smallerPreset}-extra`, smaller, scale.finetune, {
+      ...surveyData,
+      key: { ...dataKey, extra: { profile: "resumes", people: scale.extraCareers, seed: seed + 2 } },
+      train: [...survey.train, ...extra] as PersonRecord[],
+    });
+    await score(`FT-LLM ${scale.smallerPreset}, survey + careers`, { finetune: withExtra.key }, llmPredictor(context, "smaller, survey + careers", smaller, defaultTemplate, withExtra), withExtra);
+  }
+
+  log("[4/4] report: intervals by person, paired comparisons, learning curves");
+  const seconds = (performance.now() - started) / 1000;
+  const report = await writeExperimentReport(join(options.outDir, "report"), {
+    scored, mainSurvey, foundations, smallerPreset: scale.smallerPreset, largerPreset: scale.foundation.preset,
+    resamples: scale.bootstrapResamples, seed,
+    note:
+      `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored), ` +
+      `${scale.resumes} resumes, ${scale.extraCareers} extra careers; foundation ${scale.foundation.preset}, smaller ${scale.smallerPreset}; ` +
+      `fine-tuning ${scale.finetune.mode}, lr ${scale.finetune.learningRate}, ${scale.finetune.epochs} epochs, best validation kept; ` +
+      `seed ${seed}; ${backend.describe()}; pipeline time ${formatSeconds(seconds)}.`,
+  });
+  return report;
+}

@@ -1,0 +1,343 @@
+/**
+ * The experiment's report: per survey, every model's metrics with 95% bootstrap intervals by person and its
+ * excess log loss over the oracle; paired comparisons (A − B on the same resamples of the same people) with a
+ * verdict only when the interval excludes 0; the findings as sentences with their numbers; learning curves
+ * and reliability diagrams. Written as report.md, report.json, metrics.csv, comparisons.csv,
+ * learning-curves.csv and a self-contained report.html.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import type { ProfileName } from "../data/profiles.js";
+import { writeFileAtomic } from "../io/atomic-write.js";
+import {
+  alignPeople, BOOTSTRAP_STATISTICS, bootstrapInterval, bootstrapWeights, pairedDifference, personSums,
+  type Interval, type PersonSums,
+} from "../score/bootstrap.js";
+import { computeMetrics, type ModelMetrics } from "../score/metrics.js";
+import { readPredictions, type PredictionRecord } from "../score/predictions.js";
+import { calibrationCharts, escapeHtml, PALETTE, perplexityChart, REPORT_STYLE, table } from "../report/html.js";
+import type { FoundationValue } from "./stages.js";
+import type { ScoredModel } from "./pipeline.js";
+
+/** The statistics of the main table, in column order. */
+const TABLE_STATISTICS = [
+  { key: "perplexity", header: "PPL", digits: 3 },
+  { key: "transitionPerplexity", header: "PPL transitions", digits: 1 },
+  { key: "accuracyAt1", header: "acc@1", digits: 3 },
+  { key: "eceTop1", header: "ECE top-1", digits: 4 },
+  { key: "stayLogLoss", header: "stay log loss", digits: 4 },
+  { key: "laborForceLogLoss", header: "LF log loss", digits: 4 },
+] as const;
+
+/** Paired comparisons are made on these statistics (lower is better for all four). */
+const PAIRED_STATISTICS = [
+  { key: "logLoss", label: "mean log loss (nats per person-year)" },
+  { key: "eceTop1", label: "ECE top-1" },
+  { key: "stayLogLoss", label: "stay/move log loss" },
+  { key: "laborForceLogLoss", label: "labour-force log loss" },
+] as const;
+
+export interface ModelRow {
+  survey: ProfileName;
+  model: string;
+  personYears: number;
+  people: number;
+  intervals: Record<(typeof TABLE_STATISTICS)[number]["key"], Interval>;
+  /** Mean log loss minus the oracle's, paired: an estimate of the model's KL divergence from the truth. */
+  excessLogLoss: Interval;
+  validMass: number;
+  seconds: number;
+}
+
+export interface Comparison {
+  survey: ProfileName;
+  /** What the comparison asks, e.g. "FT-LLM vs CAREER (small)", "titles vs codes". */
+  question: string;
+  a: string;
+  b: string;
+  statistic: string;
+  /** statistic(a) − statistic(b) with its interval: negative means a is better. */
+  difference: Interval;
+  verdict: "a better" | "b better" | "no clear difference";
+}
+
+export interface LearningCurve {
+  survey: ProfileName;
+  model: string;
+  steps: number;
+  tokens: number;
+  seconds: number;
+  bestStep: number | null;
+  validation: { step: number; loss: number }[];
+}
+
+export interface ExperimentReport {
+  dir: string;
+  rows: ModelRow[];
+  comparisons: Comparison[];
+  findings: string[];
+  learningCurves: LearningCurve[];
+  markdown: string;
+}
+
+export interface ExperimentReportInput {
+  scored: ScoredModel[];
+  mainSurvey: ProfileName;
+  foundations: { name: string; value: FoundationValue }[];
+  smallerPreset: string;
+  largerPreset: string;
+  resamples: number;
+  seed: number;
+  note: string;
+}
+
+export const EXPERIMENT_REPORT_FILES = ["report.md", "report.json", "metrics.csv", "comparisons.csv", "learning-curves.csv", "report.html"] as const;
+
+async function readRecords(path: string): Promise<{ codes: number[]; records: PredictionRecord[] }> {
+  const records: PredictionRecord[] = [];
+  let codes: number[] = [];
+  await readPredictions(path, (record, header) => {
+    codes = header.codes;
+    records.push(record);
+  });
+  return { codes, records };
+}
+
+function verdictOf(difference: Interval): Comparison["verdict"] {
+  if (difference.upper < 0) return "a better";
+  if (difference.lower > 0) return "b better";
+  return "no clear difference";
+}
+
+function formatValue(value: number, digits: number): string {
+  if (!Number.isFinite(value)) return "–";
+  if (Math.abs(value) >= 1e5) return value.toExponential(2);
+  return value.toFixed(digits);
+}
+
+function formatInterval(interval: Interval, digits: number): string {
+  return `${formatValue(interval.estimate, digits)} [${formatValue(interval.lower, digits)}, ${formatValue(interval.upper, digits)}]`;
+}
+
+function markdownTable(headers: string[], rows: string[][]): string {
+  const escape = (cell: string) => cell.replace(/\|/g, "\\|");
+  return [
+    `| ${headers.map(escape).join(" | ")} |`,
+    `|${headers.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`,
+    ...rows.map((row) => `| ${row.map(escape).join(" | ")} |`),
+  ].join("\n");
+}
+
+function csv(headers: string[], rows: (string | number)[][]): string {
+  const cell = (v: string | number) => (typeof v === "number" ? (Number.isFinite(v) ? String(v) : "") : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  return [headers.join(","), ...rows.map((row) => row.map(cell).join(","))].join("\n") + "\n";
+}
+
+/** The comparisons asked of each survey (those whose two models were scored there). */
+function plannedComparisons(survey: ProfileName, models: readonly string[], input: ExperimentReportInput): { question: string; a: string; b: string }[] {
+  const planned: { question: string; a: string; b: string }[] = [];
+  for (const baseline of models.filter((m) => m.startsWith("CAREER") || m === "logit" || m === "markov")) {
+    planned.push({ question: `FT-LLM vs ${baseline}`, a: "FT-LLM", b: baseline });
+  }
+  planned.push({ question: "value of fine-tuning", a: "FT-LLM", b: "off-the-shelf LLM" });
+  if (survey === input.mainSurvey) {
+    planned.push({ question: "titles vs codes", a: "FT-LLM", b: "FT-LLM, codes" });
+    planned.push({ question: "birth-year line (with vs without)", a: "FT-LLM", b: "FT-LLM, no birth year" });
+    planned.push({ question: "education (with vs without)", a: "FT-LLM", b: "FT-LLM, no education" });
+    const smallerExtra = `FT-LLM ${input.smallerPreset}, survey + careers`;
+    planned.push({ question: `data vs size: smaller (${input.smallerPreset}) with more career data vs larger (${input.largerPreset}) on the survey`, a: smallerExtra, b: "FT-LLM" });
+    planned.push({ question: `more career data, same smaller model (${input.smallerPreset})`, a: smallerExtra, b: `FT-LLM ${input.smallerPreset}, survey only` });
+  }
+  return planned.filter((c) => models.includes(c.a) && models.includes(c.b));
+}
+
+function findingOf(c: Comparison): string {
+  const d = `Δ ${formatInterval(c.difference, 3)}`;
+  const outcome = c.verdict === "a better" ? `${c.a} is better` : c.verdict === "b better" ? `${c.b} is better` : "no clear difference (the interval contains 0)";
+  return `${c.survey}, ${c.question} — ${c.statistic}, ${c.a} − ${c.b}: ${d}: ${outcome}.`;
+}
+
+/** SVG line chart of validation loss against fine-tuning steps, one line per run. */
+function learningCurveChart(curves: readonly LearningCurve[]): string {
+  const withPoints = curves.filter((c) => c.validation.length > 0);
+  if (withPoints.length === 0) return "<p>No validation losses were recorded.</p>";
+  const width = 620;
+  const height = 320;
+  const margin = { left: 56, right: 200, top: 24, bottom: 40 };
+  const plotWidth = width - margin.left - margin.right;
+  const plotHeight = height - margin.top - margin.bottom;
+  const steps = withPoints.flatMap((c) => c.validation.map((v) => v.step));
+  const losses = withPoints.flatMap((c) => c.validation.map((v) => v.loss)).filter(Number.isFinite);
+  const maxStep = Math.max(1, ...steps);
+  const low = Math.min(...losses);
+  const high = Math.max(...losses);
+  const span = high > low ? high - low : 1;
+  const x = (step: number) => margin.left + (step / maxStep) * plotWidth;
+  const y = (loss: number) => margin.top + plotHeight - ((loss - low) / span) * plotHeight;
+  const parts: string[] = [
+    `<text x="${margin.left + plotWidth / 2}" y="16" text-anchor="middle" font-weight="bold">Validation loss (nats per target token) during fine-tuning</text>`,
+    `<rect x="${margin.left}" y="${margin.top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#999"/>`,
+    `<text x="${margin.left + plotWidth / 2}" y="${height - 6}" text-anchor="middle" font-size="11">optimizer step</text>`,
+  ];
+  for (let k = 0; k <= 4; k++) {
+    const loss = low + (span * k) / 4;
+    const step = Math.round((maxStep * k) / 4);
+    parts.push(`<text x="${margin.left - 4}" y="${y(loss) + 3}" text-anchor="end" font-size="10">${loss.toFixed(2)}</text>`);
+    parts.push(`<text x="${x(step)}" y="${margin.top + plotHeight + 14}" text-anchor="middle" font-size="10">${step}</text>`);
+  }
+  withPoints.forEach((curve, i) => {
+    const colour = PALETTE[i % PALETTE.length];
+    const points = curve.validation.map((v) => `${x(v.step).toFixed(1)},${y(v.loss).toFixed(1)}`).join(" ");
+    parts.push(`<polyline points="${points}" fill="none" stroke="${colour}" stroke-width="1.6"/>`);
+    if (curve.bestStep !== null) {
+      const best = curve.validation.find((v) => v.step === curve.bestStep);
+      if (best) parts.push(`<circle cx="${x(best.step).toFixed(1)}" cy="${y(best.loss).toFixed(1)}" r="3.5" fill="${colour}"><title>${escapeHtml(`${curve.survey} ${curve.model}: best ${best.loss.toFixed(4)} at step ${best.step}`)}</title></circle>`);
+    }
+    const ly = margin.top + 12 + i * 16;
+    parts.push(`<line x1="${width - margin.right + 10}" y1="${ly - 4}" x2="${width - margin.right + 28}" y2="${ly - 4}" stroke="${colour}" stroke-width="2"/>`);
+    parts.push(`<text x="${width - margin.right + 32}" y="${ly}" font-size="11">${escapeHtml(`${curve.survey}: ${curve.model}`)}</text>`);
+  });
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">${parts.join("")}</svg>`;
+}
+
+export async function writeExperimentReport(dir: string, input: ExperimentReportInput): Promise<ExperimentReport> {
+  const rows: ModelRow[] = [];
+  const comparisons: Comparison[] = [];
+  const metricsBySurvey = new Map<ProfileName, ModelMetrics[]>();
+  const surveys = [...new Set(input.scored.map((s) => s.survey))];
+  for (const survey of surveys) {
+    const models = input.scored.filter((s) => s.survey === survey);
+    const loaded = await Promise.all(models.map((m) => readRecords(m.path)));
+    metricsBySurvey.set(survey, models.map((m, i) => ({ ...computeMetrics(m.model, loaded[i].codes, loaded[i].records), model: m.model })));
+    const aligned = alignPeople(models.map((m, i) => ({ name: m.model, people: personSums(loaded[i].codes, loaded[i].records) })));
+    const byModel = new Map<string, PersonSums[]>(models.map((m, i) => [m.model, aligned[i]]));
+    // One set of resamples per survey, shared by every model: intervals and paired differences line up.
+    const weights = bootstrapWeights(aligned[0].length, input.resamples, input.seed);
+    const oracle = byModel.get("oracle");
+    models.forEach((m, i) => {
+      const people = aligned[i];
+      const intervals = Object.fromEntries(
+        TABLE_STATISTICS.map(({ key }) => [key, bootstrapInterval(people, BOOTSTRAP_STATISTICS[key], weights)]),
+      ) as ModelRow["intervals"];
+      const nan = { estimate: NaN, lower: NaN, upper: NaN };
+      rows.push({
+        survey, model: m.model, personYears: people.reduce((n, p) => n + p.personYears, 0), people: people.length, intervals,
+        excessLogLoss: oracle ? pairedDifference(people, oracle, BOOTSTRAP_STATISTICS.logLoss, weights) : nan,
+        validMass: metricsBySurvey.get(survey)![i].validMassMean, seconds: m.seconds,
+      });
+    });
+    for (const planned of plannedComparisons(survey, models.map((m) => m.model), input)) {
+      const statistics = planned.question.startsWith("FT-LLM vs CAREER") ? PAIRED_STATISTICS : PAIRED_STATISTICS.slice(0, 1);
+      for (const { key, label } of statistics) {
+        const difference = pairedDifference(byModel.get(planned.a)!, byModel.get(planned.b)!, BOOTSTRAP_STATISTICS[key], weights);
+        comparisons.push({ survey, ...planned, statistic: label, difference, verdict: verdictOf(difference) });
+      }
+    }
+  }
+
+  const belowOracle = rows.filter((r) => {
+    const oracle = rows.find((o) => o.survey === r.survey && o.model === "oracle");
+    return oracle && r.model !== "oracle" && r.intervals.perplexity.estimate < oracle.intervals.perplexity.estimate;
+  });
+  const findings = comparisons.map(findingOf);
+  findings.push(
+    belowOracle.length === 0
+      ? "No model's perplexity is below the oracle's on any survey."
+      : `Below the oracle (impossible in expectation; sampling noise or a bug): ${belowOracle.map((r) => `${r.survey} ${r.model}`).join(", ")}.`,
+  );
+  const learningCurves: LearningCurve[] = input.scored
+    .filter((s) => s.finetune)
+    .map((s) => ({
+      survey: s.survey, model: s.model, steps: s.finetune!.steps, tokens: s.finetune!.tokens, seconds: s.finetune!.seconds,
+      bestStep: s.finetune!.bestStep, validation: s.finetune!.validation,
+    }));
+
+  const tableHeaders = ["model", "person-years", ...TABLE_STATISTICS.map((s) => s.header), "excess log loss vs oracle", "valid mass"];
+  const tableRows = (survey: ProfileName) =>
+    rows.filter((r) => r.survey === survey).map((r) => [
+      r.model, String(r.personYears),
+      ...TABLE_STATISTICS.map(({ key, digits }) => formatInterval(r.intervals[key], digits)),
+      formatInterval(r.excessLogLoss, 3), r.validMass.toFixed(3),
+    ]);
+  const comparisonHeaders = ["survey", "question", "A − B", "statistic", "difference [95% CI]", "verdict"];
+  const comparisonRows = comparisons.map((c) => [c.survey, c.question, `${c.a} − ${c.b}`, c.statistic, formatInterval(c.difference, 4), c.verdict === "a better" ? `${c.a} better` : c.verdict === "b better" ? `${c.b} better` : c.verdict]);
+  const curveHeaders = ["survey", "model", "steps", "tokens", "seconds", "best step", "best valid loss"];
+  const curveRows = learningCurves.map((c) => [
+    c.survey, c.model, String(c.steps), String(c.tokens), c.seconds.toFixed(0), String(c.bestStep ?? "–"),
+    c.validation.length > 0 ? Math.min(...c.validation.map((v) => v.loss)).toFixed(4) : "–",
+  ]);
+
+  const markdown = [
+    "# labor-llm experiment: the LABOR-LLM comparisons on synthetic surveys with a known truth",
+    "",
+    input.note,
+    "",
+    `Every interval is a 95% percentile bootstrap interval by person (${input.resamples} resamples of the scored test people); ` +
+      "paired differences resample both models' people together. Log losses are in nats per person-year; lower is better everywhere.",
+    "",
+    "## Findings",
+    "",
+    ...findings.map((f) => `- ${f}`),
+    "",
+    ...surveys.flatMap((survey) => [`## ${survey}`, "", markdownTable(tableHeaders, tableRows(survey)), ""]),
+    "## Paired comparisons",
+    "",
+    markdownTable(comparisonHeaders, comparisonRows),
+    "",
+    "## Fine-tuning runs (learning curves in learning-curves.csv and report.html)",
+    "",
+    markdownTable(curveHeaders, curveRows),
+    "",
+    "## Foundations",
+    "",
+    markdownTable(["foundation", "steps", "last training loss", "seconds"], input.foundations.map((f) => [f.name, String(f.value.steps), f.value.lastLoss?.toFixed(4) ?? "–", f.value.seconds.toFixed(0)])),
+    "",
+  ].join("\n");
+
+  mkdirSync(dir, { recursive: true });
+  const write = (file: string, text: string) => writeFileAtomic(join(dir, file), (sink) => sink.write(Buffer.from(text, "utf8")));
+  write("report.md", markdown);
+  const finite = (_: string, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? null : v);
+  write("report.json", JSON.stringify({ note: input.note, resamples: input.resamples, rows, comparisons, findings, learningCurves, foundations: input.foundations }, finite, 2) + "\n");
+  write(
+    "metrics.csv",
+    csv(
+      ["survey", "model", "person_years", ...TABLE_STATISTICS.flatMap(({ key }) => [key, `${key}_lower`, `${key}_upper`]), "excess_log_loss", "excess_log_loss_lower", "excess_log_loss_upper", "valid_mass"],
+      rows.map((r) => [
+        r.survey, r.model, r.personYears,
+        ...TABLE_STATISTICS.flatMap(({ key }) => [r.intervals[key].estimate, r.intervals[key].lower, r.intervals[key].upper]),
+        r.excessLogLoss.estimate, r.excessLogLoss.lower, r.excessLogLoss.upper, r.validMass,
+      ]),
+    ),
+  );
+  write(
+    "comparisons.csv",
+    csv(["survey", "question", "a", "b", "statistic", "difference", "lower", "upper", "verdict"], comparisons.map((c) => [c.survey, c.question, c.a, c.b, c.statistic, c.difference.estimate, c.difference.lower, c.difference.upper, c.verdict])),
+  );
+  write("learning-curves.csv", csv(["survey", "model", "step", "valid_loss"], learningCurves.flatMap((c) => c.validation.map((v) => [c.survey, c.model, v.step, v.loss]))));
+  const html = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>labor-llm experiment</title>
+${REPORT_STYLE}</head>
+<body>
+<h1>labor-llm experiment</h1>
+<p class="note">${escapeHtml(input.note)}</p>
+<p class="note">Intervals: 95% bootstrap by person (${input.resamples} resamples); paired differences resample both models together. Log losses in nats per person-year; lower is better.</p>
+<h2>Findings</h2>
+<ul>${findings.map((f) => `<li>${escapeHtml(f)}</li>`).join("\n")}</ul>
+<h2>Paired comparisons</h2>
+${table(comparisonHeaders, comparisonRows)}
+${surveys
+  .map((survey) => `<h2>${escapeHtml(survey)}</h2>
+${table(tableHeaders, tableRows(survey))}
+${perplexityChart(metricsBySurvey.get(survey)!)}
+<h3>Calibration (${escapeHtml(survey)})</h3>
+${calibrationCharts(metricsBySurvey.get(survey)!)}`)
+  .join("\n")}
+<h2>Learning curves</h2>
+${learningCurveChart(learningCurves)}
+${table(curveHeaders, curveRows)}
+</body></html>
+`;
+  write("report.html", html);
+  return { dir, rows, comparisons, findings, learningCurves, markdown };
+}

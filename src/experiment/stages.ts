@@ -1,0 +1,314 @@
+/**
+ * The stages the demo and the experiment are built from, each a cached step (steps.ts): synthetic data,
+ * foundation pretraining, fine-tuning, and scoring a test split with one model into a predictions file.
+ *
+ * A stage's cache key is everything that determines its output — its own settings and the keys of the stages
+ * it reads — so a rerun (or `--resume` after an interruption) redoes exactly the stages whose inputs changed
+ * or that never finished.
+ */
+import { join } from "node:path";
+import type { Backend } from "../engine/backend.js";
+import { countPersonYears, type PersonRecord } from "../data/panel.js";
+import { generateSyntheticPanel } from "../data/synthetic.js";
+import type { ProfileName } from "../data/profiles.js";
+import { assignSplits, type SplitName } from "../data/splits.js";
+import { occupationTaxonomy } from "../data/taxonomy.js";
+import { initModel } from "../model/init.js";
+import type { LlamaConfig } from "../model/config.js";
+import { loadLlama } from "../model/load.js";
+import { loadLlamaWithAdapter } from "../model/adapter.js";
+import { loadLlamaWeights } from "../model/weights.js";
+import type { TrainingMode } from "../model/llama-train.js";
+import { LORA_TARGET_MODULES } from "../model/lora.js";
+import { openCheckpoint } from "../io/safetensors.js";
+import { readLlamaConfig } from "../io/hf-config.js";
+import { Tokenizer } from "../text/tokenizer.js";
+import {
+  lossMask, occupationListDocument, renderDocument, tokenizeDocument, TokenOffsets, type DocumentTemplate, type LossMaskMode,
+} from "../text/documents.js";
+import type { TrainingSequence } from "../train/batches.js";
+import { trainLlama } from "../train/loop.js";
+import { ADAMW_DEFAULTS } from "../train/optimizer.js";
+import { LlmScorer } from "../score/llm-scorer.js";
+import { LlmPredictor, type Predictor } from "../score/predictor.js";
+import { predictionHeader, predictionRecords, writePredictions } from "../score/predictions.js";
+import { ProgressBar } from "../util/progress.js";
+import { SeededRandom } from "../util/random.js";
+import { runStep, type StepResult } from "./steps.js";
+
+/** What every stage needs: where steps are cached, the backend, the seed, and a log line sink. */
+export interface StageContext {
+  stepsDir: string;
+  backend: Backend;
+  seed: number;
+  log: (line: string) => void;
+}
+
+export interface SurveySplits {
+  train: PersonRecord[];
+  valid: PersonRecord[];
+  test: PersonRecord[];
+}
+
+/** A synthetic survey of `people` people from a profile, split 80/10/10 by person; deterministic in the seed. */
+export function syntheticSurvey(profile: ProfileName, people: number, seed: number): SurveySplits {
+  const survey = generateSyntheticPanel({ profile, people, seed }).panel.people;
+  const splits = assignSplits(
+    survey.map((p) => p.personId),
+    seed,
+  );
+  const pick = (name: SplitName) => survey.filter((p) => splits.get(p.personId) === name);
+  return { train: pick("train"), valid: pick("valid"), test: pick("test") };
+}
+
+/** A resumes corpus (the `resumes` profile: another population, no non-work spells). */
+export function resumesCorpus(people: number, seed: number): PersonRecord[] {
+  return generateSyntheticPanel({ profile: "resumes", people, seed }).panel.people;
+}
+
+/** People's documents as training sequences (BOS first), with the loss on every token or only the targets. */
+export function documentSequences(
+  people: readonly PersonRecord[],
+  tokenizer: Tokenizer,
+  template: DocumentTemplate,
+  loss: LossMaskMode,
+  label: string,
+): TrainingSequence[] {
+  const offsets = new TokenOffsets(tokenizer);
+  const bar = new ProgressBar(`tokenize ${label}`, people.length, " documents");
+  const sequences = people.map((person, i) => {
+    const document = tokenizeDocument(renderDocument(person, template), tokenizer, { offsets });
+    if (i % 200 === 0) bar.update(i);
+    return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, loss) };
+  });
+  bar.finish();
+  return sequences;
+}
+
+/** `copies` occupation-list documents, each listing every outcome title once in its own seeded order. */
+export function titleListSequences(copies: number, tokenizer: Tokenizer, template: DocumentTemplate, seed: number, loss: LossMaskMode): TrainingSequence[] {
+  const codes = occupationTaxonomy().outcomes.map((o) => o.code);
+  return Array.from({ length: copies }, (_, copy) => {
+    const random = new SeededRandom(seed, `title list ${copy}`);
+    const order = [...codes];
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = random.integer(0, i);
+      [order[i], order[j]] = [order[j], order[i]];
+    }
+    const document = tokenizeDocument(occupationListDocument(order, template), tokenizer);
+    return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, loss) };
+  });
+}
+
+function trainingBar(label: string) {
+  let bar: ProgressBar | undefined;
+  return {
+    onStep: (record: { step: number; loss: number }, progress: { totalSteps: number }) => {
+      bar ??= new ProgressBar(label, progress.totalSteps, " steps");
+      bar.update(record.step, `loss ${record.loss.toFixed(3)}`);
+    },
+    finish: () => bar?.finish(),
+  };
+}
+
+/** How a foundation model is made: a random Llama of `config`, fully trained on a corpus of careers. */
+export interface FoundationRecipe {
+  /** Name of the preset (for logs and keys). */
+  preset: string;
+  config: LlamaConfig;
+  epochs: number;
+  learningRate: number;
+  loss: LossMaskMode;
+  /** Copies of the occupation-title list added to the corpus (see occupationListDocument). */
+  titleListCopies: number;
+}
+
+export interface FoundationValue {
+  modelDir: string;
+  steps: number;
+  lastLoss: number | null;
+  seconds: number;
+}
+
+/** Pretrain a foundation model on `corpus` (documents in `template`); the cache key includes `corpusKey`. */
+export async function pretrainFoundation(
+  context: StageContext,
+  name: string,
+  recipe: FoundationRecipe,
+  corpus: { key: unknown; people: readonly PersonRecord[]; template: DocumentTemplate },
+): Promise<StepResult<FoundationValue>> {
+  const { backend, seed, log } = context;
+  const inputs = { corpus: corpus.key, template: corpus.template, recipe, init: "small", seed };
+  const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
+    const started = performance.now();
+    log(`      ${name}: random ${recipe.preset} Llama, pretrained on ${corpus.people.length} career documents` +
+      (recipe.titleListCopies > 0 ? ` and ${recipe.titleListCopies} copies of the occupation-title list` : ""));
+    const initDir = join(dir, "init");
+    initModel({ config: recipe.config, seed, dtype: "f32", outDir: initDir, scheme: "small" });
+    const tokenizer = Tokenizer.fromDirectory(initDir);
+    const bar = trainingBar(name);
+    const result = await trainLlama({
+      backend,
+      config: recipe.config,
+      weights: loadLlamaWeights(openCheckpoint(initDir), recipe.config),
+      baseModelDir: initDir,
+      train: [
+        ...documentSequences(corpus.people, tokenizer, corpus.template, recipe.loss, "careers"),
+        ...titleListSequences(recipe.titleListCopies, tokenizer, corpus.template, seed, recipe.loss),
+      ],
+      outDir: join(dir, "train"),
+      mode: { kind: "full" },
+      learningRate: recipe.learningRate,
+      schedule: "cosine",
+      warmupSteps: 10,
+      minLearningRateRatio: 0.1,
+      epochs: recipe.epochs,
+      batchTokens: 4096,
+      adamw: ADAMW_DEFAULTS,
+      maxGradNorm: 1,
+      evalEvery: 0,
+      patience: 0,
+      checkpointEvery: 0,
+      seed,
+      onStep: bar.onStep,
+    });
+    bar.finish();
+    return { modelDir: result.finalDir!, steps: result.steps, lastLoss: result.losses.at(-1) ?? null, seconds: (performance.now() - started) / 1000 };
+  });
+  if (step.reused) log(`      ${name}: reusing ${step.value.modelDir}`);
+  return step;
+}
+
+/** How the FT-LLM is made from a foundation. */
+export interface FinetuneRecipe {
+  /** Every weight ("full", like the paper's released checkpoints) or a LoRA adapter (r=16, α=32, all projections). */
+  mode: "full" | "lora";
+  learningRate: number;
+  epochs: number;
+  loss: LossMaskMode;
+  /** Validate every N steps and keep the weights with the lowest validation loss (0: keep the last weights). */
+  evalEvery: number;
+}
+
+export interface FinetuneValue {
+  /** The weights to score: an HF model directory (full) or a PEFT adapter directory (LoRA). */
+  weightsDir: string;
+  mode: "full" | "lora";
+  steps: number;
+  tokens: number;
+  validLoss: number | null;
+  bestStep: number | null;
+  /** Validation loss (nats per target token) after every evalEvery steps: the learning curve. */
+  validation: { step: number; loss: number }[];
+  seconds: number;
+}
+
+/** Fine-tune a foundation on training people (documents in `template`), validating on `valid`. */
+export async function fineTune(
+  context: StageContext,
+  name: string,
+  foundation: StepResult<FoundationValue>,
+  recipe: FinetuneRecipe,
+  data: { key: unknown; train: readonly PersonRecord[]; valid: readonly PersonRecord[]; template: DocumentTemplate },
+): Promise<StepResult<FinetuneValue>> {
+  const { backend, seed, log } = context;
+  const foundationDir = foundation.value.modelDir;
+  const inputs = { foundation: foundation.key, data: data.key, template: data.template, recipe, seed };
+  const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
+    const started = performance.now();
+    log(`      ${name}: ${recipe.mode === "full" ? "full fine-tuning" : "LoRA (r=16, all projections)"} on ${data.train.length} training documents`);
+    const tokenizer = Tokenizer.fromDirectory(foundationDir);
+    const config = readLlamaConfig(foundationDir);
+    const mode: TrainingMode =
+      recipe.mode === "full"
+        ? { kind: "full" }
+        : { kind: "lora", lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false } };
+    const train = documentSequences(data.train, tokenizer, data.template, recipe.loss, "train");
+    const bar = trainingBar(name);
+    let tokens = 0;
+    const result = await trainLlama({
+      backend,
+      config,
+      weights: loadLlamaWeights(openCheckpoint(foundationDir), config),
+      baseModelDir: foundationDir,
+      train,
+      valid: documentSequences(data.valid, tokenizer, data.template, recipe.loss, "valid"),
+      outDir: join(dir, "train"),
+      mode,
+      learningRate: recipe.learningRate,
+      schedule: "cosine",
+      warmupSteps: 5,
+      minLearningRateRatio: 0.1,
+      epochs: recipe.epochs,
+      batchTokens: 4096,
+      adamw: ADAMW_DEFAULTS,
+      maxGradNorm: 1,
+      evalEvery: recipe.evalEvery,
+      patience: 0,
+      checkpointEvery: 0,
+      seed,
+      onStep: (record, progress) => {
+        tokens = progress.tokensTotal;
+        bar.onStep(record, progress);
+      },
+    });
+    bar.finish();
+    const weightsDir = recipe.evalEvery > 0 && result.bestStep !== null ? join(dir, "train", "best") : result.finalDir!;
+    return {
+      weightsDir, mode: recipe.mode, steps: result.steps, tokens, validLoss: result.bestValidLoss, bestStep: result.bestStep,
+      validation: result.validation, seconds: (performance.now() - started) / 1000,
+    };
+  });
+  if (step.reused) log(`      ${name}: reusing ${step.value.weightsDir}`);
+  return step;
+}
+
+export interface PredictionsValue {
+  path: string;
+  seconds: number;
+  personYears: number;
+}
+
+/** Score `people` with a predictor into `name/predictions.jsonl` (cached by `inputs`). */
+export async function scorePredictions(
+  context: StageContext,
+  name: string,
+  inputs: unknown,
+  people: readonly PersonRecord[],
+  makePredictor: () => Promise<Predictor>,
+  meta: Record<string, unknown> = {},
+): Promise<StepResult<PredictionsValue>> {
+  const step = await runStep(context.stepsDir, `predictions-${name}`, inputs, async (dir) => {
+    const predictor = await makePredictor();
+    const started = performance.now();
+    const personYears = countPersonYears({ people: [...people] });
+    const bar = new ProgressBar(`score ${predictor.name}`, personYears, " person-years");
+    const logProbs = await predictor.predict(people, (done) => bar.update(done));
+    bar.finish();
+    const seconds = (performance.now() - started) / 1000;
+    const path = join(dir, "predictions.jsonl");
+    writePredictions(path, predictionHeader(predictor.name, predictor.taxonomy, predictor.normalised, { ...meta, seed: context.seed, seconds }), predictionRecords(people, logProbs));
+    return { path, seconds, personYears };
+  });
+  if (step.reused) context.log(`      ${name}: reusing predictions`);
+  return step;
+}
+
+/** An LLM predictor: the foundation alone, or the foundation with its fine-tuned weights. */
+export function llmPredictor(
+  context: StageContext,
+  name: string,
+  foundation: StepResult<FoundationValue>,
+  template: DocumentTemplate,
+  finetuned?: StepResult<FinetuneValue>,
+): () => Promise<Predictor> {
+  return async () => {
+    const foundationDir = foundation.value.modelDir;
+    const { model } = !finetuned
+      ? loadLlama(foundationDir, context.backend)
+      : finetuned.value.mode === "full"
+        ? loadLlama(finetuned.value.weightsDir, context.backend)
+        : loadLlamaWithAdapter(foundationDir, finetuned.value.weightsDir, context.backend);
+    return new LlmPredictor(name, new LlmScorer(model, Tokenizer.fromDirectory(foundationDir), { template, taxonomy: occupationTaxonomy() }));
+  };
+}

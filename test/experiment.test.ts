@@ -1,0 +1,62 @@
+/**
+ * `labor-llm experiment` at the tiny scale: the machinery, not the findings. Every survey gets every model on
+ * the same people, the report files hold intervals that contain their estimates, the planned paired
+ * comparisons are all there, and a rerun resumes from the cache (no stage runs again).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { EXPERIMENT_SCALES, runExperiment } from "../src/experiment/pipeline.js";
+import { EXPERIMENT_REPORT_FILES } from "../src/experiment/report.js";
+import { createCpuBackend } from "../src/engine/cpu/backend.js";
+
+const workDir = mkdtempSync(join(tmpdir(), "labor-llm-experiment-"));
+afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+describe("labor-llm experiment (tiny scale)", () => {
+  const options = { scale: EXPERIMENT_SCALES.tiny, scaleName: "tiny", outDir: workDir, seed: 1, backend: createCpuBackend(), log: () => {} };
+
+  it("scores every model on every survey and writes the report with intervals and paired comparisons", async () => {
+    const report = await runExperiment(options);
+    for (const file of EXPERIMENT_REPORT_FILES) expect(existsSync(join(report.dir, file)), file).toBe(true);
+    const surveys = EXPERIMENT_SCALES.tiny.surveys;
+    expect([...new Set(report.rows.map((r) => r.survey))]).toEqual(surveys);
+    const main = report.rows.filter((r) => r.survey === surveys[0]).map((r) => r.model);
+    expect(main).toEqual([
+      "oracle", "markov", "logit", "CAREER (tiny)", "off-the-shelf LLM", "FT-LLM",
+      "FT-LLM, codes", "FT-LLM, no birth year", "FT-LLM, no education",
+      "FT-LLM tiny, survey only", "FT-LLM tiny, survey + careers",
+    ]);
+    expect(report.rows.filter((r) => r.survey === surveys[1]).map((r) => r.model)).toEqual(main.slice(0, 6));
+    for (const row of report.rows) {
+      for (const interval of Object.values(row.intervals)) {
+        if (!Number.isFinite(interval.estimate)) continue;
+        expect(interval.lower).toBeLessThanOrEqual(interval.estimate + 1e-9);
+        expect(interval.upper).toBeGreaterThanOrEqual(interval.estimate - 1e-9);
+      }
+      if (row.model === "oracle") expect(row.excessLogLoss.estimate).toBe(0);
+    }
+    const questions = new Set(report.comparisons.map((c) => `${c.survey}: ${c.question}`));
+    for (const q of ["FT-LLM vs CAREER (tiny)", "FT-LLM vs logit", "FT-LLM vs markov", "value of fine-tuning", "titles vs codes", "birth-year line (with vs without)", "education (with vs without)"]) {
+      expect(questions.has(`${surveys[0]}: ${q}`), q).toBe(true);
+    }
+    expect([...questions].some((q) => q.includes("data vs size"))).toBe(true);
+    expect(report.findings.length).toBe(report.comparisons.length + 1);
+    expect(report.learningCurves.length).toBe(surveys.length + 5);
+    for (const curve of report.learningCurves) expect(curve.validation.length).toBeGreaterThan(0);
+    const html = readFileSync(join(report.dir, "report.html"), "utf8");
+    expect(html).toContain("Paired comparisons");
+    expect(html).toContain("Validation loss");
+  }, 600_000);
+
+  it("resumes from the cache: a rerun trains and scores nothing again", async () => {
+    const lines: string[] = [];
+    const started = performance.now();
+    await runExperiment({ ...options, log: (line: string) => lines.push(line) });
+    const reused = lines.filter((l) => l.includes("reusing")).length;
+    expect(reused).toBeGreaterThan(20);
+    expect(lines.some((l) => /fine-tuning on \d+ training documents|pretrained on \d+ career documents/.test(l))).toBe(false);
+    expect(performance.now() - started).toBeLessThan(60_000);
+  }, 120_000);
+});
