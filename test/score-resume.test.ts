@@ -10,9 +10,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadPanel } from "../src/data/load.js";
 import { panelToCsv, type PersonRecord } from "../src/data/panel.js";
 import { generateSyntheticPanel } from "../src/data/synthetic.js";
 import { WRITE_FAULT_ENV } from "../src/io/fault-injection.js";
+import { createBackend, LlmScorer, loadLlama, predictionHeader, scoreToFile, Tokenizer, type ResumeInfo } from "../src/index.js";
 import { encodePerson, JournalWriter, readJournal } from "../src/score/journal.js";
 import { mergePredictionShards, parseShard, shardRange } from "../src/score/shards.js";
 import { makeRandom } from "./op-suite.js";
@@ -53,9 +55,9 @@ function runChild(args: string[], env: Record<string, string> = {}, killAfterMs?
 
 beforeAll(() => {
   expect(spawnSync(process.execPath, [bin, "model", "init", "--config", "tiny", "--seed", "1", "--out", modelDir], { encoding: "utf8" }).status).toBe(0);
-  // 7 people of 1–4 waves: 4 groups of --documents 2, uneven person-years.
+  // 7 people of 1–3 waves (13 person-years): 4 groups of --documents 2, uneven person-years.
   const { panel } = generateSyntheticPanel({ profile: "nlsy79", people: 7, seed: 5 });
-  const people = panel.people.map((person, i) => ({ ...person, waves: person.waves.slice(0, 1 + ((i * 3) % 4)) }));
+  const people = panel.people.map((person, i) => ({ ...person, waves: person.waves.slice(0, 1 + ((i * 5) % 3)) }));
   writeFileSync(panelPath, panelToCsv({ people }));
 });
 
@@ -81,7 +83,7 @@ describe("score --resume", () => {
           finished = await runChild(scoreArgs(out, ["--resume"]));
           break;
         }
-        const point = fromOutside ? `after ${Math.floor(600 + random() * 1500)} ms` : `kill@${Math.floor(random() * 24000)}`;
+        const point = fromOutside ? `after ${Math.floor(600 + random() * 1500)} ms` : `kill@${Math.floor(random() * 20000)}`;
         points.push(point);
         const env: Record<string, string> = fromOutside ? {} : { [WRITE_FAULT_ENV]: point };
         const torn = existsSync(journal) ? (readJournal(journal)?.tornBytes ?? 0) : 0;
@@ -163,6 +165,29 @@ describe("score --shard I/N and score merge", () => {
     expect(parseShard("2/8")).toEqual({ index: 2, count: 8 });
     for (const bad of ["0/3", "4/3", "1/0", "a/b", "3"]) expect(() => parseShard(bad)).toThrow(/--shard must be I\/N with 1 ≤ I ≤ N/);
   });
+});
+
+describe("scoreToFile (the API's resumable scoring)", () => {
+  it("a call stopped part-way continues with resume: true to the uninterrupted call's file", async () => {
+    const { model } = loadLlama(modelDir, await createBackend("cpu"));
+    const scorer = new LlmScorer(model, Tokenizer.fromDirectory(modelDir), { documentsPerGroup: 2 });
+    const { people } = await loadPanel(panelPath);
+    const header = predictionHeader("api", scorer.taxonomy, false, { panel: "in-process" });
+    const clean = join(workDir, "api-clean.bin");
+    await scoreToFile({ scorer, people, outPath: clean, header });
+    const out = join(workDir, "api.bin");
+    // Stop while the second group is being scored (the first holds 4 person-years).
+    const stop = (done: number) => {
+      if (done >= 5) throw new Error("stopped");
+    };
+    await expect(scoreToFile({ scorer, people, outPath: out, header, onProgress: stop })).rejects.toThrow("stopped");
+    expect(existsSync(`${out}.partial`)).toBe(true);
+    let resumed: ResumeInfo | undefined;
+    const result = await scoreToFile({ scorer, people, outPath: out, header, resume: true, onResume: (info) => (resumed = info) });
+    expect(resumed).toMatchObject({ people: 2, personYears: 4, tornBytes: 0 });
+    expect(result).toMatchObject({ people: 7, resumedPeople: 2, resumedPersonYears: 4, alreadyComplete: false });
+    expect(readFileSync(out).equals(readFileSync(clean))).toBe(true);
+  }, 60_000);
 });
 
 describe("the scoring journal", () => {
