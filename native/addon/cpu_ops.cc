@@ -9,11 +9,13 @@
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <initializer_list>
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "addon/exports.h"
 #include "cpu/isa.h"
@@ -154,6 +156,150 @@ void RunKernel(const Op& op, const Kernel& kernel) {
   }
 }
 
+// ---- the CPU stream: kernels recorded on the JS thread, run in order on a libuv worker thread ----
+//
+// Between record(isa) and record(null) (src/engine/cpu/backend.ts wraps every op in them), an op's
+// arguments are checked at once, as always, but its kernel is appended to the recording instead of run;
+// flush() hands everything recorded so far to one AsyncWorker that runs it in order off the JS thread and
+// settles a promise. The recording holds a reference to every typed array and packed weight an op was
+// given, released once the batch has run, so nothing it reads or writes can be collected meanwhile.
+// Checks of array *contents* (ids, key ranges, targets, indices) run again right before their kernel,
+// because an earlier recorded op may write those arrays. One batch runs at a time (the TS side chains its
+// flushes); each recorded op carries the ISA to run with, selected by the worker before it runs.
+struct Launched {
+  const char* name;
+  cpu::Isa isa;
+  std::function<void()> kernel;
+};
+
+struct Recording {
+  bool on = false;
+  cpu::Isa isa = cpu::Isa::kScalar;
+  std::vector<Launched> launched;
+  std::vector<Napi::Reference<Napi::Value>> keep;
+  int in_flight = 0;
+};
+
+// Per JS thread (each Node environment records its own); never destroyed, so no Reference outlives its env
+// in a static destructor.
+Recording& Pending() {
+  thread_local Recording* recording = new Recording;
+  return *recording;
+}
+
+// A content check's failure at run time (the message has no op name; the batch runner adds it).
+void Require(const std::string& problem) {
+  if (!problem.empty()) throw std::runtime_error(problem);
+}
+
+// Runs `kernel` now, or, while recording, records it (by value: it must capture only plain values and
+// pointers into the arguments' memory) with references to the call's arrays.
+template <class Kernel>
+void Launch(const Op& op, const Napi::CallbackInfo& info, Kernel kernel) {
+  Recording& recording = Pending();
+  if (!recording.on) {
+    RunKernel(op, kernel);
+    return;
+  }
+  for (size_t i = 0; i < info.Length(); i++) {
+    if (info[i].IsTypedArray() || info[i].IsExternal()) recording.keep.push_back(Napi::Persistent(info[i]));
+  }
+  recording.launched.push_back(Launched{op.name, recording.isa, std::function<void()>(std::move(kernel))});
+}
+
+class FlushWorker : public Napi::AsyncWorker {
+ public:
+  FlushWorker(Napi::Env env, Recording& recording)
+      : Napi::AsyncWorker(env, "labor-llm:cpu-flush"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        launched_(std::move(recording.launched)),
+        keep_(std::move(recording.keep)) {
+    recording.launched.clear();
+    recording.keep.clear();
+  }
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  // Worker thread: the kernels in order; the first failure ends the batch ("<op>: <what>").
+  void Execute() override {
+    for (const Launched& launched : launched_) {
+      try {
+        if (cpu::SelectedIsa() != launched.isa) cpu::SelectIsa(launched.isa);
+        launched.kernel();
+      } catch (const std::exception& error) {
+        SetError(std::string(launched.name) + ": " + error.what());
+        return;
+      }
+    }
+  }
+
+  void OnOK() override {
+    Release();
+    deferred_.Resolve(Env().Undefined());
+  }
+
+  void OnError(const Napi::Error& error) override {
+    Release();
+    deferred_.Reject(error.Value());
+  }
+
+ private:
+  void Release() {
+    launched_.clear();
+    keep_.clear();
+    Pending().in_flight--;
+  }
+
+  Napi::Promise::Deferred deferred_;
+  std::vector<Launched> launched_;
+  std::vector<Napi::Reference<Napi::Value>> keep_;
+};
+
+// record(isa | null): start recording ops for `isa`, or stop.
+void Record(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "record"};
+  CheckArgCount(op, info, 1);
+  Recording& recording = Pending();
+  if (info[0].IsNull()) {
+    recording.on = false;
+    return;
+  }
+  if (!info[0].IsString()) op.Fail("isa must be a string or null");
+  const std::string name = info[0].As<Napi::String>().Utf8Value();
+  cpu::Isa isa;
+  if (!cpu::ParseIsa(name, &isa)) op.Fail("unknown ISA \"" + name + "\" (amx, avx512, avx2, scalar)");
+  bool available = false;
+  for (cpu::Isa a : cpu::DetectIsa().available) available = available || a == isa;
+  if (!available) op.Fail("ISA " + name + " is not available on this CPU");
+  recording.on = true;
+  recording.isa = isa;
+}
+
+// flush() -> Promise<void>: runs everything recorded so far off the JS thread; rejects with the first
+// kernel's error. Fails when a batch is still running (callers chain their flushes).
+Napi::Value Flush(const Napi::CallbackInfo& info) {
+  const Op op{info.Env(), "flush"};
+  CheckArgCount(op, info, 0);
+  Recording& recording = Pending();
+  if (recording.on) op.Fail("called while recording");
+  if (recording.in_flight > 0) op.Fail("the previous batch is still running (await its flush first)");
+  if (recording.launched.empty()) {
+    recording.keep.clear();
+    auto deferred = Napi::Promise::Deferred::New(info.Env());
+    deferred.Resolve(info.Env().Undefined());
+    return deferred.Promise();
+  }
+  auto* worker = new FlushWorker(info.Env(), recording);
+  recording.in_flight++;
+  worker->Queue();
+  return worker->Promise();
+}
+
+// pendingOps() -> ops recorded and not yet handed to a flush.
+Napi::Value PendingOps(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(Pending().launched.size()));
+}
+
 Napi::Value IsaInfo(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const cpu::IsaInfo& detected = cpu::DetectIsa();
@@ -254,6 +400,73 @@ Napi::Value PackStats(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// Content checks, run when an op is called and again right before its kernel (a recorded op may write
+// the arrays they read): "" when fine, else the problem without the op's name.
+std::string IdProblem(const int32_t* id, int64_t count, int64_t vocab) {
+  for (int64_t t = 0; t < count; t++) {
+    if (id[t] < 0 || id[t] >= vocab) {
+      return "id " + std::to_string(id[t]) + " at position " + std::to_string(t) + " out of range [0, " +
+             std::to_string(vocab) + ")";
+    }
+  }
+  return "";
+}
+
+// Every query's key range satisfies 0 ≤ start ≤ end ≤ keys.
+std::string KeyRangeProblem(const int32_t* start, const int32_t* end, int64_t queries, int64_t keys,
+                            const char* what = "key range") {
+  for (int64_t t = 0; t < queries; t++) {
+    if (start[t] < 0 || start[t] > end[t] || end[t] > keys) {
+      return "query " + std::to_string(t) + " has " + what + " [" + std::to_string(start[t]) + ", " +
+             std::to_string(end[t]) + "), outside 0 ≤ start ≤ end ≤ keys = " + std::to_string(keys);
+    }
+  }
+  return "";
+}
+
+// Row indices in [0, rows).
+std::string IndexProblem(const int32_t* row, int64_t count, int64_t rows) {
+  for (int64_t t = 0; t < count; t++) {
+    if (row[t] < 0 || row[t] >= rows) {
+      return "index " + std::to_string(row[t]) + " at row " + std::to_string(t) + " out of range [0, " +
+             std::to_string(rows) + ")";
+    }
+  }
+  return "";
+}
+
+// Targets below vocab (logSoftmaxGather), or −1 (ignored) or in [0, vocab) (crossEntropy, `ignore`).
+std::string TargetProblem(const int32_t* target, int64_t rows, int64_t vocab, bool ignore) {
+  for (int64_t r = 0; r < rows; r++) {
+    if (ignore ? target[r] < -1 || target[r] >= vocab : target[r] >= vocab) {
+      return "target " + std::to_string(target[r]) + " at row " + std::to_string(r) +
+             (ignore ? " must be -1 (ignored) or in [0, " + std::to_string(vocab) + ")"
+                     : " is not below vocab " + std::to_string(vocab));
+    }
+  }
+  return "";
+}
+
+// Tree attention's extra keys: offsets non-decreasing in [0, extraCount], every key in [0, keys).
+std::string TreeProblem(const int32_t* offsets, const int32_t* extra, int64_t queries, int64_t extra_count,
+                        int64_t keys) {
+  for (int64_t t = 0; t <= queries; t++) {
+    const bool ordered = t == queries ? offsets[t] >= 0 : offsets[t] >= 0 && offsets[t] <= offsets[t + 1];
+    if (!ordered || offsets[t] > extra_count) {
+      return "extraOffsets must be non-decreasing in [0, " + std::to_string(extra_count) +
+             "] (the extraKeys length); extraOffsets[" + std::to_string(t) + "] = " + std::to_string(offsets[t]) +
+             (t < queries ? ", extraOffsets[" + std::to_string(t + 1) + "] = " + std::to_string(offsets[t + 1]) : "");
+    }
+  }
+  for (int64_t e = 0; e < extra_count; e++) {
+    if (extra[e] < 0 || extra[e] >= keys) {
+      return "extra key " + std::to_string(extra[e]) + " at index " + std::to_string(e) + " out of range [0, " +
+             std::to_string(keys) + ")";
+    }
+  }
+  return "";
+}
+
 void Matmul(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "matmul"};
   if (info.Length() < 12 || info.Length() > 14) {
@@ -285,7 +498,7 @@ void Matmul(const Napi::CallbackInfo& info) {
   cpu::MatmulArgs args{static_cast<const float*>(a.data), b.data, b_dtype, static_cast<float*>(out.data),
                        batch, m, n, k, trans_a, trans_b, b_batched, accumulate, alpha};
   args.packed_b = packed;
-  RunKernel(op, [&] { cpu::Matmul(args); });
+  Launch(op, info, [=] { cpu::Matmul(args); });
 }
 
 void Embedding(const Napi::CallbackInfo& info) {
@@ -300,13 +513,10 @@ void Embedding(const Napi::CallbackInfo& info) {
   ExpectLength(op, out, "out", Product(op, {ids.length, dim}), "ids·dim");
   ExpectDisjoint(op, out, "out", table, "table");
   const auto* id = static_cast<const int32_t*>(ids.data);
-  for (int64_t t = 0; t < ids.length; t++) {
-    if (id[t] < 0 || id[t] >= vocab) {
-      op.Fail("id " + std::to_string(id[t]) + " at position " + std::to_string(t) + " out of range [0, " +
-              std::to_string(vocab) + ")");
-    }
-  }
-  RunKernel(op, [&] { cpu::Embedding(id, ids.length, table.data, dtype, dim, static_cast<float*>(out.data)); });
+  if (const std::string problem = IdProblem(id, ids.length, vocab); !problem.empty()) op.Fail(problem);
+  Launch(op, info, [=] {
+    Require(IdProblem(id, ids.length, vocab));
+    cpu::Embedding(id, ids.length, table.data, dtype, dim, static_cast<float*>(out.data)); });
 }
 
 void RmsNorm(const Napi::CallbackInfo& info) {
@@ -323,7 +533,7 @@ void RmsNorm(const Napi::CallbackInfo& info) {
   ExpectLength(op, out, "out", Product(op, {rows, dim}), "rows·dim");
   if (out.data != x.data) ExpectDisjoint(op, out, "out", x, "x (unless it is x itself)");
   ExpectDisjoint(op, out, "out", weight, "weight");
-  RunKernel(op, [&] {
+  Launch(op, info, [=] {
     cpu::RmsNorm(static_cast<const float*>(x.data), weight.data, dtype, static_cast<float*>(out.data), rows, dim,
                  eps);
   });
@@ -346,7 +556,7 @@ void Rope(const Napi::CallbackInfo& info) {
   if (out.data != x.data) ExpectDisjoint(op, out, "out", x, "x (unless it is x itself)");
   ExpectDisjoint(op, out, "out", positions, "positions");
   ExpectDisjoint(op, out, "out", inv_freq, "invFreq");
-  RunKernel(op, [&] {
+  Launch(op, info, [=] {
     cpu::Rope(static_cast<const float*>(x.data), static_cast<const int32_t*>(positions.data),
               static_cast<const float*>(inv_freq.data), static_cast<float*>(out.data), tokens, heads, head_dim);
   });
@@ -355,12 +565,7 @@ void Rope(const Napi::CallbackInfo& info) {
 // Checks that every query's key range satisfies 0 ≤ start ≤ end ≤ keys.
 void CheckKeyRanges(const Op& op, const int32_t* start, const int32_t* end, int64_t queries, int64_t keys,
                     const char* what = "key range") {
-  for (int64_t t = 0; t < queries; t++) {
-    if (start[t] < 0 || start[t] > end[t] || end[t] > keys) {
-      op.Fail("query " + std::to_string(t) + " has " + what + " [" + std::to_string(start[t]) + ", " +
-              std::to_string(end[t]) + "), outside 0 ≤ start ≤ end ≤ keys = " + std::to_string(keys));
-    }
-  }
+  if (const std::string problem = KeyRangeProblem(start, end, queries, keys, what); !problem.empty()) op.Fail(problem);
 }
 
 void CheckHeads(const Op& op, int64_t heads, int64_t kv_heads) {
@@ -411,7 +616,10 @@ void AttentionWith(const Napi::CallbackInfo& info, const char* name, bool with_l
                           static_cast<const float*>(v.data), start, end, static_cast<float*>(out.data),
                           queries, keys, heads, kv_heads, head_dim, scale};
   args.lse = lse;
-  RunKernel(op, [&] { cpu::Attention(args); });
+  Launch(op, info, [=] {
+    Require(KeyRangeProblem(start, end, queries, keys));
+    cpu::Attention(args);
+  });
 }
 
 void Attention(const Napi::CallbackInfo& info) { AttentionWith(info, "attention", false); }
@@ -431,7 +639,7 @@ void Elementwise(const Napi::CallbackInfo& info, const char* name, const char* f
   ExpectLength(op, out, "out", count, "count");
   if (out.data != x.data) ExpectDisjoint(op, out, "out", x, first);
   if (out.data != y.data) ExpectDisjoint(op, out, "out", y, second);
-  RunKernel(op, [&] {
+  Launch(op, info, [=] {
     Kernel(static_cast<const float*>(x.data), static_cast<const float*>(y.data), static_cast<float*>(out.data),
            count);
   });
@@ -449,7 +657,7 @@ void LogSoftmax(const Napi::CallbackInfo& info) {
   ExpectLength(op, logits, "logits", Product(op, {rows, vocab}), "rows·vocab");
   ExpectLength(op, out, "out", Product(op, {rows, vocab}), "rows·vocab");
   if (out.data != logits.data) ExpectDisjoint(op, out, "out", logits, "logits (unless it is logits itself)");
-  RunKernel(op, [&] {
+  Launch(op, info, [=] {
     cpu::LogSoftmax(static_cast<const float*>(logits.data), static_cast<float*>(out.data), rows, vocab);
   });
 }
@@ -466,13 +674,9 @@ void LogSoftmaxGather(const Napi::CallbackInfo& info) {
   ExpectLength(op, out, "out", rows, "rows");
   ExpectDisjoint(op, out, "out", logits, "logits");
   const auto* target = static_cast<const int32_t*>(targets.data);
-  for (int64_t r = 0; r < rows; r++) {
-    if (target[r] >= vocab) {
-      op.Fail("target " + std::to_string(target[r]) + " at row " + std::to_string(r) + " is not below vocab " +
-              std::to_string(vocab));
-    }
-  }
-  RunKernel(op, [&] {
+  if (const std::string problem = TargetProblem(target, rows, vocab, false); !problem.empty()) op.Fail(problem);
+  Launch(op, info, [=] {
+    Require(TargetProblem(target, rows, vocab, false));
     cpu::LogSoftmaxGather(static_cast<const float*>(logits.data), target, static_cast<float*>(out.data), rows,
                           vocab);
   });
@@ -497,14 +701,12 @@ void ScatterRows(const Napi::CallbackInfo& info) {
   ExpectDisjoint(op, dst, "dst", src, "src");
   ExpectDisjoint(op, dst, "dst", index, "index");
   const auto* row = static_cast<const int32_t*>(index.data);
-  for (int64_t t = 0; t < rows; t++) {
-    if (row[t] < 0 || row[t] >= dst_rows) {
-      op.Fail("index " + std::to_string(row[t]) + " at row " + std::to_string(t) + " out of range [0, " +
-              std::to_string(dst_rows) + ")");
-    }
-  }
+  if (const std::string problem = IndexProblem(row, rows, dst_rows); !problem.empty()) op.Fail(problem);
   const int64_t row_bytes = width * static_cast<int64_t>(type == napi_uint16_array ? 2 : 4);
-  RunKernel(op, [&] { cpu::ScatterRows(src.data, row, dst.data, rows, row_bytes); });
+  Launch(op, info, [=] {
+    Require(IndexProblem(row, rows, dst_rows));
+    cpu::ScatterRows(src.data, row, dst.data, rows, row_bytes);
+  });
 }
 
 void Convert(const Napi::CallbackInfo& info) {
@@ -517,7 +719,7 @@ void Convert(const Napi::CallbackInfo& info) {
   ExpectLength(op, src, "src", count, "count");
   ExpectLength(op, dst, "dst", count, "count");
   if (src_dtype != dst_dtype || src.data != dst.data) ExpectDisjoint(op, dst, "dst", src, "src");
-  RunKernel(op, [&] { cpu::Convert(src.data, src_dtype, dst.data, dst_dtype, count); });
+  Launch(op, info, [=] { cpu::Convert(src.data, src_dtype, dst.data, dst_dtype, count); });
 }
 
 // ---- training and scoring ops (native/cpu/training_ops.h) ----
@@ -599,7 +801,10 @@ void AttentionBackward(const Napi::CallbackInfo& info) {
       static_cast<const float*>(out.data), static_cast<const float*>(d_out.data), static_cast<const float*>(lse.data),
       start, end, static_cast<float*>(dq.data), static_cast<float*>(dk.data), static_cast<float*>(dv.data),
       queries, keys, heads, kv_heads, head_dim, scale};
-  RunKernel(op, [&] { cpu::AttentionBackward(args); });
+  Launch(op, info, [=] {
+    Require(KeyRangeProblem(start, end, queries, keys));
+    cpu::AttentionBackward(args);
+  });
 }
 
 // treeAttention(q, k, v, prefixStart, prefixEnd, extraOffsets, extraKeys, out, queries, keys, heads, kvHeads,
@@ -633,24 +838,18 @@ void TreeAttention(const Napi::CallbackInfo& info) {
   CheckKeyRanges(op, start, end, queries, keys, "prefix range");
   const auto* offsets = static_cast<const int32_t*>(extra_offsets.data);
   const auto* extra = static_cast<const int32_t*>(extra_keys.data);
-  for (int64_t t = 0; t <= queries; t++) {
-    const bool ordered = t == queries ? offsets[t] >= 0 : offsets[t] >= 0 && offsets[t] <= offsets[t + 1];
-    if (!ordered || offsets[t] > extra_keys.length) {
-      op.Fail("extraOffsets must be non-decreasing in [0, " + std::to_string(extra_keys.length) +
-              "] (the extraKeys length); extraOffsets[" + std::to_string(t) + "] = " + std::to_string(offsets[t]) +
-              (t < queries ? ", extraOffsets[" + std::to_string(t + 1) + "] = " + std::to_string(offsets[t + 1]) : ""));
-    }
-  }
-  for (int64_t e = 0; e < extra_keys.length; e++) {
-    if (extra[e] < 0 || extra[e] >= keys) {
-      op.Fail("extra key " + std::to_string(extra[e]) + " at index " + std::to_string(e) + " out of range [0, " +
-              std::to_string(keys) + ")");
-    }
+  const int64_t extra_count = extra_keys.length;
+  if (const std::string problem = TreeProblem(offsets, extra, queries, extra_count, keys); !problem.empty()) {
+    op.Fail(problem);
   }
   const cpu::TreeAttentionArgs args{static_cast<const float*>(q.data), static_cast<const float*>(k.data),
                                     static_cast<const float*>(v.data), start, end, offsets, extra,
                                     static_cast<float*>(out.data), queries, keys, heads, kv_heads, head_dim, scale};
-  RunKernel(op, [&] { cpu::TreeAttention(args); });
+  Launch(op, info, [=] {
+    Require(KeyRangeProblem(start, end, queries, keys, "prefix range"));
+    Require(TreeProblem(offsets, extra, queries, extra_count, keys));
+    cpu::TreeAttention(args);
+  });
 }
 
 // embeddingBackward(ids, dOut, dTable, vocab, dim): dTable[ids[t]] += dOut[t]
@@ -665,13 +864,9 @@ void EmbeddingBackward(const Napi::CallbackInfo& info) {
   ExpectLength(op, d_table, "dTable", Product(op, {vocab, dim}), "vocab·dim");
   ExpectDisjointFrom(op, d_table, "dTable", {{&ids, "ids"}, {&d_out, "dOut"}});
   const auto* id = static_cast<const int32_t*>(ids.data);
-  for (int64_t t = 0; t < ids.length; t++) {
-    if (id[t] < 0 || id[t] >= vocab) {
-      op.Fail("id " + std::to_string(id[t]) + " at position " + std::to_string(t) + " out of range [0, " +
-              std::to_string(vocab) + ")");
-    }
-  }
-  RunKernel(op, [&] {
+  if (const std::string problem = IdProblem(id, ids.length, vocab); !problem.empty()) op.Fail(problem);
+  Launch(op, info, [=] {
+    Require(IdProblem(id, ids.length, vocab));
     cpu::EmbeddingBackward(id, ids.length, static_cast<const float*>(d_out.data), dim, static_cast<float*>(d_table.data));
   });
 }
@@ -700,7 +895,7 @@ void RmsNormBackward(const Napi::CallbackInfo& info) {
     ExpectDisjointFrom(op, d_weight_array, "dWeight", {{&x, "x"}, {&weight, "weight"}, {&d_out, "dOut"}, {&dx, "dx"}});
     d_weight = static_cast<float*>(d_weight_array.data);
   }
-  RunKernel(op, [&] {
+  Launch(op, info, [=] {
     cpu::RmsNormBackward(static_cast<const float*>(x.data), weight.data, dtype, static_cast<const float*>(d_out.data),
                          static_cast<float*>(dx.data), d_weight, rows, dim, eps);
   });
@@ -723,7 +918,7 @@ void RopeBackward(const Napi::CallbackInfo& info) {
   ExpectLength(op, inv_freq, "invFreq", head_dim / 2, "headDim/2");
   ExpectSameOrDisjoint(op, dx, "dx", {{&d_out, "dOut"}});
   ExpectDisjointFrom(op, dx, "dx", {{&positions, "positions"}, {&inv_freq, "invFreq"}});
-  RunKernel(op, [&] {
+  Launch(op, info, [=] {
     cpu::RopeBackward(static_cast<const float*>(d_out.data), static_cast<const int32_t*>(positions.data),
                       static_cast<const float*>(inv_freq.data), static_cast<float*>(dx.data), tokens, heads, head_dim);
   });
@@ -745,7 +940,7 @@ void SwigluBackward(const Napi::CallbackInfo& info) {
   ExpectSameOrDisjoint(op, d_gate, "dGate", {{&gate, "gate"}, {&up, "up"}, {&d_out, "dOut"}});
   ExpectSameOrDisjoint(op, d_up, "dUp", {{&gate, "gate"}, {&up, "up"}, {&d_out, "dOut"}});
   ExpectDisjoint(op, d_gate, "dGate", d_up, "dUp");
-  RunKernel(op, [&] {
+  Launch(op, info, [=] {
     cpu::SwigluBackward(static_cast<const float*>(gate.data), static_cast<const float*>(up.data),
                         static_cast<const float*>(d_out.data), static_cast<float*>(d_gate.data),
                         static_cast<float*>(d_up.data), count);
@@ -770,15 +965,13 @@ void CrossEntropy(const Napi::CallbackInfo& info) {
   ExpectDisjointFrom(op, d_logits, "dLogits", {{&targets, "targets"}, {&losses, "losses"}});
   ExpectDisjointFrom(op, losses, "losses", {{&logits, "logits"}, {&targets, "targets"}});
   const auto* target = static_cast<const int32_t*>(targets.data);
-  for (int64_t r = 0; r < rows; r++) {
-    if (target[r] < -1 || target[r] >= vocab) {
-      op.Fail("target " + std::to_string(target[r]) + " at row " + std::to_string(r) +
-              " must be -1 (ignored) or in [0, " + std::to_string(vocab) + ")");
-    }
-  }
+  if (const std::string problem = TargetProblem(target, rows, vocab, true); !problem.empty()) op.Fail(problem);
   const cpu::CrossEntropyArgs args{static_cast<const float*>(logits.data), target, static_cast<float*>(losses.data),
                                    static_cast<float*>(d_logits.data), rows, vocab, grad_scale};
-  RunKernel(op, [&] { cpu::CrossEntropy(args); });
+  Launch(op, info, [=] {
+    Require(TargetProblem(target, rows, vocab, true));
+    cpu::CrossEntropy(args);
+  });
 }
 
 // adamw(param, grad, m, v, count, learningRate, beta1, beta2, epsilon, weightDecay, step)
@@ -808,7 +1001,7 @@ void AdamW(const Napi::CallbackInfo& info) {
   const cpu::AdamWArgs args{static_cast<float*>(param.data), static_cast<const float*>(grad.data),
                             static_cast<float*>(m.data), static_cast<float*>(v.data), count,
                             learning_rate, beta1, beta2, epsilon, weight_decay, step};
-  RunKernel(op, [&] { cpu::AdamW(args); });
+  Launch(op, info, [=] { cpu::AdamW(args); });
 }
 
 // sumOfSquares(x, count) → Σ x² (f64)
@@ -834,7 +1027,7 @@ void Scale(const Napi::CallbackInfo& info) {
   ExpectLength(op, x, "x", count, "count");
   ExpectLength(op, out, "out", count, "count");
   ExpectSameOrDisjoint(op, out, "out", {{&x, "x"}});
-  RunKernel(op, [&] { cpu::Scale(static_cast<const float*>(x.data), factor, static_cast<float*>(out.data), count); });
+  Launch(op, info, [=] { cpu::Scale(static_cast<const float*>(x.data), factor, static_cast<float*>(out.data), count); });
 }
 
 // fill(x, count, value)
@@ -845,7 +1038,7 @@ void Fill(const Napi::CallbackInfo& info) {
   const int64_t count = SizeArg(op, info, 1, "count");
   const float value = AnyFloatArg(op, info, 2, "value");
   ExpectLength(op, x, "x", count, "count");
-  RunKernel(op, [&] { cpu::Fill(static_cast<float*>(x.data), count, value); });
+  Launch(op, info, [=] { cpu::Fill(static_cast<float*>(x.data), count, value); });
 }
 
 // peakFlops(kind, iterations): this machine's ceiling for `kind` ("avx512-fma", "avx512-bf16", "amx-bf16",
@@ -937,6 +1130,9 @@ void RegisterCpuOps(Napi::Env env, Napi::Object exports) {
   add("scale", Scale);
   add("fill", Fill);
   add("peakFlops", PeakFlops);
+  add("record", Record);
+  add("flush", Flush);
+  add("pendingOps", PendingOps);
   exports.Set("cpu", cpu);
 }
 

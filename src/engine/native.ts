@@ -123,6 +123,20 @@ export interface NativeCpuOps {
    * register-only micro-loop of `iterations` rounds on every pool thread at once (throws if unavailable).
    */
   peakFlops(kind: string, iterations: number): number;
+
+  // ---- the CPU stream (off the JS thread) ----
+  /**
+   * record(isa): until record(null), the ops above (all but sumOfSquares, packWeight and peakFlops) check
+   * their arguments at once but record their kernel, to run with `isa`, instead of running it.
+   */
+  record(isa: CpuIsa | null): void;
+  /**
+   * Runs everything recorded so far, in order, on a libuv worker thread (the kernels' thread pool as
+   * usual); rejects with the first kernel's error ("<op>: …"). Throws if a previous flush is still running.
+   */
+  flush(): Promise<void>;
+  /** Ops recorded and not yet handed to flush(). */
+  pendingOps(): number;
 }
 
 /** What the addon knows about CUDA on this machine (native/addon/cuda_ops.cc). */

@@ -2,6 +2,13 @@
  * The CPU backend: tensors are host typed arrays, ops are the native kernels of native/cpu (scalar, AVX2,
  * AVX-512 and AMX paths chosen at run time). Shapes are checked here so errors name the op and the shapes;
  * the addon checks every size again before touching memory.
+ *
+ * Off the JS thread (the default): like a GPU stream, an op call checks its arguments and records its
+ * kernel; download()/sync()/sumOfSquares() flush what is recorded to a libuv worker thread and await it, so
+ * a forward pass never holds the event loop (issue 19; bench/event-loop.ts measures it). The kernels, their
+ * order, ISA and threads are the same as when they run at once (`offThread: false`), so results are
+ * bit-identical. The contract this needs, and which every caller of the Backend interface already keeps
+ * for the GPU backends: a tensor's memory is read only through download().
  */
 import { checkAttentionTrainingShapes, checkHostData, checkReshape, resolveSliceRows, checkSameShape, checkTreeAttentionShapes, resolveRopeShape, resolveScatterRowsShape, checkConvertShape, dtypeShape, resolveAttentionShape, resolveEmbeddingShape, resolveLogitsShape, resolveMatmulShape, resolveRmsnormShape, shapeSize } from "../shapes.js";
 import type { AdamWHyper, Backend, DType, HostArray, MatmulOptions, Tensor } from "../backend.js";
@@ -39,7 +46,64 @@ export interface CpuBackendOptions {
   isa?: CpuIsa;
   /** Kernel threads, process-wide (default: all cores). */
   threads?: number;
+  /**
+   * Run kernels on a worker thread, awaited by download()/sync() (default true); false runs each op at once
+   * on the calling (JS) thread, as before issue 19 — same kernels, same results, the event loop held.
+   */
+  offThread?: boolean;
 }
+
+/** Recorded ops that start a flush without waiting for a download (bounds what a recording holds). */
+const AUTO_FLUSH_OPS = 256;
+
+/**
+ * The CPU stream of this JS thread: what every off-thread CPU backend records (the addon keeps one
+ * recording per thread), flushed in order, one batch at a time. A batch's failure is kept and thrown by the
+ * next flush() awaited.
+ */
+class CpuStream {
+  private tail: Promise<void> = Promise.resolve();
+  private failure: { error: unknown } | undefined;
+
+  constructor(private readonly native: NativeCpuOps) {}
+
+  /** Runs `call` (op calls of the backend) with its kernels recorded for `isa`. */
+  record(isa: CpuIsa, call: () => void): void {
+    this.native.record(isa);
+    try {
+      call();
+    } finally {
+      this.native.record(null);
+    }
+    if (this.native.pendingOps() >= AUTO_FLUSH_OPS) this.start();
+  }
+
+  /** Resolves once everything recorded so far has run; rejects with a failure of any batch since the last flush(). */
+  async flush(): Promise<void> {
+    this.start();
+    await this.tail;
+    const failure = this.failure;
+    this.failure = undefined;
+    if (failure) throw failure.error;
+  }
+
+  /** Calls `then` once everything recorded so far has run (or failed). */
+  afterRecorded(then: () => void): void {
+    this.start();
+    this.tail = this.tail.then(then);
+  }
+
+  /** Hands what is recorded to the worker once the batch before it is done. */
+  private start(): void {
+    this.tail = this.tail
+      .then(() => this.native.flush())
+      .catch((error: unknown) => {
+        this.failure ??= { error };
+      });
+  }
+}
+
+let cpuStream: CpuStream | undefined;
 
 function newArray(dtype: DType, size: number): HostArray {
   if (dtype === "f32") return new Float32Array(size);
@@ -98,6 +162,8 @@ export class CpuBackend implements Backend {
    * emptied by free(): a packed copy can only belong to the one read-only array it was made from.
    */
   private readonly packed = new WeakMap<CpuTensor, PackedCopies>();
+  /** Where ops are recorded when they run off the JS thread; undefined: they run at once. */
+  private readonly stream: CpuStream | undefined;
 
   constructor(options: CpuBackendOptions = {}) {
     this.native = loadNative().cpu;
@@ -113,6 +179,7 @@ export class CpuBackend implements Backend {
     }
     this.forced = options.isa !== undefined;
     if (options.threads !== undefined) this.native.setThreads(options.threads);
+    this.stream = options.offThread === false ? undefined : (cpuStream ??= new CpuStream(this.native));
   }
 
   isaInfo(): CpuIsaInfo {
@@ -149,10 +216,14 @@ export class CpuBackend implements Backend {
 
   async download(t: Tensor): Promise<Float32Array | Int32Array> {
     const tensor = this.tensor("download", "t", t);
-    if (tensor.dtype === "f32") return (tensor.data as Float32Array).slice();
-    if (tensor.dtype === "i32") return (tensor.data as Int32Array).slice();
+    const data = tensor.data;
+    if (tensor.dtype === "f32" || tensor.dtype === "i32") {
+      await this.sync();
+      return data.slice() as Float32Array | Int32Array;
+    }
     const out = new Float32Array(tensor.size);
-    this.native.convert(tensor.data as Uint16Array, tensor.dtype, out, "f32", tensor.size);
+    this.run(() => this.native.convert(data as Uint16Array, tensor.dtype as NativeFloatDType, out, "f32", tensor.size));
+    await this.sync();
     return out;
   }
 
@@ -162,7 +233,12 @@ export class CpuBackend implements Backend {
     if (this.owned.delete(tensor)) this.pool.give(tensor.dtype, tensor.data);
     const copies = this.packed.get(tensor);
     if (copies) {
-      for (const copy of [copies.transB, copies.plain]) if (copy) this.native.releasePackedWeight(copy);
+      // Recorded matmuls may still read the packed copies: release them once those have run.
+      const release = () => {
+        for (const copy of [copies.transB, copies.plain]) if (copy) this.native.releasePackedWeight(copy);
+      };
+      if (this.stream) this.stream.afterRecorded(release);
+      else release();
       this.packed.delete(tensor);
     }
     tensor.release();
@@ -362,11 +438,11 @@ export class CpuBackend implements Backend {
 
   async sumOfSquares(x: Tensor): Promise<number> {
     const tx = this.tensor("sumOfSquares", "x", x, ["f32"]);
-    let result = 0;
-    this.run(() => {
-      result = this.native.sumOfSquares(tx.data as Float32Array, tx.size);
-    });
-    return result;
+    const data = tx.data as Float32Array;
+    await this.sync();
+    // A value, not a buffer: it runs on the JS thread once the recorded ops have (one pass over x).
+    this.selectIsa();
+    return this.native.sumOfSquares(data, tx.size);
   }
 
   scale(x: Tensor, factor: number, out: Tensor): void {
@@ -378,16 +454,21 @@ export class CpuBackend implements Backend {
     const tt = this.tensor("fill", "t", t, ["f32", "bf16", "f16", "i32"]);
     if (tt.dtype === "f32") {
       this.run(() => this.native.fill(tt.data as Float32Array, tt.size, value));
-    } else if (tt.dtype === "i32") {
-      if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) {
-        throw new Error(`fill: ${value} is not an i32 value (t is ${dtypeShape(tt)})`);
-      }
-      (tt.data as Int32Array).fill(value);
     } else {
-      // One element converted natively (round to nearest even), then repeated.
-      const bits = new Uint16Array(1);
-      this.native.convert(Float32Array.of(value), "f32", bits, tt.dtype as NativeFloatDType, 1);
-      (tt.data as Uint16Array).fill(bits[0]);
+      let row: Int32Array | Uint16Array;
+      if (tt.dtype === "i32") {
+        if (!Number.isInteger(value) || value < -(2 ** 31) || value >= 2 ** 31) {
+          throw new Error(`fill: ${value} is not an i32 value (t is ${dtypeShape(tt)})`);
+        }
+        row = new Int32Array(tt.size).fill(value);
+      } else {
+        // One element converted natively (round to nearest even), then repeated.
+        const bits = new Uint16Array(1);
+        this.native.convert(Float32Array.of(value), "f32", bits, tt.dtype as NativeFloatDType, 1);
+        row = new Uint16Array(tt.size).fill(bits[0]);
+      }
+      // Written by a kernel (a one-row scatter), in order with the ops recorded before and after it.
+      this.run(() => this.native.scatterRows(row, Int32Array.of(0), tt.data, 1, 1, tt.size));
     }
   }
 
@@ -409,7 +490,10 @@ export class CpuBackend implements Backend {
     this.run(() => this.native.scatterRows(ts.data, ti.data as Int32Array, td.data, rows, dstRows, width));
   }
 
-  async sync(): Promise<void> {}
+  /** Waits until every op called so far has run (off the JS thread: flushes the recording). */
+  async sync(): Promise<void> {
+    await this.stream?.flush();
+  }
 
   // ---- helpers ----
 
@@ -426,10 +510,22 @@ export class CpuBackend implements Backend {
     return copy;
   }
 
-  /** Selects this backend's ISA (process-global in the addon) only when another backend changed it. */
+  /**
+   * Runs op calls: recorded for this backend's ISA off the JS thread, else at once with the ISA (process-
+   * global in the addon) selected only when another backend changed it. A bf16 weight's first AMX packing
+   * (packedWeight) happens inside `call`, at once, on the JS thread.
+   */
   private run(call: () => void): void {
+    if (this.stream) {
+      this.stream.record(this.isa, call);
+    } else {
+      this.selectIsa();
+      call();
+    }
+  }
+
+  private selectIsa(): void {
     if (this.native.isaInfo().selected !== this.isa) this.native.setIsa(this.isa);
-    call();
   }
 
   private tensor(op: string, name: string, t: Tensor, dtypes?: readonly DType[]): CpuTensor {
