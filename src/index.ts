@@ -70,7 +70,7 @@ export { trainingStep, benchmarkTrainingSteps, type StepBenchmarkOptions, type S
 // Scoring and evaluation: next-occupation distributions (prefix-shared through a candidate trie, or naive),
 // the predictions format, metrics, baselines, reports.
 export { CandidateTrie } from "./score/trie.js";
-export { LlmScorer, type LlmScorerOptions, type ScoringProgress } from "./score/llm-scorer.js";
+export { LlmScorer, type LlmScorerOptions, type ScoringCallOptions, type ScoringProgress } from "./score/llm-scorer.js";
 export { normaliseLogprobs } from "./score/normalise.js";
 export { forwardRows, type RowForwardRequest } from "./model/llama-rows.js";
 export { benchmarkScoringPaths, type ScoringBenchmark, type ScoringPathTiming } from "./score/benchmark.js";

@@ -47,6 +47,11 @@ export interface LlmScorerOptions {
 /** Called after each batch with the number of person-years finished so far. */
 export type ScoringProgress = (personYearsDone: number) => void;
 
+/** Per call: `signal` stops the scoring between passes through the model (rejecting with its reason). */
+export interface ScoringCallOptions {
+  signal?: AbortSignal;
+}
+
 export class LlmScorer {
   readonly template: DocumentTemplate;
   readonly taxonomy: OccupationTaxonomy;
@@ -111,9 +116,9 @@ export class LlmScorer {
   }
 
   /** Raw log-probabilities [person][wave][candidate] by the prefix-shared path. */
-  async scorePeople(people: readonly PersonRecord[], onProgress?: ScoringProgress): Promise<Float64Array[][]> {
+  async scorePeople(people: readonly PersonRecord[], onProgress?: ScoringProgress, options: ScoringCallOptions = {}): Promise<Float64Array[][]> {
     const results: Float64Array[][] = [];
-    await this.scorePeopleInGroups(people, (_first, scores) => void results.push(...scores), onProgress);
+    await this.scorePeopleInGroups(people, (_first, scores) => void results.push(...scores), onProgress, options);
     return results;
   }
 
@@ -126,7 +131,9 @@ export class LlmScorer {
    */
   async scorePeopleInGroups(
     people: readonly PersonRecord[], onGroup: (first: number, scores: Float64Array[][]) => void | Promise<void>, onProgress?: ScoringProgress,
+    options: ScoringCallOptions = {},
   ): Promise<void> {
+    const { signal } = options;
     let done = 0;
     // One KV cache for the whole call, grown when a group needs more rows: a fresh cache per group would
     // pay the page faults of first touching hundreds of MB again for every group.
@@ -141,8 +148,9 @@ export class LlmScorer {
     };
     try {
       for (let start = 0; start < people.length; start += this.documentsPerGroup) {
+        signal?.throwIfAborted();
         const documents = people.slice(start, start + this.documentsPerGroup).map((p) => this.tokenize(p));
-        const scores = await this.scoreGroup(documents, cacheWithRows, (finished) => onProgress?.(done + finished));
+        const scores = await this.scoreGroup(documents, cacheWithRows, (finished) => onProgress?.(done + finished), signal);
         await onGroup(start, scores);
         for (const s of scores) done += s.length;
         onProgress?.(done);
@@ -164,6 +172,7 @@ export class LlmScorer {
 
   private async scoreGroup(
     documents: TokenizedDocument[], cacheWithRows: (rows: number) => KvCache, onProgress: (finished: number) => void,
+    signal?: AbortSignal,
   ): Promise<Float64Array[][]> {
     const { trie, innerNodes, rowOfNode, pathRows } = this;
     const nodes = trie.nodeCount;
@@ -180,12 +189,13 @@ export class LlmScorer {
     const targetsPerPass = Math.max(1, Math.floor(this.maxRows / blockRows));
     const scratchBase = prefixTotal;
     const cache = cacheWithRows(Math.max(1, prefixTotal + targetsPerPass * blockRows));
-    await this.runPrefixes(cache, documents, prefixLengths, bases);
+    await this.runPrefixes(cache, documents, prefixLengths, bases, signal);
     const jobs: { doc: number; target: number }[] = [];
     documents.forEach((doc, g) => doc.targets.forEach((_, t) => jobs.push({ doc: g, target: t })));
     const results = documents.map((doc) => doc.targets.map(() => new Float64Array(trie.candidates.length)));
 
     for (let first = 0; first < jobs.length; first += targetsPerPass) {
+      signal?.throwIfAborted();
       const pass = jobs.slice(first, first + targetsPerPass);
       const rows = pass.length * blockRows;
       const ids = new Int32Array(rows);
@@ -239,13 +249,14 @@ export class LlmScorer {
   }
 
   /** The documents' prefix tokens through the model (causal, packed), filling their cache rows. */
-  private async runPrefixes(cache: KvCache, documents: TokenizedDocument[], lengths: number[], bases: number[]): Promise<void> {
+  private async runPrefixes(cache: KvCache, documents: TokenizedDocument[], lengths: number[], bases: number[], signal?: AbortSignal): Promise<void> {
     // In pieces of at most maxRows rows (a piece never splits a document's causal order: later pieces see
     // the earlier pieces' cache rows).
     let pending: { doc: number; from: number; to: number }[] = [];
     let pendingRows = 0;
     const flush = async () => {
       if (pendingRows === 0) return;
+      signal?.throwIfAborted();
       const ids = new Int32Array(pendingRows);
       const positions = new Int32Array(pendingRows);
       const cacheRows = new Int32Array(pendingRows);
@@ -278,7 +289,7 @@ export class LlmScorer {
   }
 
   /** Raw log-probabilities [person][wave][candidate] by one full forward per (person-year, candidate). */
-  async scorePeopleNaive(people: readonly PersonRecord[], onProgress?: ScoringProgress): Promise<Float64Array[][]> {
+  async scorePeopleNaive(people: readonly PersonRecord[], onProgress?: ScoringProgress, options: ScoringCallOptions = {}): Promise<Float64Array[][]> {
     const candidates = this.trie.candidates;
     const results: Float64Array[][] = [];
     let done = 0;
@@ -292,6 +303,7 @@ export class LlmScorer {
         let batchRows = 0;
         const flush = async () => {
           if (batch.length === 0) return;
+          options.signal?.throwIfAborted();
           const ids = new Int32Array(batchRows);
           const positions = new Int32Array(batchRows);
           const cacheRows = new Int32Array(batchRows);
