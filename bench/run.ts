@@ -13,6 +13,8 @@
  * 4. Scoring: prefix-shared vs naive next-occupation scoring with `small` (bench/scoring.ts).
  * 5. Training: tokens/s of full and LoRA training steps against PyTorch (same model, same run), and LoRA on
  *    `1b` with its peak RSS (bench/training.ts).
+ * 6. Event loop: perf_hooks.monitorEventLoopDelay while `small` scores, kernels on the JS thread and off it
+ *    (the default), and whether the two give bit-identical log-probabilities (bench/event-loop.ts).
  *
  * Generated models are cached under LABOR_LLM_BENCH_CACHE (default ~/.cache/labor-llm-bench), keyed by
  * preset, seed and dtype.
@@ -29,6 +31,7 @@ import { initModel, type WeightDType } from "../src/model/init.js";
 import { loadLlama } from "../src/model/load.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import { llamaCppUnavailableReason, openLlamaCppPrompt } from "./peers/llama-cpp.js";
+import { benchEventLoop } from "./event-loop.js";
 import { benchScoring } from "./scoring.js";
 import { benchTraining } from "./training.js";
 import { benchTokens, SEQUENCE_LENGTH } from "./tokens.js";
@@ -276,6 +279,10 @@ async function main(): Promise<void> {
     ratios.push(...(await benchScoring("small", cachedModel("small", "bf16").dir, THREADS)));
   }
   if (want("training")) await benchTraining({ threads: THREADS, runs: RUNS, ratios, modelDir: (preset) => cachedModel(preset, "bf16").dir });
+  if (want("event-loop")) {
+    console.log(`\n## 6. Event loop while scoring (small, bf16, ${THREADS} threads; monitorEventLoopDelay, 1 ms resolution)`);
+    ratios.push(...(await benchEventLoop(cachedModel("small", "bf16").dir, THREADS)));
+  }
   console.log("\n## Ratios");
   for (const line of ratios) console.log(`- ${line}`);
 }
