@@ -53,6 +53,8 @@ export interface DemoSizes {
   pretrainLearningRate: number;
   /** Copies (each in its own shuffled order) of the occupation-title list added to the foundation's pretraining text. */
   titleListCopies: number;
+  /** Copies of the occupation-title list mixed into the fine-tuning documents (see FinetuneRecipe). */
+  finetuneTitleListCopies: number;
 }
 
 export const DEMO_DEFAULTS: DemoSizes = {
@@ -72,6 +74,7 @@ export const DEMO_DEFAULTS: DemoSizes = {
   finetuneEvalEvery: 0,
   pretrainLearningRate: 3e-3,
   titleListCopies: 0,
+  finetuneTitleListCopies: 0,
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -139,7 +142,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     context,
     "finetune",
     foundation,
-    { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery },
+    { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
+      titleListCopies: options.finetuneTitleListCopies },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
   );
 

@@ -54,7 +54,7 @@ export interface ExperimentScale {
 const DEMO_LIKE_FOUNDATION: Omit<FoundationRecipe, "config"> = {
   preset: "demo", epochs: 3, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
 };
-const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 3, loss: "targets", evalEvery: 25 };
+const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 3, loss: "targets", evalEvery: 25, titleListCopies: 10 };
 
 /**
  * Named scales. `dev` fits a developer's session on 2 CPU cores; `gpu` is the larger run for a GPU machine;
@@ -64,7 +64,7 @@ export const EXPERIMENT_SCALES: Record<"tiny" | "dev" | "gpu", ExperimentScale> 
   tiny: {
     surveyPeople: 40, testPeople: 1, resumes: 40, extraCareers: 20, surveys: ["nlsy79", "psid"],
     foundation: { preset: "tiny", epochs: 1, learningRate: 3e-3, loss: "targets", titleListCopies: 1 },
-    smallerPreset: "tiny", finetune: { mode: "full", learningRate: 1e-3, epochs: 1, loss: "targets", evalEvery: 2 },
+    smallerPreset: "tiny", finetune: { mode: "full", learningRate: 1e-3, epochs: 1, loss: "targets", evalEvery: 2, titleListCopies: 1 },
     careerPresets: ["tiny"], careerPaperOnMain: false, bootstrapResamples: 50,
   },
   dev: {

@@ -188,6 +188,12 @@ export interface FinetuneRecipe {
   loss: LossMaskMode;
   /** Validate every N steps and keep the weights with the lowest validation loss (0: keep the last weights). */
   evalEvery: number;
+  /**
+   * Copies of the occupation-title list mixed into the fine-tuning documents (replay of the foundation's
+   * corpus): full fine-tuning otherwise pushes down the tokens of every title the survey's training split
+   * never shows (tied embeddings, Adam's per-coordinate steps), and those titles' probabilities collapse.
+   */
+  titleListCopies: number;
 }
 
 export interface FinetuneValue {
@@ -223,7 +229,10 @@ export async function fineTune(
       recipe.mode === "full"
         ? { kind: "full" }
         : { kind: "lora", lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false } };
-    const train = documentSequences(data.train, tokenizer, data.template, recipe.loss, "train");
+    const train = [
+      ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),
+      ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss),
+    ];
     const bar = trainingBar(name);
     let tokens = 0;
     const result = await trainLlama({

@@ -32,6 +32,7 @@ export const MODEL_PRESETS: Record<string, LlamaConfig> = {
   "small-gqa": preset(512, 8, 8, 2, 1376),
   "1b": preset(2048, 22, 32, 4, 5632),
   demo: { ...preset(128, 2, 4, 2, 344), tieWordEmbeddings: true },
+  "demo-deep": { ...preset(128, 4, 4, 4, 344), tieWordEmbeddings: true },
   "demo-small": { ...preset(64, 2, 2, 1, 172), tieWordEmbeddings: true },
   "tiny-llama3": {
     ...preset(64, 2, 4, 2, 176),

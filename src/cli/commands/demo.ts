@@ -49,6 +49,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     "finetune-eval-every": { type: "string" },
     "pretrain-lr": { type: "string" },
     "title-list-copies": { type: "string" },
+    "finetune-title-list-copies": { type: "string" },
     seed: { type: "string" },
     fresh: { type: "boolean" },
     ...BACKEND_FLAGS,
@@ -73,6 +74,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     finetuneEvalEvery: optionalInteger(values, "finetune-eval-every", DEMO_DEFAULTS.finetuneEvalEvery, 0),
     pretrainLearningRate: optionalNumber(values, "pretrain-lr", DEMO_DEFAULTS.pretrainLearningRate),
     titleListCopies: optionalInteger(values, "title-list-copies", DEMO_DEFAULTS.titleListCopies, 0),
+    finetuneTitleListCopies: optionalInteger(values, "finetune-title-list-copies", DEMO_DEFAULTS.finetuneTitleListCopies, 0),
     seed: optionalInteger(values, "seed", 0),
   };
   const backend = await backendFromFlags(values);
