@@ -18,6 +18,7 @@ import { expectedTensorShapes } from "./config.js";
 import { Llama, type LlamaLayerTensors, type LlamaTensors } from "./llama.js";
 import type { LoadedLlama } from "./load.js";
 import { baseWeightName, loraScaling, mergeLoraIntoWeight } from "./lora.js";
+import { checkMemory, dtypeBytes } from "./memory.js";
 import { loadLlamaWeights, type HostTensor, type LlamaWeights } from "./weights.js";
 
 const LAYER_KEYS = { q_proj: "q", k_proj: "k", v_proj: "v", o_proj: "o", gate_proj: "gate", up_proj: "up", down_proj: "down" } as const;
@@ -38,6 +39,15 @@ export function mergedLlamaTensors(backend: Backend, host: LlamaWeights, config:
     down: onBackend(layer.down),
   }));
   const scaling = loraScaling(adapter.lora);
+  // Limits before allocation (memory.ts): adapted weights become f32 copies next to the base as loaded.
+  if (backend.name === "cpu") {
+    const loaded = new Set<HostTensor>([host.embedTokens, host.norm, host.lmHead, ...host.layers.flatMap((layer) => Object.values(layer))]);
+    const merged = adapter.matrices.reduce((sum, m) => sum + 4 * host.layers[m.layer][LAYER_KEYS[m.module]].data.length, 0);
+    checkMemory(`merging a LoRA adapter (${adapter.matrices.length} weights)`, {
+      parts: { "base weights (as loaded)": [...loaded].reduce((sum, t) => sum + t.data.length * dtypeBytes(t.dtype), 0), "merged f32 weights": merged },
+      fresh: ["merged f32 weights"],
+    });
+  }
   for (const m of adapter.matrices) {
     const key = LAYER_KEYS[m.module];
     const [out, inFeatures] = host.layers[m.layer][key].shape;

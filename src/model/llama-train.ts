@@ -33,6 +33,7 @@ import { ParameterStore, parameterUnits, writeInto, type ParameterGroup, type Pa
 import { ropeInverseFrequencies } from "./rope.js";
 import type { HostTensor, LlamaWeights } from "./weights.js";
 import { initialTensorValues } from "./init.js";
+import { checkMemory, dtypeBytes, trainingActivationBytes } from "./memory.js";
 import { float32ToBfloat16, toFloat32 } from "../io/dtype.js";
 import { mix32 } from "../util/random.js";
 import {
@@ -234,7 +235,9 @@ export class TrainableLlama {
     if (!MATMUL_DTYPES.includes(matmulDtype)) throw new Error(`matmulDtype must be one of ${MATMUL_DTYPES.join(", ")}, got ${String(matmulDtype)}`);
     this.bf16Matmuls = matmulDtype === "bf16";
     this.attentionOptions = { matmulDtype };
-    this.store = new ParameterStore(be, plannedParameters(config, weights, full, this.lora, this.bf16Matmuls));
+    const planned = plannedParameters(config, weights, full, this.lora, this.bf16Matmuls);
+    if (be.name === "cpu") checkTrainingMemory(config, weights, planned, { lora: this.lora, bf16: this.bf16Matmuls, maxTokens: options.maxTokens, recompute: this.recompute });
+    this.store = new ParameterStore(be, planned);
     const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean): TrainNorm => {
       const lower = this.bf16Matmuls && matmul;
       if (!full) {
@@ -763,6 +766,41 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number): LlamaWeig
     norm: make("model.norm.weight"),
     lmHead: config.tieWordEmbeddings ? embedTokens : make("lm_head.weight"),
   };
+}
+
+/**
+ * Limits before allocation (memory.ts), before TrainableLlama makes any buffer: full training holds f32
+ * master copies of every weight, LoRA the base as loaded (mapped on the CPU; bf16 copies of its Linear
+ * weights with bf16 matmuls when the checkpoint is not bf16) and the adapters; both a gradient and AdamW's
+ * two moments per trainable element, bf16 copies of the trainable matrices with bf16 matmuls, and the
+ * per-token buffers at maxTokens.
+ */
+function checkTrainingMemory(config: LlamaConfig, weights: LlamaWeights, planned: readonly (ParameterKind & { size: number })[],
+  options: { lora: LoraConfig | null; bf16: boolean; maxTokens: number; recompute: boolean }): void {
+  const trainable = planned.reduce((sum, p) => sum + p.size, 0);
+  const copies = planned.reduce((sum, p) => sum + (p.copy ? p.size : 0), 0);
+  const parts: Record<string, number> = {};
+  const fresh = ["trainable weights", "bf16 copies", "gradients", "AdamW moments", "activations"];
+  if (options.lora) {
+    const host = new Set<HostTensor>([weights.embedTokens, weights.norm, weights.lmHead, ...weights.layers.flatMap((w) => Object.values(w))]);
+    parts["base weights (as loaded)"] = [...host].reduce((sum, t) => sum + t.data.length * dtypeBytes(t.dtype), 0);
+    if (options.bf16) {
+      const linears = weights.layers.flatMap((w) => LAYER_LINEARS.map((key) => w[key])).filter((t) => t.dtype !== "bf16");
+      parts["bf16 base copies"] = linears.reduce((sum, t) => sum + t.data.length * 2, 0);
+      fresh.push("bf16 base copies");
+    }
+  }
+  parts["trainable weights"] = 4 * trainable;
+  parts["bf16 copies"] = 2 * copies;
+  parts.gradients = 4 * trainable;
+  parts["AdamW moments"] = 8 * trainable;
+  parts.activations = trainingActivationBytes(config, options.maxTokens, {
+    recompute: options.recompute,
+    loraRank: options.lora?.rank ?? 0,
+    loraModules: options.lora?.targetModules.length ?? 0,
+    logitRows: LOGIT_CHUNK_ROWS,
+  });
+  checkMemory(`training (${options.lora ? `LoRA r=${options.lora.rank}` : "full"}, ${options.maxTokens} tokens per micro-batch)`, { parts, fresh });
 }
 
 /**

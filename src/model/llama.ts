@@ -12,6 +12,7 @@
 import type { Backend, Tensor } from "../engine/backend.js";
 import type { LlamaConfig } from "./config.js";
 import { ropeInverseFrequencies } from "./rope.js";
+import { checkMemory, forwardActivationBytes, kvCacheBytes, tensorBytes } from "./memory.js";
 
 export interface LlamaLayerTensors {
   inputNorm: Tensor;
@@ -153,6 +154,16 @@ export function decoderLayers(model: Llama, rows: DecoderRows, total: number, ca
   pass: PassTensors, attend: AttendCache): Tensor {
   const { backend: be, config: cfg, tensors: w } = model;
   const d = cfg.hiddenSize, qWidth = cfg.numHeads * cfg.headDim, kvWidth = cfg.numKvHeads * cfg.headDim;
+  // Limits before allocation (memory.ts): the pass's buffers, with the weights and cache it reads, must fit.
+  if (be.name === "cpu") {
+    checkMemory(`a forward pass over ${total} rows`, {
+      parts: {
+        weights: model.weightBytes(),
+        "KV cache": kvCacheBytes(cfg, cache.keys[0].shape[0]),
+        activations: forwardActivationBytes(cfg, total, mlpRows, Math.min(total, 256)),
+      },
+    });
+  }
   const x = pass.alloc([total, d]);
   const normed = pass.alloc([total, d]);
   const q = pass.alloc([total, qWidth]);
@@ -212,7 +223,20 @@ export class Llama {
   }
 
   newCache(capacities: readonly number[]): KvCache {
+    if (this.backend.name === "cpu") {
+      const rows = capacities.reduce((sum, c) => sum + c, 0);
+      checkMemory(`a KV cache of ${rows} rows`, {
+        parts: { weights: this.weightBytes(), "KV cache": kvCacheBytes(this.config, rows) },
+        fresh: ["KV cache"],
+      });
+    }
     return new KvCache(this.backend, this.config, capacities);
+  }
+
+  /** Bytes of this model's weights on its backend. */
+  weightBytes(): number {
+    const w = this.tensors;
+    return tensorBytes([w.embedTokens, w.norm, w.lmHead, ...w.layers.flatMap((layer) => Object.values(layer))]);
   }
 
   /**

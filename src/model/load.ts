@@ -8,6 +8,7 @@ import { readLlamaConfig } from "../io/hf-config.js";
 import { loadLlamaWeights, type HostTensor } from "./weights.js";
 import { Llama, type LlamaTensors } from "./llama.js";
 import type { LlamaConfig } from "./config.js";
+import { checkMemory, checkpointWeightDtype, llamaWeightBytes } from "./memory.js";
 
 export interface LoadedLlama {
   config: LlamaConfig;
@@ -17,6 +18,13 @@ export interface LoadedLlama {
 export function loadLlama(dir: string, backend: Backend): LoadedLlama {
   const config = readLlamaConfig(dir);
   const checkpoint = openCheckpoint(dir);
+  // Weights as loaded: the CPU backend reads them in place from the mapped file, whole, every pass (GPU
+  // backends copy them to device memory, which this host-memory check does not cover).
+  if (backend.name === "cpu") {
+    const embedding = "model.embed_tokens.weight";
+    const dtype = checkpointWeightDtype(checkpoint.has(embedding) ? checkpoint.info(embedding).dtype : undefined);
+    checkMemory(`${dir}: loading the model`, { parts: { [`weights (${dtype})`]: llamaWeightBytes(config, dtype) } });
+  }
   const host = loadLlamaWeights(checkpoint, config);
   const onBackend = (t: HostTensor) => backend.weight(t.data, t.dtype, t.shape);
   const embedTokens = onBackend(host.embedTokens);
