@@ -64,6 +64,8 @@ const AUTO_FLUSH_OPS = 256;
 class CpuStream {
   private tail: Promise<void> = Promise.resolve();
   private failure: { error: unknown } | undefined;
+  /** Batches handed to start() and not finished. */
+  private running = 0;
 
   constructor(private readonly native: NativeCpuOps) {}
 
@@ -87,18 +89,26 @@ class CpuStream {
     if (failure) throw failure.error;
   }
 
-  /** Calls `then` once everything recorded so far has run (or failed). */
+  /** Calls `then` once everything recorded so far has run (or failed): at once when nothing is pending. */
   afterRecorded(then: () => void): void {
+    if (this.running === 0 && this.native.pendingOps() === 0) {
+      then();
+      return;
+    }
     this.start();
     this.tail = this.tail.then(then);
   }
 
   /** Hands what is recorded to the worker once the batch before it is done. */
   private start(): void {
+    this.running++;
     this.tail = this.tail
       .then(() => this.native.flush())
       .catch((error: unknown) => {
         this.failure ??= { error };
+      })
+      .finally(() => {
+        this.running--;
       });
   }
 }
