@@ -63,7 +63,7 @@ export const BENCH_LORA = {
   targetModules: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
 } as const;
 
-const CONFIG: LlamaConfig = {
+export const CONFIG: LlamaConfig = {
   ...MODEL_PRESETS.small, hiddenSize: 256, numLayers: 4, numHeads: 4, numKvHeads: 4, headDim: 64, intermediateSize: 688,
 };
 const BATCH = 8;
@@ -76,9 +76,9 @@ const here = dirname(fileURLToPath(import.meta.url));
 
 const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : "–");
 
-const loraMode = (): TrainingMode => ({ kind: "lora", lora: { ...BENCH_LORA, targetModules: [...BENCH_LORA.targetModules] } });
+export const loraMode = (): TrainingMode => ({ kind: "lora", lora: { ...BENCH_LORA, targetModules: [...BENCH_LORA.targetModules] } });
 
-function toBf16Weights(w: LlamaWeights): LlamaWeights {
+export function toBf16Weights(w: LlamaWeights): LlamaWeights {
   const cast = (t: HostTensor): HostTensor => ({ dtype: "bf16", shape: t.shape, data: float32ToBfloat16(t.data as Float32Array) });
   return {
     embedTokens: cast(w.embedTokens),
@@ -147,10 +147,10 @@ class TorchPeer {
   }
 }
 
-// ---- per-op profile (bench/op-profile.ts; the CPU backend runs ops synchronously) ----
+// ---- per-op profile (bench/op-profile.ts; exact where the backend runs ops at once: `offThread: false`) ----
 
 /** One of our steps (after a warm-up step), every backend call timed: where the time goes. */
-async function profileStep(
+export async function profileStep(
   backend: Backend, threads: number, label: string, mode: TrainingMode, weights: LlamaWeights, matmulDtype: MatmulDtype = "f32",
 ): Promise<void> {
   const stats = new Map<string, OpStats>();
@@ -297,9 +297,11 @@ export async function benchTraining(context: TrainingBenchContext): Promise<void
   }
   if (process.env.BENCH_TRAIN_PROFILE !== "0") {
     console.log("\nWhere one of our steps goes (backend calls timed through a Proxy; matmul kinds: x·Wᵀ forward / dX, dY·W dX, aᵀ·b weight gradients):");
-    await profileStep(backend, threads, "full, f32", { kind: "full" }, weightsOf.f32);
-    await profileStep(backend, threads, "full, bf16 matmuls", { kind: "full" }, weightsOf.f32, "bf16");
-    await profileStep(backend, threads, "LoRA, bf16 base", loraMode(), weightsOf.bf16);
+    // Ops run at once here, so that each call's time is its kernel's (the off-thread stream only records).
+    const atOnce = createCpuBackend({ threads, offThread: false });
+    await profileStep(atOnce, threads, "full, f32", { kind: "full" }, weightsOf.f32);
+    await profileStep(atOnce, threads, "full, bf16 matmuls", { kind: "full" }, weightsOf.f32, "bf16");
+    await profileStep(atOnce, threads, "LoRA, bf16 base", loraMode(), weightsOf.bf16);
   }
   bench1b(context);
 }

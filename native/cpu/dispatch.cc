@@ -33,25 +33,30 @@ void Attention(const AttentionArgs& args) {
 }
 
 bool UseAvx512() { return SelectedIsa() >= Isa::kAvx512; }
+bool UseAvx2() { return SelectedIsa() == Isa::kAvx2; }
 
 void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
              float eps) {
   if (UseAvx512()) return avx512::RmsNorm(x, weight, weight_dtype, out, rows, dim, eps);
+  if (UseAvx2()) return avx2::RmsNorm(x, weight, weight_dtype, out, rows, dim, eps);
   scalar::RmsNorm(x, weight, weight_dtype, out, rows, dim, eps);
 }
 
 void Swiglu(const float* gate, const float* up, float* out, int64_t count) {
   if (UseAvx512()) return avx512::Swiglu(gate, up, out, count);
+  if (UseAvx2()) return avx2::Swiglu(gate, up, out, count);
   scalar::Swiglu(gate, up, out, count);
 }
 
 void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab) {
   if (UseAvx512()) return avx512::LogSoftmax(logits, out, rows, vocab);
+  if (UseAvx2()) return avx2::LogSoftmax(logits, out, rows, vocab);
   scalar::LogSoftmax(logits, out, rows, vocab);
 }
 
 void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab) {
   if (UseAvx512()) return avx512::LogSoftmaxGather(logits, targets, out, rows, vocab);
+  if (UseAvx2()) return avx2::LogSoftmaxGather(logits, targets, out, rows, vocab);
   scalar::LogSoftmaxGather(logits, targets, out, rows, vocab);
 }
 

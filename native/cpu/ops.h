@@ -66,7 +66,7 @@ struct AttentionArgs {
 namespace scalar {
 void Matmul(const MatmulArgs& args);
 void Attention(const AttentionArgs& args);
-// Plain-loop references of the vectorised elementwise ops (ops_scalar.cc); the AVX2 path uses them too.
+// Plain-loop references of the vectorised elementwise ops (ops_scalar.cc).
 void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
              float eps);
 void Swiglu(const float* gate, const float* up, float* out, int64_t count);
@@ -78,6 +78,12 @@ void Matmul(const MatmulArgs& args);
 // Machine-ceiling micro-loop (benchmarks): `iterations` × 10 independent ymm FMAs; returns the FLOPs done.
 double PeakLoop(int64_t iterations);
 void Attention(const AttentionArgs& args);
+// Vectorised forward elementwise ops (same contracts as the entry points below).
+void RmsNorm(const float* x, const void* weight, DType weight_dtype, float* out, int64_t rows, int64_t dim,
+             float eps);
+void Swiglu(const float* gate, const float* up, float* out, int64_t count);
+void LogSoftmax(const float* logits, float* out, int64_t rows, int64_t vocab);
+void LogSoftmaxGather(const float* logits, const int32_t* targets, float* out, int64_t rows, int64_t vocab);
 }  // namespace avx2
 namespace avx512 {
 void Matmul(const MatmulArgs& args);
@@ -108,7 +114,7 @@ double PeakLoop(int64_t iterations);
 }  // namespace amx
 
 // Entry points: route to the selected ISA's kernel (dispatch.cc). RmsNorm, Swiglu, LogSoftmax and
-// LogSoftmaxGather below route too (AVX-512 or the scalar reference); the other ops have one
+// LogSoftmaxGather below route too (AVX-512, AVX2 or the scalar reference); the other ops have one
 // implementation for every ISA (ops_scalar.cc; memory-bound or light enough for baseline vectorisation).
 void Matmul(const MatmulArgs& args);
 void Attention(const AttentionArgs& args);

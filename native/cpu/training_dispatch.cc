@@ -10,7 +10,7 @@ void SwigluBackward(const float* gate, const float* up, const float* d_out, floa
   switch (SelectedIsa()) {
     case Isa::kAmx:
     case Isa::kAvx512: return avx512::SwigluBackward(gate, up, d_out, d_gate, d_up, count);
-    case Isa::kAvx2:
+    case Isa::kAvx2: return avx2::SwigluBackward(gate, up, d_out, d_gate, d_up, count);
     case Isa::kScalar: return scalar::SwigluBackward(gate, up, d_out, d_gate, d_up, count);
   }
 }

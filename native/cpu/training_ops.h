@@ -43,8 +43,9 @@ void RmsNormBackward(const float* x, const void* weight, DType weight_dtype, con
 void RopeBackward(const float* d_out, const int32_t* positions, const float* inv_freq, float* dx,
                   int64_t tokens, int64_t heads, int64_t head_dim);
 // out = silu(g)·u: d_up = dy·silu(g); d_gate = dy·u·σ(g)·(1 + g·(1 − σ(g))). The entry point routes to the
-// selected ISA (training_dispatch.cc): the AVX-512 kernel (training_avx512.cc) takes σ from the same exp as
-// the AVX-512 forward (ExpPs, vec_avx512.h), the others from libm's expf (backward.cc).
+// selected ISA (training_dispatch.cc): the AVX-512 and AVX2 kernels (training_avx512.cc, training_avx2.cc)
+// take σ from the same exp as their forward (ExpPs, vec_avx512.h / vec_avx2.h), the scalar one from libm's
+// expf (backward.cc).
 void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
                     int64_t count);
 
@@ -104,6 +105,8 @@ void AttentionBackward(const AttentionBackwardArgs& args);
 void TreeAttention(const TreeAttentionArgs& args);
 }  // namespace scalar
 namespace avx2 {
+void SwigluBackward(const float* gate, const float* up, const float* d_out, float* d_gate, float* d_up,
+                    int64_t count);
 void CrossEntropy(const CrossEntropyArgs& args);
 void AttentionBackward(const AttentionBackwardArgs& args);
 void TreeAttention(const TreeAttentionArgs& args);

@@ -1,7 +1,7 @@
 // Tree attention for prefix-shared scoring, shared by the per-ISA training TUs (internal linkage as in
 // numeric.h). Query row (t, h) attends the contiguous keys [prefixStart[t], prefixEnd[t]) and then the
 // listed keys extraKeys[extraOffsets[t] .. extraOffsets[t+1]) (its trie ancestors and itself), with one
-// online softmax across both (as attention_online.h): keys go kTreeBlock at a time; the block's scores
+// online softmax across both (REFERENCE §6): keys go kTreeBlock at a time; the block's scores
 // raise the running max mx (rescaling the running sum l and acc = Σ exp(s − mx)·v by exp(old − new)),
 // then each key adds exp(s − mx) to l and exp(s − mx)·v to acc. out = acc / l; no keys gives zeros.
 // With every extra list empty this is exactly `attention` over [prefixStart, prefixEnd).
