@@ -29,7 +29,7 @@
 //   PackPanel(p, b, b_offset, n0, rows, s0, steps, dst)   Bp of one group (rows ≤ kNr valid, rest zero)
 //   InPlace(p)                    whether transB B rows can be read in place (dtype and K allow it)
 //   WriteBack(p, ct, ct_stride, out, rows, cols)   out[i][j] (+)= alpha · ct[j][i] for i < rows, j < cols
-//                                 (out rows at stride p.n), as ScalarWriteBack below
+//                                 (out rows at stride p.n; ct_stride = kMb)
 #pragma once
 #include <cstdint>
 
@@ -48,18 +48,6 @@ constexpr int kScratchPanel = 5;
 
 inline int64_t CeilDiv(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
 inline int64_t Min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-inline void ScalarWriteBack(const MatmulArgs& p, const float* ct, int64_t ct_stride, float* out, int64_t rows,
-                            int64_t cols) {
-  for (int64_t i = 0; i < rows; i++) {
-    float* dst = out + i * p.n;
-    if (p.accumulate) {
-      for (int64_t j = 0; j < cols; j++) dst[j] += p.alpha * ct[j * ct_stride + i];
-    } else {
-      for (int64_t j = 0; j < cols; j++) dst[j] = p.alpha * ct[j * ct_stride + i];
-    }
-  }
-}
 
 /** K = 0: nothing to multiply, the product is zero (out unchanged when accumulating). */
 inline void ZeroProductUnlessAccumulating(const MatmulArgs& p) {

@@ -170,9 +170,31 @@ struct KernelF32 {
     }
   }
 
+  // out[i][j] (+)= alpha · ct[j][i], 8 × 8 blocks transposed in registers (ct_stride is a multiple of 8).
   static void WriteBack(const MatmulArgs& p, const float* ct, int64_t ct_stride, float* out, int64_t rows,
                         int64_t cols) {
-    ScalarWriteBack(p, ct, ct_stride, out, rows, cols);
+    const __m256 alpha = _mm256_set1_ps(p.alpha);
+    for (int64_t j0 = 0; j0 < cols; j0 += 8) {
+      const int64_t valid = cols - j0;
+      const __m256i mask = VecTailMask(valid < 8 ? valid : 8);
+      for (int64_t i0 = 0; i0 < rows; i0 += 8) {
+        __m256 block[8];
+        // Rows of ct past `cols` hold padding (or stale values): read row 0 instead, never stored.
+        for (int64_t j = 0; j < 8; j++) block[j] = _mm256_loadu_ps(ct + (j0 + j < cols ? j0 + j : 0) * ct_stride + i0);
+        Transpose8(block);
+        for (int64_t i = 0; i < 8 && i0 + i < rows; i++) {
+          float* dst = out + (i0 + i) * p.n + j0;
+          __m256 product = _mm256_mul_ps(alpha, block[i]);
+          if (valid >= 8) {
+            if (p.accumulate) product = _mm256_add_ps(_mm256_loadu_ps(dst), product);
+            _mm256_storeu_ps(dst, product);
+          } else {
+            if (p.accumulate) product = _mm256_add_ps(_mm256_maskload_ps(dst, mask), product);
+            _mm256_maskstore_ps(dst, mask, product);
+          }
+        }
+      }
+    }
   }
 };
 
