@@ -27,6 +27,9 @@ const options: DemoOptions = {
   testPeople: 2,
   pretrainLoss: "targets",
   finetuneLoss: "all",
+  titleListCopies: 1,
+  finetuneTitleListCopies: 1,
+  finetuneEvalEvery: 2,
   log: () => {},
 };
 

@@ -51,10 +51,11 @@ export interface ExperimentScale {
   bootstrapResamples: number;
 }
 
+/** The recipe found by experiments/recipe/ (see its README for what was tried). */
 const DEMO_LIKE_FOUNDATION: Omit<FoundationRecipe, "config"> = {
-  preset: "demo", epochs: 3, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
+  preset: "demo", epochs: 5, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
 };
-const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 3, loss: "targets", evalEvery: 25, titleListCopies: 10 };
+const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 4, loss: "targets", evalEvery: 25, titleListCopies: 10 };
 
 /**
  * Named scales. `dev` fits a developer's session on 2 CPU cores; `gpu` is the larger run for a GPU machine;
@@ -68,7 +69,7 @@ export const EXPERIMENT_SCALES: Record<"tiny" | "dev" | "gpu", ExperimentScale> 
     careerPresets: ["tiny"], careerPaperOnMain: false, bootstrapResamples: 50,
   },
   dev: {
-    surveyPeople: 1000, testPeople: 30, resumes: 2000, extraCareers: 2000, surveys: ["nlsy79", "nlsy97", "psid"],
+    surveyPeople: 1000, testPeople: 50, resumes: 2000, extraCareers: 2000, surveys: ["nlsy79", "nlsy97", "psid"],
     foundation: DEMO_LIKE_FOUNDATION, smallerPreset: "demo-small", finetune: FULL_FINETUNE,
     careerPresets: ["small"], careerPaperOnMain: true, bootstrapResamples: 1000,
   },

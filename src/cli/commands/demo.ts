@@ -12,22 +12,33 @@ export const DEMO_HELP = `labor-llm demo [--out DIR] [--people N] [--resumes N] 
 
 The LABOR-LLM method end to end on built-in synthetic data whose true transition probabilities are known:
   1. generates an NLSY79-like survey panel (split by person) and a resumes corpus (another population)
-  2. creates a foundation Llama and pretrains it on the resume documents
-  3. LoRA fine-tunes it on the survey's training documents (the FT-LLM)
+  2. creates a foundation Llama and pretrains it on the resume documents and the occupation-title list
+  3. fine-tunes it on the survey's training documents (the FT-LLM; full fine-tuning by default, the weights
+     with the lowest validation loss kept)
   4. scores the test split with every model: oracle (the truth), Markov, logit, CAREER, off-the-shelf LLM, FT-LLM
   5. prints one comparison table and writes DIR/report/ (metrics.md/json/csv, groups.csv, report.html)
-Finished steps are cached by a hash of their inputs and reused by a rerun.
+Finished steps are cached by a hash of their inputs and reused by a rerun. The defaults are the recipe found
+by experiments/recipe/ (its README lists every run).
   --out DIR            working directory (default ./labor-llm-demo)
   --people N           survey people (default ${DEMO_DEFAULTS.people})
   --resumes N          resumes-corpus people (default ${DEMO_DEFAULTS.resumes})
   --model-preset NAME  foundation Llama: ${presetNames().join(", ")} (default ${DEMO_DEFAULTS.modelPreset})
   --career-preset NAME CAREER size: ${CAREER_PRESET_NAMES.join(", ")} (default ${DEMO_DEFAULTS.careerPreset})
   --pretrain-epochs N  foundation pretraining epochs over the resumes (default ${DEMO_DEFAULTS.pretrainEpochs})
-  --finetune-epochs N  LoRA epochs over the survey's training split (default ${DEMO_DEFAULTS.finetuneEpochs})
+  --pretrain-lr X      peak learning rate of the pretraining (cosine to a tenth) (default ${DEMO_DEFAULTS.pretrainLearningRate})
+  --title-list-copies N  copies of the occupation-title list in the pretraining corpus, each in its own
+                       shuffled order: a real foundation model has read every title (default ${DEMO_DEFAULTS.titleListCopies})
+  --finetune-mode M    full (every weight) | lora (r=16, alpha 32, all projections) (default ${DEMO_DEFAULTS.finetuneMode})
+  --finetune-epochs N  fine-tuning epochs over the survey's training split (default ${DEMO_DEFAULTS.finetuneEpochs})
+  --finetune-lr X      peak learning rate of the fine-tuning (cosine to a tenth) (default ${DEMO_DEFAULTS.finetuneLearningRate})
+  --finetune-eval-every N  validate every N steps and score the weights with the lowest validation loss
+                       (0: the last weights) (default ${DEMO_DEFAULTS.finetuneEvalEvery})
+  --finetune-title-list-copies N  copies of the title list mixed into the fine-tuning documents: without them
+                       full fine-tuning pushes down every title the training split never shows (default ${DEMO_DEFAULTS.finetuneTitleListCopies})
   --test-people N      test-split people every model scores (default ${DEMO_DEFAULTS.testPeople}; LLM scoring is the slow step)
   --pretrain-loss L    all (every token: the plain next-token objective) | targets (only each year's outcome
                        text, what scoring reads: ~2× faster steps that learn titles sooner) (default ${DEMO_DEFAULTS.pretrainLoss})
-  --finetune-loss L    all | targets, as --pretrain-loss, for the LoRA fine-tuning (default ${DEMO_DEFAULTS.finetuneLoss})
+  --finetune-loss L    all | targets, as --pretrain-loss, for the fine-tuning (default ${DEMO_DEFAULTS.finetuneLoss})
   --seed N             seed of data, initialisation and training (default 0)
   --fresh              delete DIR first instead of reusing finished steps
 ${BACKEND_HELP}`;
