@@ -53,7 +53,7 @@ export interface ExperimentScale {
 
 /** The recipe found by experiments/recipe/ (see its README for what was tried). */
 const DEMO_LIKE_FOUNDATION: Omit<FoundationRecipe, "config"> = {
-  preset: "demo", epochs: 5, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
+  preset: "demo", epochs: 8, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
 };
 const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 4, loss: "targets", evalEvery: 25, titleListCopies: 10 };
 
