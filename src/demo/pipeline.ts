@@ -18,13 +18,14 @@ import { MODEL_PRESETS } from "../model/presets.js";
 import { documentTemplate, type LossMaskMode } from "../text/documents.js";
 import { OraclePredictor } from "../score/baselines/oracle.js";
 import { fitMarkovTuned } from "../score/baselines/markov.js";
-import { LogitPredictor } from "../score/baselines/logit.js";
-import { trainCareerBaseline } from "../score/baselines/career.js";
 import { evaluateFiles, writeEvaluationReport } from "../report/write.js";
 import type { ModelMetrics } from "../score/metrics.js";
 import type { CareerPresetName } from "../model/career.js";
-import { ProgressBar, formatSeconds } from "../util/progress.js";
-import { fineTune, llmPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey, type StageContext } from "../experiment/stages.js";
+import { formatSeconds } from "../util/progress.js";
+import {
+  careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
+  type StageContext,
+} from "../experiment/stages.js";
 
 export interface DemoSizes {
   /** Survey people (nlsy79 profile); split 80/10/10 by person. */
@@ -157,29 +158,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
   };
   await scoreWith("oracle", {}, async () => new OraclePredictor("nlsy79", taxonomy));
   await scoreWith("markov", {}, async () => fitMarkovTuned(data.train, data.valid, undefined, taxonomy));
-  await scoreWith("logit", { l2: 1e-3, iterations: 50 }, async () => {
-    const bar = new ProgressBar("logit L-BFGS", 50, " iterations");
-    const logit = LogitPredictor.fit(data.train, { l2: 1e-3, maxIterations: 50, taxonomy, onIteration: (i) => bar.update(i) });
-    bar.finish();
-    return logit;
-  });
-  await scoreWith("career", { preset: options.careerPreset }, async () => {
-    let bar: ProgressBar | undefined;
-    const career = await trainCareerBaseline({
-      survey: { train: data.train, valid: data.valid },
-      resumes: data.resumes,
-      preset: options.careerPreset,
-      seed,
-      backend,
-      taxonomy,
-      onProgress: (p) => {
-        bar ??= new ProgressBar(`CAREER ${p.phase}`, p.totalSteps, " steps");
-        bar.update(p.step);
-      },
-    });
-    bar?.finish();
-    return career.predictor;
-  });
+  await scoreWith("logit", { ...LOGIT_SETTINGS }, logitPredictor("logit", data.train));
+  await scoreWith("career", { preset: options.careerPreset }, careerPredictor(context, "CAREER", options.careerPreset, data, data.resumes));
   await scoreWith("off-the-shelf-llm", { foundation: foundation.key }, llmPredictor(context, "off-the-shelf LLM", foundation, TEMPLATE));
   await scoreWith("ft-llm", { finetune: finetune.key }, llmPredictor(context, "FT-LLM", foundation, TEMPLATE, finetune));
 

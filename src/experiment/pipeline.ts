@@ -20,11 +20,9 @@ import type { CareerPresetName } from "../model/career.js";
 import { documentTemplate, type TemplateName } from "../text/documents.js";
 import { OraclePredictor } from "../score/baselines/oracle.js";
 import { fitMarkovTuned } from "../score/baselines/markov.js";
-import { LogitPredictor } from "../score/baselines/logit.js";
-import { trainCareerBaseline } from "../score/baselines/career.js";
-import { ProgressBar, formatSeconds } from "../util/progress.js";
+import { formatSeconds } from "../util/progress.js";
 import {
-  fineTune, llmPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
+  careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
   type FinetuneRecipe, type FinetuneValue, type FoundationRecipe, type FoundationValue, type StageContext,
 } from "./stages.js";
 import type { StepResult } from "./steps.js";
@@ -146,27 +144,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     };
     await score("oracle", {}, async () => new OraclePredictor(profile, taxonomy));
     await score("markov", {}, async () => fitMarkovTuned(survey.train, survey.valid, undefined, taxonomy));
-    await score("logit", { l2: 1e-3, iterations: 50 }, async () => {
-      const bar = new ProgressBar(`${profile} logit L-BFGS`, 50, " iterations");
-      const logit = LogitPredictor.fit(survey.train, { l2: 1e-3, maxIterations: 50, taxonomy, onIteration: (i) => bar.update(i) });
-      bar.finish();
-      return logit;
-    });
+    await score("logit", { ...LOGIT_SETTINGS }, logitPredictor(`${profile} logit`, survey.train));
     const careerPresets: CareerPresetName[] = [...scale.careerPresets];
     if (scale.careerPaperOnMain && profile === mainSurvey && !careerPresets.includes("paper")) careerPresets.push("paper");
     for (const preset of careerPresets) {
-      await score(`CAREER (${preset})`, { preset, resumes: corpus.key }, async () => {
-        let bar: ProgressBar | undefined;
-        const career = await trainCareerBaseline({
-          survey: { train: survey.train, valid: survey.valid }, resumes, preset, seed, backend, taxonomy,
-          onProgress: (p) => {
-            bar ??= new ProgressBar(`${profile} CAREER (${preset}) ${p.phase}`, p.totalSteps, " steps");
-            bar.update(p.step);
-          },
-        });
-        bar?.finish();
-        return career.predictor;
-      });
+      await score(`CAREER (${preset})`, { preset, resumes: corpus.key }, careerPredictor(context, `${profile} CAREER (${preset})`, preset, survey, resumes));
     }
     await score("off-the-shelf LLM", { foundation: foundation.key }, llmPredictor(context, "off-the-shelf LLM", foundation, defaultTemplate));
     const surveyData = { key: dataKey, train: survey.train, valid: survey.valid, template: defaultTemplate };

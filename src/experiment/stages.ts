@@ -31,6 +31,9 @@ import { trainLlama } from "../train/loop.js";
 import { ADAMW_DEFAULTS } from "../train/optimizer.js";
 import { LlmScorer } from "../score/llm-scorer.js";
 import { LlmPredictor, type Predictor } from "../score/predictor.js";
+import { LogitPredictor } from "../score/baselines/logit.js";
+import { trainCareerBaseline } from "../score/baselines/career.js";
+import type { CareerPresetName } from "../model/career.js";
 import { predictionHeader, predictionRecords, writePredictions } from "../score/predictions.js";
 import { ProgressBar } from "../util/progress.js";
 import { SeededRandom } from "../util/random.js";
@@ -319,5 +322,42 @@ export function llmPredictor(
         ? loadLlama(finetuned.value.weightsDir, context.backend)
         : loadLlamaWithAdapter(foundationDir, finetuned.value.weightsDir, context.backend);
     return new LlmPredictor(name, new LlmScorer(model, Tokenizer.fromDirectory(foundationDir), { template, taxonomy: occupationTaxonomy() }));
+  };
+}
+
+/** The multinomial logit's settings (part of its predictions' cache key). */
+export const LOGIT_SETTINGS = { l2: 1e-3, iterations: 50 } as const;
+
+/** The multinomial logit baseline fitted on `train`, with a progress bar labelled `label`. */
+export function logitPredictor(label: string, train: readonly PersonRecord[]): () => Promise<Predictor> {
+  return async () => {
+    const bar = new ProgressBar(`${label} L-BFGS`, LOGIT_SETTINGS.iterations, " iterations");
+    const logit = LogitPredictor.fit(train, {
+      l2: LOGIT_SETTINGS.l2, maxIterations: LOGIT_SETTINGS.iterations, taxonomy: occupationTaxonomy(), onIteration: (i) => bar.update(i),
+    });
+    bar.finish();
+    return logit;
+  };
+}
+
+/** CAREER of `preset`, pretrained on `resumes` and fine-tuned on the survey (best validation epoch kept). */
+export function careerPredictor(
+  context: StageContext,
+  label: string,
+  preset: CareerPresetName,
+  survey: { train: readonly PersonRecord[]; valid: readonly PersonRecord[] },
+  resumes: readonly PersonRecord[],
+): () => Promise<Predictor> {
+  return async () => {
+    let bar: ProgressBar | undefined;
+    const career = await trainCareerBaseline({
+      survey, resumes, preset, seed: context.seed, backend: context.backend, taxonomy: occupationTaxonomy(),
+      onProgress: (p) => {
+        bar ??= new ProgressBar(`${label} ${p.phase}`, p.totalSteps, " steps");
+        bar.update(p.step);
+      },
+    });
+    bar?.finish();
+    return career.predictor;
   };
 }
