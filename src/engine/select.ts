@@ -4,6 +4,7 @@
  * lavapipe, SwiftShader): it runs the WGSL kernels correctly but far slower than the native CPU kernels, so it
  * is used only when asked for (`--backend webgpu`).
  */
+import { readdirSync } from "node:fs";
 import type { Backend } from "./backend.js";
 import { createCpuBackend } from "./cpu/backend.js";
 import { createCudaBackend, cudaStatus, describeCudaProbe } from "./cuda/backend.js";
@@ -67,15 +68,33 @@ export async function probeBackends(): Promise<BackendAvailability[]> {
   ];
 }
 
+/**
+ * Whether a GPU that WebGPU could drive may be present. On Linux every GPU driver (Mesa's and NVIDIA's) exposes
+ * a DRM render node, /dev/dri/renderD*; without one only a software adapter can exist, which `auto` passes
+ * over anyway — and probing it makes Dawn print driver warnings on every command ("Couldn't load Vulkan",
+ * lavapipe's "maxDynamic… reduced"), which read like errors. Other platforms (Metal, D3D12) are probed.
+ */
+export function mayHaveGpu(platform: NodeJS.Platform = process.platform, driDirectory = "/dev/dri"): boolean {
+  if (platform !== "linux") return true;
+  try {
+    return readdirSync(driDirectory).some((entry) => entry.startsWith("renderD"));
+  } catch {
+    return false;
+  }
+}
+
 export async function createBackend(name: BackendName, options: BackendOptions = {}): Promise<Backend> {
   if (!BACKEND_NAMES.includes(name)) {
     throw new Error(`--backend: unknown backend "${name}" (choose one of ${BACKEND_NAMES.join(", ")})`);
   }
-  if (name === "cpu") return createCpuBackend({ isa: options.isa, threads: options.threads });
+  const cpu = () => createCpuBackend({ isa: options.isa, threads: options.threads });
+  if (name === "cpu") return cpu();
+  // auto on a machine without a GPU: the answer is the CPU; no WebGPU probe (and none of Dawn's warnings).
+  if (name === "auto" && !probeCuda().available && !mayHaveGpu()) return cpu();
   const probes = await probeBackends();
   const pick = name === "auto" ? probes.find((p) => p.available && p.preferred)! : probes.find((p) => p.name === name)!;
   if (!pick.available) throw new Error(`--backend ${name}: unavailable: ${pick.reason}`);
   if (pick.name === "webgpu") return WebGpuBackend.create();
   if (pick.name === "cuda") return createCudaBackend();
-  return createCpuBackend({ isa: options.isa, threads: options.threads });
+  return cpu();
 }
