@@ -61,6 +61,7 @@ describe("bootstrap by person", () => {
     const metrics = computeMetrics("A", CODES, recordsA);
     expect(BOOTSTRAP_STATISTICS.perplexity(people, ones)).toBeCloseTo(metrics.perplexity, 12);
     expect(BOOTSTRAP_STATISTICS.transitionPerplexity(people, ones)).toBeCloseTo(metrics.transitionPerplexity, 12);
+    expect(BOOTSTRAP_STATISTICS.transitionLogLoss(people, ones)).toBeCloseTo(Math.log(metrics.transitionPerplexity), 12);
     expect(BOOTSTRAP_STATISTICS.accuracyAt1(people, ones)).toBeCloseTo(metrics.accuracyAt1, 12);
     expect(BOOTSTRAP_STATISTICS.eceTop1(people, ones)).toBeCloseTo(metrics.calibrationTop1.ece, 12);
     expect(BOOTSTRAP_STATISTICS.stayLogLoss(people, ones)).toBeCloseTo(metrics.stay.logLoss, 12);

@@ -182,7 +182,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored), ` +
       `${scale.resumes} resumes, ${scale.extraCareers} extra careers; foundation ${scale.foundation.preset}, smaller ${scale.smallerPreset}; ` +
       `fine-tuning ${scale.finetune.mode}, lr ${scale.finetune.learningRate}, ${scale.finetune.epochs} epochs, best validation kept; ` +
-      `seed ${seed}; ${backend.describe()}; pipeline time ${formatSeconds(seconds)}.`,
+      `seed ${seed}; ${backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`,
   });
   return report;
 }

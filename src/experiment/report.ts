@@ -29,9 +29,10 @@ const TABLE_STATISTICS = [
   { key: "laborForceLogLoss", header: "LF log loss", digits: 4 },
 ] as const;
 
-/** Paired comparisons are made on these statistics (lower is better for all four). */
+/** Paired comparisons are made on these statistics (lower is better for all five). */
 const PAIRED_STATISTICS = [
   { key: "logLoss", label: "mean log loss (nats per person-year)" },
+  { key: "transitionLogLoss", label: "mean log loss on transitions" },
   { key: "eceTop1", label: "ECE top-1" },
   { key: "stayLogLoss", label: "stay/move log loss" },
   { key: "laborForceLogLoss", label: "labour-force log loss" },

@@ -38,7 +38,8 @@ export function perplexityChart(metrics: readonly ModelMetrics[]): string {
     { title: "Perplexity (transitions only)", value: (m) => m.transitionPerplexity },
   ];
   const barHeight = 18;
-  const labelWidth = 150;
+  // Wide enough for the longest model name (~7 px per character at 12 px sans-serif).
+  const labelWidth = Math.max(150, 10 + 7 * Math.max(...metrics.map((m) => m.model.length)));
   const plotWidth = 300;
   const panelWidth = labelWidth + plotWidth + 70;
   const height = 40 + metrics.length * (barHeight + 6) + 30;

@@ -109,6 +109,7 @@ export const BOOTSTRAP_STATISTICS: Record<string, PeopleStatistic> = {
   perplexity: (people, weights) => Math.exp(ratio((p) => p.logLoss, (p) => p.personYears)(people, weights)),
   logLoss: ratio((p) => p.logLoss, (p) => p.personYears),
   transitionPerplexity: (people, weights) => Math.exp(ratio((p) => p.transitionLogLoss, (p) => p.transitions)(people, weights)),
+  transitionLogLoss: ratio((p) => p.transitionLogLoss, (p) => p.transitions),
   accuracyAt1: ratio((p) => p.top1, (p) => p.personYears),
   eceTop1: (people, weights) => {
     let total = 0;
