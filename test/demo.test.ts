@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { DEMO_DEFAULTS, runDemoPipeline, type DemoOptions } from "../src/demo/pipeline.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { REPORT_FILES } from "../src/report/write.js";
+import { EXPERIMENT_REPORT_FILES } from "../src/experiment/report.js";
 
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-demo-"));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
@@ -46,6 +47,8 @@ describe("labor-llm demo (reduced size)", () => {
     expect(result.table).toMatch(/\| model \|/);
     for (const name of names) expect(result.table).toContain(`| ${name} |`);
     for (const file of REPORT_FILES) expect(existsSync(join(result.reportDir, file))).toBe(true);
+    for (const file of EXPERIMENT_REPORT_FILES) expect(existsSync(join(result.reportDir, "paired", file))).toBe(true);
+    expect(result.table).toMatch(/FT-LLM − markov: Δ -?\d/);
   }, 300_000);
 
   it("a rerun reuses every finished step", async () => {

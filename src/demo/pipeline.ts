@@ -19,6 +19,7 @@ import { documentTemplate, type LossMaskMode } from "../text/documents.js";
 import { OraclePredictor } from "../score/baselines/oracle.js";
 import { fitMarkovTuned } from "../score/baselines/markov.js";
 import { evaluateFiles, writeEvaluationReport } from "../report/write.js";
+import { writeExperimentReport } from "../experiment/report.js";
 import type { ModelMetrics } from "../score/metrics.js";
 import type { CareerPresetName } from "../model/career.js";
 import { formatSeconds } from "../util/progress.js";
@@ -175,5 +176,13 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       `pipeline time ${formatSeconds(seconds)}.`,
     sources: predictionFiles,
   });
-  return { metrics, table, reportDir, seconds };
+  // The experiment's report over the same files: intervals by person and the paired differences.
+  const labels = ["oracle", "markov", "logit", `CAREER (${options.careerPreset})`, "off-the-shelf LLM", "FT-LLM"];
+  const paired = await writeExperimentReport(join(reportDir, "paired"), {
+    scored: predictionFiles.map((path, i) => ({ survey: "nlsy79", model: labels[i], path, seconds: 0 })),
+    mainSurvey: "nlsy79", foundations: [], smallerPreset: "", largerPreset: "", resamples: 1000, seed,
+    note: `The demo's predictions (${data.test.length} test people) with 95% bootstrap intervals by person.`,
+  });
+  const findings = paired.findings.filter((f) => f.includes("mean log loss (nats per person-year)"));
+  return { metrics, table: `${table}\n\nPaired 95% intervals by person (report/paired/report.md):\n${findings.map((f) => `- ${f}`).join("\n")}`, reportDir, seconds };
 }

@@ -16,7 +16,8 @@ The LABOR-LLM method end to end on built-in synthetic data whose true transition
   3. fine-tunes it on the survey's training documents (the FT-LLM; full fine-tuning by default, the weights
      with the lowest validation loss kept)
   4. scores the test split with every model: oracle (the truth), Markov, logit, CAREER, off-the-shelf LLM, FT-LLM
-  5. prints one comparison table and writes DIR/report/ (metrics.md/json/csv, groups.csv, report.html)
+  5. prints one comparison table and writes DIR/report/ (metrics.md/json/csv, groups.csv, report.html) and
+     DIR/report/paired/ (95% bootstrap intervals by person and paired differences, as labor-llm experiment)
 Finished steps are cached by a hash of their inputs and reused by a rerun. The defaults are the recipe found
 by experiments/recipe/ (its README lists every run).
   --out DIR            working directory (default ./labor-llm-demo)
