@@ -5,7 +5,7 @@
  * layouts; 3 shards run as separate processes and merged equal one run; the journal's torn-record
  * detection, the shard cut and merge's checks in-process.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +18,7 @@ import { createBackend, LlmScorer, loadLlama, predictionHeader, scoreToFile, Tok
 import { encodePerson, JournalWriter, readJournal } from "../src/score/journal.js";
 import { mergePredictionShards, parseShard, shardRange } from "../src/score/shards.js";
 import { makeRandom } from "./op-suite.js";
+import { killSeed, runChild, type Finished } from "./child-process.js";
 
 const bin = join(__dirname, "..", "bin", "labor-llm.js");
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-score-resume-"));
@@ -25,33 +26,12 @@ const modelDir = join(workDir, "tiny");
 const panelPath = join(workDir, "panel.csv");
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
-/** Seed of the random kill points (printed in failures; set LABOR_TEST_SEED to replay one). */
-const seed = Number(process.env.LABOR_TEST_SEED ?? Date.now() % 1e6);
+const seed = killSeed;
 
 function scoreArgs(out: string, extra: string[] = []): string[] {
   return [bin, "score", "--model", modelDir, "--panel", panelPath, "--split", "all", "--out", out, "--documents", "2", "--threads", "1", "--backend", "cpu", ...extra];
 }
 
-interface Finished {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Run the CLI as a child; `killAfterMs` sends it SIGKILL from outside after that long. */
-function runChild(args: string[], env: Record<string, string> = {}, killAfterMs?: number): Promise<Finished> {
-  const child = spawn(process.execPath, args, { env: { ...process.env, CI: "1", ...env } });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), killAfterMs);
-  return new Promise((resolve) => child.on("close", (status, signal) => {
-    clearTimeout(timer);
-    resolve({ status, signal, stdout, stderr });
-  }));
-}
 
 beforeAll(() => {
   expect(spawnSync(process.execPath, [bin, "model", "init", "--config", "tiny", "--seed", "1", "--out", modelDir], { encoding: "utf8" }).status).toBe(0);

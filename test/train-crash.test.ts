@@ -5,13 +5,14 @@
  * final weights and log, bit for bit; a full disk (an injected ENOSPC) during a checkpoint write fails with
  * one clear line and leaves the previous checkpoint in place, from which --resume finishes the same run.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseWriteFault, WRITE_FAULT_ENV } from "../src/io/fault-injection.js";
 import { makeRandom } from "./op-suite.js";
+import { killSeed, runChild } from "./child-process.js";
 
 const bin = join(__dirname, "..", "bin", "labor-llm.js");
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-train-crash-"));
@@ -19,8 +20,7 @@ const modelDir = join(workDir, "tiny");
 const documents = join(workDir, "docs.jsonl");
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
-/** Seed of the random kill points (printed in failures; set LABOR_TEST_SEED to replay one). */
-const seed = Number(process.env.LABOR_TEST_SEED ?? Date.now() % 1e6);
+const seed = killSeed;
 
 /** 8 LoRA steps, a checkpoint every 2, validation (and a best/ copy) every 4. */
 const trainArgs = (out: string, resume: boolean) => [bin, "train", "--model", modelDir, "--out", out, "--documents", documents,
@@ -28,25 +28,6 @@ const trainArgs = (out: string, resume: boolean) => [bin, "train", "--model", mo
   "--lora-rank", "4", "--lora-alpha", "8", "--targets", "q_proj,v_proj,down_proj", "--lr", "1e-3", "--batch-tokens", "600",
   "--threads", "1", "--backend", "cpu", ...(resume ? ["--resume"] : [])];
 
-interface Finished {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runChild(args: string[], env: Record<string, string> = {}, killAfterMs?: number): Promise<Finished> {
-  const child = spawn(process.execPath, args, { env: { ...process.env, CI: "1", ...env } });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  const timer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill("SIGKILL"), killAfterMs);
-  return new Promise((resolve) => child.on("close", (status, signal) => {
-    clearTimeout(timer);
-    resolve({ status, signal, stdout, stderr });
-  }));
-}
 
 /** Every file of a directory tree (links followed), by relative path. */
 function files(dir: string, prefix = ""): Map<string, Buffer> {
