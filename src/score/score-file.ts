@@ -43,6 +43,11 @@ export interface ScoreFileOptions {
   onProgress?: (personYearsDone: number) => void;
   /** Called once the journal has been read: what a resumed run finds already done. */
   onResume?: (resumed: ResumeInfo) => void;
+  /**
+   * Stops the run between passes through the model (the call rejects with the signal's reason); every person
+   * finished so far stays in the journal, and `resume: true` continues from there.
+   */
+  signal?: AbortSignal;
 }
 
 export interface ResumeInfo {
@@ -155,12 +160,12 @@ export async function scoreToFile(options: ScoreFileOptions): Promise<ScoreFileR
       let sinceRestart = 0;
       for (let offset = 0; offset < remaining.length; offset += groupSize) {
         const group = remaining.slice(offset, offset + groupSize);
-        onGroup(offset, await scorer.scorePeopleNaive(group, (n) => report(sinceRestart + n)));
+        onGroup(offset, await scorer.scorePeopleNaive(group, (n) => report(sinceRestart + n), { signal: options.signal }));
         sinceRestart += yearsOf(group);
         report(sinceRestart);
       }
     } else if (remaining.length > 0) {
-      await scorer.scorePeopleInGroups(remaining, onGroup, report);
+      await scorer.scorePeopleInGroups(remaining, onGroup, report, { signal: options.signal });
     }
   } finally {
     writer.close();
