@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
 # The fine-tuning recipe sweep of experiments/recipe/README.md: each run is `labor-llm demo` with one recipe,
-# scoring the first 12 test people (278 person-years) so a run takes minutes; all runs share one working
-# directory, so the data, the baselines and a foundation that two runs share are computed once.
+# every recipe flag given explicitly (the demo's defaults have since become run G), scoring the first 12 test
+# people (278 person-years; K: 50) so a run takes minutes; all runs share one working directory, so the data,
+# the baselines and a foundation that two runs share are computed once.
 # Usage: experiments/recipe/sweep.sh [OUT_DIR]   (from the repository root, after `npm ci`)
 set -euo pipefail
 out="${1:-labor-llm-recipe-sweep}"
 run() {
-  local name=$1; shift
+  local name=$1 people=$2; shift 2
   echo "=== $name: $*"
-  node bin/labor-llm.js demo --out "$out" --test-people 12 "$@" | grep -E '^\| (oracle|markov|logit|career|off-the-shelf LLM|FT-LLM) '
+  node bin/labor-llm.js demo --out "$out" --test-people "$people" "$@" | grep -E '^\| (oracle|markov|logit|career|off-the-shelf LLM|FT-LLM) '
 }
+pre3="--pretrain-epochs 3"
+lora="--finetune-mode lora --finetune-lr 3e-3 --finetune-epochs 2 --finetune-eval-every 0 --finetune-title-list-copies 0"
 full="--finetune-mode full --finetune-lr 1e-3 --finetune-eval-every 25"
-run A0 --title-list-copies 0 --finetune-mode lora
-run A  --title-list-copies 20 --finetune-mode lora
-run B  --title-list-copies 20 $full --finetune-epochs 2
-run C  --title-list-copies 20 $full --finetune-epochs 4
-run D  --title-list-copies 20 --finetune-mode full --finetune-lr 3e-3 --finetune-eval-every 25 --finetune-epochs 4
-run F  --title-list-copies 20 $full --finetune-epochs 4 --finetune-title-list-copies 10
-run E1 --title-list-copies 20 --model-preset demo-deep --finetune-mode lora
-run E2 --title-list-copies 20 --model-preset demo-deep $full --finetune-epochs 4 --finetune-title-list-copies 10
-run H  --title-list-copies 20 $full --finetune-epochs 6 --finetune-title-list-copies 10
-run G  --title-list-copies 20 --pretrain-epochs 5 $full --finetune-epochs 4 --finetune-title-list-copies 10
-run I  --title-list-copies 60 $full --finetune-epochs 4 --finetune-title-list-copies 10
+run A0 12 --title-list-copies 0 $pre3 $lora
+run A  12 --title-list-copies 20 $pre3 $lora
+run B  12 --title-list-copies 20 $pre3 $full --finetune-epochs 2 --finetune-title-list-copies 0
+run C  12 --title-list-copies 20 $pre3 $full --finetune-epochs 4 --finetune-title-list-copies 0
+run D  12 --title-list-copies 20 $pre3 --finetune-mode full --finetune-lr 3e-3 --finetune-eval-every 25 --finetune-epochs 4 --finetune-title-list-copies 0
+run F  12 --title-list-copies 20 $pre3 $full --finetune-epochs 4 --finetune-title-list-copies 10
+run E1 12 --title-list-copies 20 $pre3 --model-preset demo-deep $lora
+run E2 12 --title-list-copies 20 $pre3 --model-preset demo-deep $full --finetune-epochs 4 --finetune-title-list-copies 10
+run H  12 --title-list-copies 20 $pre3 $full --finetune-epochs 6 --finetune-title-list-copies 10
+run I  12 --title-list-copies 60 $pre3 $full --finetune-epochs 4 --finetune-title-list-copies 10
+run G  12 --title-list-copies 20 --pretrain-epochs 5 $full --finetune-epochs 4 --finetune-title-list-copies 10
+run J  12 --title-list-copies 20 --pretrain-epochs 8 $full --finetune-epochs 4 --finetune-title-list-copies 10
+run K  50 --title-list-copies 20 --pretrain-epochs 16 $full --finetune-epochs 4 --finetune-title-list-copies 10
