@@ -16,6 +16,8 @@ import {
 import { computeMetrics, type ModelMetrics } from "../score/metrics.js";
 import { readPredictions, type PredictionRecord } from "../score/predictions.js";
 import { calibrationCharts, escapeHtml, PALETTE, perplexityChart, REPORT_STYLE, table } from "../report/html.js";
+import { markdownTable } from "../report/tables.js";
+import { csvField } from "../data/panel.js";
 import type { FoundationValue } from "./stages.js";
 import type { ScoredModel } from "./pipeline.js";
 
@@ -120,17 +122,8 @@ function formatInterval(interval: Interval, digits: number): string {
   return `${formatValue(interval.estimate, digits)} [${formatValue(interval.lower, digits)}, ${formatValue(interval.upper, digits)}]`;
 }
 
-function markdownTable(headers: string[], rows: string[][]): string {
-  const escape = (cell: string) => cell.replace(/\|/g, "\\|");
-  return [
-    `| ${headers.map(escape).join(" | ")} |`,
-    `|${headers.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`,
-    ...rows.map((row) => `| ${row.map(escape).join(" | ")} |`),
-  ].join("\n");
-}
-
 function csv(headers: string[], rows: (string | number)[][]): string {
-  const cell = (v: string | number) => (typeof v === "number" ? (Number.isFinite(v) ? String(v) : "") : /[",\n]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  const cell = (v: string | number) => (typeof v === "number" ? (Number.isFinite(v) ? String(v) : "") : csvField(v));
   return [headers.join(","), ...rows.map((row) => row.map(cell).join(","))].join("\n") + "\n";
 }
 

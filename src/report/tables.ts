@@ -3,6 +3,7 @@
  * perplexity by group (dataset, sex, race, education, year) with one column per model.
  */
 import type { ModelMetrics } from "../score/metrics.js";
+import { csvField } from "../data/panel.js";
 
 interface Column {
   header: string;
@@ -38,7 +39,8 @@ function format(value: number | string, digits?: number): string {
   return digits === undefined ? String(value) : value.toFixed(digits);
 }
 
-function markdownTable(headers: string[], rows: string[][]): string {
+/** A markdown table: left-aligned first column, the others right-aligned; `|` in cells escaped. */
+export function markdownTable(headers: string[], rows: string[][]): string {
   const escape = (cell: string) => cell.replace(/\|/g, "\\|");
   const lines = [`| ${headers.map(escape).join(" | ")} |`, `|${headers.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`];
   for (const row of rows) lines.push(`| ${row.map(escape).join(" | ")} |`);
@@ -82,14 +84,10 @@ export function metricsMarkdown(metrics: readonly ModelMetrics[]): string {
   return parts.join("\n") + "\n";
 }
 
-function csvCell(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
 /** One CSV row per model with the summary columns (full precision). */
 export function metricsCsv(metrics: readonly ModelMetrics[]): string {
-  const lines = [SUMMARY_COLUMNS.map((c) => csvCell(c.header)).join(",")];
-  for (const m of metrics) lines.push(SUMMARY_COLUMNS.map((c) => csvCell(String(c.value(m)))).join(","));
+  const lines = [SUMMARY_COLUMNS.map((c) => csvField(c.header)).join(",")];
+  for (const m of metrics) lines.push(SUMMARY_COLUMNS.map((c) => csvField(String(c.value(m)))).join(","));
   return lines.join("\n") + "\n";
 }
 
@@ -98,7 +96,7 @@ export function groupsCsv(metrics: readonly ModelMetrics[]): string {
   const lines = ["model,dimension,group,person_years,perplexity"];
   for (const m of metrics) {
     for (const dimension of GROUP_DIMENSIONS) {
-      for (const [key, group] of Object.entries(m.byGroup[dimension])) lines.push([m.model, dimension, key, String(group.count), String(group.perplexity)].map(csvCell).join(","));
+      for (const [key, group] of Object.entries(m.byGroup[dimension])) lines.push([m.model, dimension, key, String(group.count), String(group.perplexity)].map(csvField).join(","));
     }
   }
   return lines.join("\n") + "\n";
