@@ -12,7 +12,7 @@
  * weights are shared, so the person-to-person variation both models see cancels — far tighter than two
  * separate intervals.
  */
-import { equalWidthEdges } from "./metrics.js";
+import { binaryLogLoss, binIndex, equalWidthEdges } from "./metrics.js";
 import { normaliseLogprobs } from "./normalise.js";
 import type { PredictionRecord } from "./predictions.js";
 import { NOT_IN_LABOR_FORCE_CODE, UNEMPLOYED_CODE } from "../data/taxonomy.js";
@@ -27,7 +27,7 @@ export interface PersonSums {
   transitionLogLoss: number;
   top1: number;
   stayCount: number;
-  /** Σ binary log loss of P(stay) (probabilities clipped to [1e-12, 1 − 1e-12], as in metrics.ts). */
+  /** Σ binary log loss of P(stay) (metrics.ts's binaryLogLoss: probabilities clipped to [1e-12, 1 − 1e-12]). */
   stayLogLoss: number;
   laborForceLogLoss: number;
   /** Top-1 reliability, 10 equal-width bins: count, Σ confidence, Σ hit per bin. */
@@ -35,11 +35,6 @@ export interface PersonSums {
 }
 
 const TOP1_BINS = 10;
-
-function clippedLogLoss(p: number, label: boolean): number {
-  const q = Math.min(1 - 1e-12, Math.max(1e-12, p));
-  return -Math.log(label ? q : 1 - q);
-}
 
 function emptySums(): PersonSums {
   return {
@@ -68,9 +63,7 @@ export function personSums(codes: readonly number[], records: Iterable<Predictio
     // A tie with the truth counts as a hit, as in metrics.ts (no candidate strictly more probable).
     if (normalised[truth] >= normalised[best]) sums.top1++;
     const confidence = Math.exp(normalised[best]);
-    // The bin whose lower edge is the largest one ≤ confidence (metrics.ts's ReliabilityAccumulator).
-    let bin = TOP1_BINS - 1;
-    while (bin > 0 && edges[bin] > confidence) bin--;
+    const bin = binIndex(edges, confidence);
     sums.top1Bins[3 * bin] += 1;
     sums.top1Bins[3 * bin + 1] += confidence;
     sums.top1Bins[3 * bin + 2] += best === truth ? 1 : 0;
@@ -78,7 +71,7 @@ export function personSums(codes: readonly number[], records: Iterable<Predictio
       const previous = indexOf.get(record.previous);
       if (previous === undefined) throw new Error(`bootstrap: previous outcome ${record.previous} of person "${record.personId}" is not a candidate code`);
       sums.stayCount++;
-      sums.stayLogLoss += clippedLogLoss(Math.exp(normalised[previous]), previous === truth);
+      sums.stayLogLoss += binaryLogLoss(Math.exp(normalised[previous]), previous === truth);
       if (previous !== truth) {
         sums.transitions++;
         sums.transitionLogLoss += loss;
@@ -86,7 +79,7 @@ export function personSums(codes: readonly number[], records: Iterable<Predictio
     }
     let out = 0;
     for (const i of outOfLaborForce) out += Math.exp(normalised[i]);
-    sums.laborForceLogLoss += clippedLogLoss(out, outOfLaborForce.includes(truth));
+    sums.laborForceLogLoss += binaryLogLoss(out, outOfLaborForce.includes(truth));
   }
   return people;
 }

@@ -78,6 +78,18 @@ export function equalWidthEdges(count: number): number[] {
 /** [0, 1e-5, 1e-4.5, …, 1]: log-spaced bins for probabilities spanning orders of magnitude. */
 export const ALL_CANDIDATE_EDGES = [0, 1e-5, 3.16e-5, 1e-4, 3.16e-4, 1e-3, 3.16e-3, 1e-2, 3.16e-2, 0.1, 0.2, 0.4, 0.6, 0.8, 1];
 
+/** The bin of `p` among `edges`: the largest bin whose lower edge is ≤ p (the last bin includes its upper edge). */
+export function binIndex(edges: readonly number[], p: number): number {
+  let low = 0;
+  let high = edges.length - 2;
+  while (low < high) {
+    const mid = (low + high + 1) >> 1;
+    if (edges[mid] <= p) low = mid;
+    else high = mid - 1;
+  }
+  return low;
+}
+
 /** Streaming reliability bins over (probability, outcome) pairs. */
 export class ReliabilityAccumulator {
   private readonly counts: Float64Array;
@@ -91,20 +103,8 @@ export class ReliabilityAccumulator {
     this.hits = new Float64Array(n);
   }
 
-  private binOf(p: number): number {
-    let low = 0;
-    let high = this.edges.length - 2;
-    // Largest bin whose lower edge ≤ p.
-    while (low < high) {
-      const mid = (low + high + 1) >> 1;
-      if (this.edges[mid] <= p) low = mid;
-      else high = mid - 1;
-    }
-    return low;
-  }
-
   add(p: number, event: boolean): void {
-    const b = this.binOf(p);
+    const b = binIndex(this.edges, p);
     this.counts[b] += 1;
     this.sums[b] += p;
     if (event) this.hits[b] += 1;
@@ -153,7 +153,7 @@ export function areaUnderCurve(scores: ArrayLike<number>, labels: ArrayLike<bool
 }
 
 /** Binary log loss with probabilities clipped to [1e-12, 1 − 1e-12]. */
-function binaryLogLoss(p: number, label: boolean): number {
+export function binaryLogLoss(p: number, label: boolean): number {
   const q = Math.min(1 - 1e-12, Math.max(1e-12, p));
   return -Math.log(label ? q : 1 - q);
 }
