@@ -92,12 +92,7 @@ export function documentSequences(
 export function titleListSequences(copies: number, tokenizer: Tokenizer, template: DocumentTemplate, seed: number, loss: LossMaskMode): TrainingSequence[] {
   const codes = occupationTaxonomy().outcomes.map((o) => o.code);
   return Array.from({ length: copies }, (_, copy) => {
-    const random = new SeededRandom(seed, `title list ${copy}`);
-    const order = [...codes];
-    for (let i = order.length - 1; i > 0; i--) {
-      const j = random.integer(0, i);
-      [order[i], order[j]] = [order[j], order[i]];
-    }
+    const order = new SeededRandom(seed, `title list ${copy}`).shuffle([...codes]);
     const document = tokenizeDocument(occupationListDocument(order, template), tokenizer);
     return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, loss) };
   });

@@ -36,14 +36,7 @@ export function windowSequences(sequences: readonly TrainingSequence[], maxLengt
 export function epochOrder(count: number, seed: number, epoch: number, shuffle = true): Int32Array {
   const order = Int32Array.from({ length: count }, (_, i) => i);
   if (!shuffle) return order;
-  const random = new SeededRandom(seed, `epoch ${epoch}`);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(random.next() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  return order;
+  return new SeededRandom(seed, `epoch ${epoch}`).shuffle(order);
 }
 
 /** Greedy packing in the given order: a batch takes sequences while their total stays ≤ budget. */

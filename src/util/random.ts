@@ -62,6 +62,17 @@ export class Sfc32 {
     return low + Math.floor(this.next() * (high - low + 1));
   }
 
+  /** Shuffle `items` in place (Fisher–Yates, from the last position down) and return it. */
+  shuffle<T extends { [index: number]: unknown; length: number }>(items: T): T {
+    for (let i = items.length - 1; i > 0; i--) {
+      const j = this.integer(0, i);
+      const t = items[i];
+      items[i] = items[j];
+      items[j] = t;
+    }
+    return items;
+  }
+
   /** Index drawn from non-negative `weights` (need not sum to 1). */
   pick(weights: readonly number[]): number {
     let total = 0;
