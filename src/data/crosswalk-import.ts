@@ -5,10 +5,9 @@
  * without being counted, and a crosswalk target that is not an occupation (905 military, 991 no work in five
  * years, 999 no occupation) is handled by an explicit policy whose default is to stop with an error.
  */
-import { createReadStream, readFileSync, statSync } from "node:fs";
-import { parse as parseCsv } from "csv-parse";
+import { readFileSync } from "node:fs";
 import { parse as parseCsvSync } from "csv-parse/sync";
-import { PanelBuilder } from "./load.js";
+import { PanelBuilder, readCsvRows } from "./load.js";
 import { PANEL_COLUMNS, type Panel, type PanelColumn } from "./panel.js";
 import {
   CODE_VINTAGES,
@@ -315,53 +314,11 @@ class ExtractConverter {
  * bad line of the extract.
  */
 export async function crosswalkExtract(path: string, options: CrosswalkOptions): Promise<CrosswalkResult> {
-  try {
-    if (!statSync(path).isFile()) throw new Error("not a file");
-  } catch (error) {
-    const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (error as Error).message;
-    throw new Error(`${path}: cannot read: ${reason}`, { cause: error });
-  }
   const converter = new ExtractConverter(path, options);
   const required = EXTRACT_COLUMNS.filter((column) => column !== "dataset" || options.dataset === undefined);
-  const source = createReadStream(path);
-  const parser = parseCsv({ info: true, relax_column_count: true, skip_empty_lines: true, bom: true });
-  source.on("error", (error) => parser.destroy(error));
-  source.pipe(parser);
-  let columnIndex: Map<string, number> | undefined;
-  let headerLength = 0;
-  try {
-    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
-      const line = info.lines;
-      if (!columnIndex) {
-        const header = record.map((name) => name.trim().toLowerCase());
-        columnIndex = new Map(header.map((name, index) => [name, index]));
-        headerLength = header.length;
-        const absent = required.filter((column) => !columnIndex?.has(column));
-        if (absent.length > 0) {
-          converter.builder.problem(line, `missing column${absent.length > 1 ? "s" : ""} ${absent.join(", ")} (an extract needs ${required.join(", ")})`);
-          break;
-        }
-        continue;
-      }
-      if (record.length !== headerLength) {
-        converter.builder.problem(line, `expected ${headerLength} fields (as in the header), found ${record.length}`);
-        continue;
-      }
-      const fields: Partial<Record<(typeof EXTRACT_COLUMNS)[number], string>> = {};
-      for (const column of EXTRACT_COLUMNS) {
-        const index = columnIndex.get(column);
-        if (index !== undefined) fields[column] = record[index];
-      }
-      converter.addRow(fields, line);
-    }
-  } catch (error) {
-    const csvError = error as { code?: string; lines?: number; message: string };
-    if (typeof csvError.code === "string" && csvError.code.startsWith("CSV_")) {
-      converter.builder.problem(csvError.lines ?? 0, `malformed CSV: ${csvError.message}`);
-    } else {
-      throw new Error(`${path}: cannot read: ${csvError.message}`, { cause: error });
-    }
-  }
+  await readCsvRows(path, { columns: EXTRACT_COLUMNS, required, what: "an extract" }, (line, message) => converter.builder.problem(line, message), (fields, line) =>
+    converter.addRow(fields, line),
+  );
   return converter.finish();
 }
 

@@ -190,8 +190,26 @@ function oneOf<T extends string>(text: string, choices: readonly T[]): T | undef
  * Throws {@link PanelValidationError} naming every bad row.
  */
 export async function loadPanelCsv(path: string, taxonomy: OccupationTaxonomy = occupationTaxonomy()): Promise<Panel> {
-  checkReadableFile(path);
   const builder = new PanelBuilder(path, taxonomy);
+  await readCsvRows(path, { columns: PANEL_COLUMNS, required: PANEL_COLUMNS, what: "a panel" }, (line, message) => builder.problem(line, message), (fields, line) =>
+    builder.addRow(fields, line),
+  );
+  return builder.finish();
+}
+
+/**
+ * Stream a CSV file with a header row: each data row's fields of `columns` (matched case-insensitively, any
+ * order, extra columns ignored, absent optional ones left out) go to `onRow` with the row's line; a missing
+ * `required` column (reading stops), a row with another field count than the header, and malformed CSV go to
+ * `problem`. An unreadable file throws `PATH: cannot read: REASON`.
+ */
+export async function readCsvRows<C extends string>(
+  path: string,
+  header: { columns: readonly C[]; required: readonly C[]; what: string },
+  problem: (line: number, message: string) => void,
+  onRow: (fields: Partial<Record<C, string>>, line: number) => void,
+): Promise<void> {
+  checkReadableFile(path);
   const source = createReadStream(path);
   const parser = parseCsv({ info: true, relax_column_count: true, skip_empty_lines: true, bom: true });
   // pipe() does not forward source errors (a missing file): hand them to the parser so the loop throws.
@@ -203,33 +221,35 @@ export async function loadPanelCsv(path: string, taxonomy: OccupationTaxonomy = 
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       const line = info.lines;
       if (!columnIndex) {
-        const header = record.map((name) => name.trim().toLowerCase());
-        columnIndex = new Map(header.map((name, index) => [name, index]));
-        headerLength = header.length;
-        const absent = PANEL_COLUMNS.filter((column) => !columnIndex?.has(column));
+        const names = record.map((name) => name.trim().toLowerCase());
+        columnIndex = new Map(names.map((name, index) => [name, index]));
+        headerLength = names.length;
+        const absent = header.required.filter((column) => !columnIndex?.has(column));
         if (absent.length > 0) {
-          builder.problem(line, `missing column${absent.length > 1 ? "s" : ""} ${absent.join(", ")} (a panel needs ${PANEL_COLUMNS.join(", ")})`);
+          problem(line, `missing column${absent.length > 1 ? "s" : ""} ${absent.join(", ")} (${header.what} needs ${header.required.join(", ")})`);
           break;
         }
         continue;
       }
       if (record.length !== headerLength) {
-        builder.problem(line, `expected ${headerLength} fields (as in the header), found ${record.length}`);
+        problem(line, `expected ${headerLength} fields (as in the header), found ${record.length}`);
         continue;
       }
-      const fields: Partial<Record<PanelColumn, string>> = {};
-      for (const column of PANEL_COLUMNS) fields[column] = record[columnIndex.get(column) as number];
-      builder.addRow(fields, line);
+      const fields: Partial<Record<C, string>> = {};
+      for (const column of header.columns) {
+        const index = columnIndex.get(column);
+        if (index !== undefined) fields[column] = record[index];
+      }
+      onRow(fields, line);
     }
   } catch (error) {
     const csvError = error as { code?: string; lines?: number; message: string };
     if (typeof csvError.code === "string" && csvError.code.startsWith("CSV_")) {
-      builder.problem(csvError.lines ?? 0, `malformed CSV: ${csvError.message}`);
+      problem(csvError.lines ?? 0, `malformed CSV: ${csvError.message}`);
     } else {
       throw new Error(`${path}: cannot read: ${csvError.message}`, { cause: error });
     }
   }
-  return builder.finish();
 }
 
 /**
