@@ -16,6 +16,9 @@
  * 6. Event loop: perf_hooks.monitorEventLoopDelay while `small` scores, kernels on the JS thread and off it
  *    (the default), and whether the two give bit-identical log-probabilities (bench/event-loop.ts).
  *
+ * Every kernel on every ISA path this CPU runs, with benny's margins of error: `npm run bench:micro`
+ * (bench/micro.ts; results in bench/results/micro/).
+ *
  * Generated models are cached under LABOR_LLM_BENCH_CACHE (default ~/.cache/labor-llm-bench), keyed by
  * preset, seed and dtype.
  */
@@ -36,6 +39,7 @@ import { benchScoring } from "./scoring.js";
 import { benchTraining } from "./training.js";
 import { benchTokens, SEQUENCE_LENGTH } from "./tokens.js";
 import { median } from "./median.js";
+import { measureCeilings, type CeilingKind } from "./ceilings.js";
 
 const THREADS = Number(process.env.BENCH_THREADS ?? 2);
 const RUNS = Math.max(5, Number(process.env.BENCH_RUNS ?? 5));
@@ -83,21 +87,6 @@ const TRAINING_HEAD_SHAPES: Shape[] = [
   { name: "dX = dZ·W 128×256×32000", m: 128, n: 256, k: 32000, transB: false },
   { name: "dW += dZᵀ·X 32000×256×128", m: 32000, n: 256, k: 128, transA: true, transB: false, accumulate: true },
 ];
-
-function ceilings(): Record<string, number> {
-  const cpu = loadNative().cpu;
-  const result: Record<string, number> = {};
-  for (const kind of ["avx512-fma", "avx512-bf16", "amx-bf16", "avx2-fma"]) {
-    try {
-      // Per CPU-second of each thread (so other processes on a shared machine don't lower it), best of the runs.
-      const runs = Array.from({ length: RUNS }, () => cpu.peakFlops(kind, 20_000_000) / 1e9);
-      result[kind] = Math.max(...runs);
-    } catch {
-      // not available on this CPU
-    }
-  }
-  return result;
-}
 
 /**
  * GFLOP/s of our matmul: `wall` from the median wall-clock time; `cpu` from the median process CPU time
@@ -151,12 +140,12 @@ function benchKernels(): void {
   cpu.setThreads(THREADS);
   const isa = cpu.isaInfo();
   console.log(`\n## 1. Kernels (${THREADS} threads, isa ${isa.selected}, median of ${RUNS})`);
-  const before = ceilings();
+  const before = measureCeilings(RUNS);
   const torch = torchMatmul();
   const ours = SHAPES.map((shape) => ({ f32: ourMatmul(shape, "f32"), bf16: ourMatmul(shape, "bf16") }));
-  const after = ceilings();
+  const after = measureCeilings(RUNS);
   const peaks: Record<string, number> = {};
-  for (const kind of Object.keys(before)) peaks[kind] = Math.max(before[kind], after[kind] ?? 0);
+  for (const [kind, gflops] of Object.entries(before)) peaks[kind] = Math.max(gflops, after[kind as CeilingKind] ?? 0);
   console.log("ceilings (GFLOP/s: register-only micro-loops on every thread, FLOPs per CPU-second summed over threads, best of the runs before and after):");
   for (const [kind, gflops] of Object.entries(peaks)) console.log(`  ${kind.padEnd(12)} ${fmt(gflops)}`);
   if (!("amx-bf16" in peaks)) console.log(`  amx-bf16     unavailable: ${isa.amxUnavailableReason}`);
@@ -181,6 +170,7 @@ function benchKernels(): void {
     const f32 = ourMatmul(shape, "f32"), bf16 = ourMatmul(shape, "bf16");
     console.log(`| ${shape.name} | ${pair(f32)} | ${fmt((100 * f32.cpu) / f32Peak, 0)}% | ${pair(bf16)} | ${fmt((100 * bf16.cpu) / bf16Peak, 0)}% |`);
   }
+  console.log("\n(every kernel on every ISA path, with margins of error: `npm run bench:micro`, bench/results/micro/)");
 }
 
 // ---- 2. model forward ----
