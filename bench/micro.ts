@@ -14,7 +14,8 @@
  * case's calls, spread over the threads, as `npm run bench` reports kernels): the ceilings are per
  * CPU-second, so the ratio is taken on that rate, which other processes on a shared machine lower less.
  *
- * Usage: node dist/bench/micro.js [--isa avx2,scalar] [--out DIR] [name filter …]; BENCH_THREADS (default 2),
+ * Usage: node dist/bench/micro.js [--isa avx2,scalar] [--out DIR] [--note TEXT] [name filter …] (--note: a line
+ * on the run's conditions for README.md and micro.json, e.g. what else ran); BENCH_THREADS (default 2),
  * BENCH_MICRO_MAX_TIME (seconds per case, default 1). Shapes are those of the `small` model (d = 512, 8 heads
  * of 64, ffn 1376, vocab 32,000) and of the training bench, sized so the whole suite takes a few minutes.
  */
@@ -274,16 +275,18 @@ interface CaseRow {
   ceilingShare?: number;
 }
 
-function parseArguments(argv: string[]): { isas?: CpuIsa[]; out: string; filters: string[] } {
+function parseArguments(argv: string[]): { isas?: CpuIsa[]; out: string; note?: string; filters: string[] } {
   let isas: CpuIsa[] | undefined;
+  let note: string | undefined;
   let out = join(REPO, "bench", "results", "micro");
   const filters: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--isa") isas = argv[++i].split(",") as CpuIsa[];
     else if (argv[i] === "--out") out = resolve(argv[++i]);
+    else if (argv[i] === "--note") note = argv[++i];
     else filters.push(argv[i].toLowerCase());
   }
-  return { isas, out, filters };
+  return { isas, out, note, filters };
 }
 
 const fileName = (kernel: string) => kernel.toLowerCase().replace(/[^a-z0-9]+/g, "-").replace(/^-|-$/g, "");
@@ -356,7 +359,7 @@ function machine(): { cpu: string; isas: string; threads: number; commit: string
 }
 
 function writeResults(out: string, rows: CaseRow[], ceilings: Partial<Record<CeilingKind, number>>, started: Date,
-  load: { before: number[]; after: number[] }): void {
+  load: { before: number[]; after: number[] }, note: string | undefined): void {
   const host = machine();
   const header = ["kernel", "isa", "opsPerSecond", "marginPercent", "samples", "gflopsWall", "gflopsPerCpuSecond", "ceiling", "ceilingShare"] as const;
   const csvField = (value: unknown) => {
@@ -364,7 +367,7 @@ function writeResults(out: string, rows: CaseRow[], ceilings: Partial<Record<Cei
     return /[",\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
   };
   writeFileSync(join(out, "micro.csv"), [header.join(","), ...rows.map((row) => header.map((key) => csvField(row[key])).join(","))].join("\n") + "\n");
-  writeFileSync(join(out, "micro.json"), JSON.stringify({ date: started.toISOString(), machine: host, loadAverage: load,
+  writeFileSync(join(out, "micro.json"), JSON.stringify({ date: started.toISOString(), machine: host, note, loadAverage: load,
     ceilingsGflops: ceilings, maxSecondsPerCase: MAX_SECONDS_PER_CASE, results: rows }, null, 2) + "\n");
   const loadText = (l: number[]) => l.map((x) => x.toFixed(2)).join(" / ");
   const lines = [
@@ -374,6 +377,7 @@ function writeResults(out: string, rows: CaseRow[], ceilings: Partial<Record<Cei
     `Machine: ${host.cpu}, ${cpus().length} vCPUs; kernel paths ${host.isas}.`,
     `Load average (1/5/15 min) before ${loadText(load.before)}, after ${loadText(load.after)}: the machine may have been ` +
       "shared with other work, so read each rate with its margin of error (benny's, 95% confidence over its samples).",
+    ...(note ? [`Conditions: ${note}`] : []),
     `Ceilings (register-only micro-loops, GFLOP/s per CPU-second, best of 3 before and after): ${
       Object.entries(ceilings).map(([kind, gflops]) => `${kind} ${fmt(gflops)}`).join(", ")}.`,
     "GFLOP/s wall comes from ops/s; per CPU-second from the process CPU time over the case's calls spread over the threads " +
@@ -390,7 +394,7 @@ function writeResults(out: string, rows: CaseRow[], ceilings: Partial<Record<Cei
 }
 
 async function main(): Promise<void> {
-  const { isas: wanted, out, filters } = parseArguments(process.argv.slice(2));
+  const { isas: wanted, out, note, filters } = parseArguments(process.argv.slice(2));
   const available = cpu.isaInfo().available;
   const unknown = (wanted ?? []).filter((isa) => !available.includes(isa));
   if (unknown.length) throw new Error(`bench:micro: ISA ${unknown.join(", ")} not available on this CPU; available: ${available.join(", ")}`);
@@ -423,7 +427,7 @@ async function main(): Promise<void> {
     if (peak && row.gflopsPerCpuSecond !== undefined) row.ceilingShare = row.gflopsPerCpuSecond / peak;
   }
   load.after = loadavg();
-  writeResults(out, rows, ceilings, started, load);
+  writeResults(out, rows, ceilings, started, load, note);
   console.log(`\nwrote ${relative(process.cwd(), out) || "."}/{README.md, micro.json, micro.csv, benny/}`);
 }
 
