@@ -10,6 +10,7 @@ import {
   candidateTokenizations,
   documentTemplate,
   lossMask,
+  occupationListDocument,
   renderDocument,
   tokenizeDocument,
   type CandidateTokens,
@@ -51,6 +52,29 @@ describe("document templates", () => {
     expect(document.text.slice(document.targets[0].charStart, document.targets[0].charEnd)).toBe(" Cashiers\r\n");
     expect(() => documentTemplate("fancy" as "default")).toThrow('unknown template "fancy" (expected one of default, code, no-birth-year, no-education)');
     expect(() => documentTemplate("default", { lineTerminator: "" })).toThrow("lineTerminator must not be empty");
+  });
+});
+
+describe("occupation-list documents", () => {
+  const order = [276, 993, 313, 4, 7];
+  const lines = (text: string) => text.split("\n").slice(1, -1);
+
+  it("lists every title once, each line a target spelled as in the survey documents", () => {
+    const document = occupationListDocument(order, documentTemplate("default"), taxonomy);
+    expect(lines(document.text)).toEqual(order.map((code) => `Occupation: ${taxonomy.byCode(code).title}`));
+    expect(document.targets.map((t) => [t.outcome, document.text.slice(t.charStart, t.charEnd)])).toEqual(
+      order.map((code) => [code, ` ${taxonomy.byCode(code).title}\n`]),
+    );
+    expect(document.text.endsWith(`\n${documentTemplate("default").endOfData}`)).toBe(true);
+  });
+
+  it("in groups of k, writes each group twice in a row (the last group may be shorter)", () => {
+    const document = occupationListDocument(order, documentTemplate("default"), taxonomy, "list", 2);
+    const expected = [276, 993, 276, 993, 313, 4, 313, 4, 7, 7];
+    expect(document.text.split("\n")[0]).toBe("Occupations of the US Census classification, one per line, in groups of 2 each written twice:");
+    expect(document.targets.map((t) => t.outcome)).toEqual(expected);
+    expect(lines(document.text)).toEqual(expected.map((code) => `Occupation: ${taxonomy.byCode(code).title}`));
+    expect(() => occupationListDocument(order, documentTemplate("default"), taxonomy, "list", -1)).toThrow("repeatGroupsOf must be a non-negative integer, got -1");
   });
 });
 

@@ -57,6 +57,8 @@ export interface DemoSizes {
   titleListCopies: number;
   /** Copies of the occupation-title list mixed into the fine-tuning documents (see FinetuneRecipe). */
   finetuneTitleListCopies: number;
+  /** Write the pretraining's title lists in groups of this many titles, each group twice (0: each title once). */
+  titleListRepeatGroups: number;
 }
 
 /** The recipe found by experiments/recipe/ (its README has every run and what it showed). */
@@ -78,6 +80,7 @@ export const DEMO_DEFAULTS: DemoSizes = {
   pretrainLearningRate: 3e-3,
   titleListCopies: 20,
   finetuneTitleListCopies: 10,
+  titleListRepeatGroups: 0,
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -136,6 +139,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     {
       preset: options.modelPreset, config, epochs: options.pretrainEpochs, learningRate: options.pretrainLearningRate, loss: options.pretrainLoss,
       titleListCopies: options.titleListCopies,
+      ...(options.titleListRepeatGroups > 0 ? { titleListRepeatGroups: options.titleListRepeatGroups } : {}),
     },
     { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
   );

@@ -88,12 +88,18 @@ export function documentSequences(
   return sequences;
 }
 
-/** `copies` occupation-list documents, each listing every outcome title once in its own seeded order. */
-export function titleListSequences(copies: number, tokenizer: Tokenizer, template: DocumentTemplate, seed: number, loss: LossMaskMode): TrainingSequence[] {
-  const codes = occupationTaxonomy().outcomes.map((o) => o.code);
+/**
+ * `copies` occupation-list documents, each listing every outcome title in its own seeded order (once, or in
+ * groups of `repeatGroupsOf` each written twice: occupationListDocument).
+ */
+export function titleListSequences(
+  copies: number, tokenizer: Tokenizer, template: DocumentTemplate, seed: number, loss: LossMaskMode, repeatGroupsOf = 0,
+): TrainingSequence[] {
+  const taxonomy = occupationTaxonomy();
+  const codes = taxonomy.outcomes.map((o) => o.code);
   return Array.from({ length: copies }, (_, copy) => {
     const order = new SeededRandom(seed, `title list ${copy}`).shuffle([...codes]);
-    const document = tokenizeDocument(occupationListDocument(order, template), tokenizer);
+    const document = tokenizeDocument(occupationListDocument(order, template, taxonomy, "occupation-list", repeatGroupsOf), tokenizer);
     return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, loss) };
   });
 }
@@ -119,6 +125,11 @@ export interface FoundationRecipe {
   loss: LossMaskMode;
   /** Copies of the occupation-title list added to the corpus (see occupationListDocument). */
   titleListCopies: number;
+  /**
+   * Write each copy in groups of this many titles, each group twice (occupationListDocument). Absent or 0:
+   * each title once. Optional so that the cache keys of foundations made without it stay what they were.
+   */
+  titleListRepeatGroups?: number;
 }
 
 export interface FoundationValue {
@@ -140,7 +151,8 @@ export async function pretrainFoundation(
   const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
     const started = performance.now();
     log(`      ${name}: random ${recipe.preset} Llama, pretrained on ${corpus.people.length} career documents` +
-      (recipe.titleListCopies > 0 ? ` and ${recipe.titleListCopies} copies of the occupation-title list` : ""));
+      (recipe.titleListCopies > 0 ? ` and ${recipe.titleListCopies} copies of the occupation-title list` : "") +
+      (recipe.titleListCopies > 0 && recipe.titleListRepeatGroups ? ` (in groups of ${recipe.titleListRepeatGroups}, each written twice)` : ""));
     const initDir = join(dir, "init");
     initModel({ config: recipe.config, seed, dtype: "f32", outDir: initDir, scheme: "small" });
     const tokenizer = Tokenizer.fromDirectory(initDir);
@@ -152,7 +164,7 @@ export async function pretrainFoundation(
       baseModelDir: initDir,
       train: [
         ...documentSequences(corpus.people, tokenizer, corpus.template, recipe.loss, "careers"),
-        ...titleListSequences(recipe.titleListCopies, tokenizer, corpus.template, seed, recipe.loss),
+        ...titleListSequences(recipe.titleListCopies, tokenizer, corpus.template, seed, recipe.loss, recipe.titleListRepeatGroups ?? 0),
       ],
       outDir: join(dir, "train"),
       mode: { kind: "full" },

@@ -106,21 +106,37 @@ export function renderDocument(person: PersonRecord, template: DocumentTemplate,
  * resumes has not — without it, titles that no resume holds keep their tokens' random embeddings and get
  * log-probabilities near −100 after training. Each line's " {title}{terminator}" is a target, spelled
  * exactly as in the survey documents, so the same loss masks apply.
+ *
+ * With `repeatGroupsOf` = k > 0 the list is written in groups of k titles, each group twice in a row: the
+ * second pass can only be predicted by copying from the lines just above it. A real foundation model has read
+ * plenty of text that repeats itself and copies any title it has been shown (induction heads); a small model
+ * pretrained here on careers alone learns which title usually follows a token instead, and cannot repeat the
+ * titles its corpus rarely repeats (experiments/recipe/README.md, runs L–N).
  */
 export function occupationListDocument(
   order: readonly number[],
   template: DocumentTemplate,
   taxonomy: OccupationTaxonomy = occupationTaxonomy(),
   name = "occupation-list",
+  repeatGroupsOf = 0,
 ): RenderedDocument {
+  if (!Number.isInteger(repeatGroupsOf) || repeatGroupsOf < 0) throw new Error(`occupation list: repeatGroupsOf must be a non-negative integer, got ${repeatGroupsOf}`);
   const end = template.lineTerminator;
-  let text = `Occupations of the US Census classification, one per line:${end}`;
+  let text = repeatGroupsOf > 0
+    ? `Occupations of the US Census classification, one per line, in groups of ${repeatGroupsOf} each written twice:${end}`
+    : `Occupations of the US Census classification, one per line:${end}`;
   const targets: DocumentTarget[] = [];
-  for (const code of order) {
+  const writeLine = (code: number) => {
     text += "Occupation:";
     const charStart = text.length;
     text += targetText(code, template, taxonomy);
     targets.push({ year: 0, outcome: code, charStart, charEnd: text.length });
+  };
+  const group = repeatGroupsOf > 0 ? repeatGroupsOf : order.length;
+  for (let start = 0; start < order.length; start += group) {
+    const codes = order.slice(start, start + group);
+    codes.forEach(writeLine);
+    if (repeatGroupsOf > 0) codes.forEach(writeLine);
   }
   text += template.endOfData;
   return { personId: name, dataset: "", text, targets };
