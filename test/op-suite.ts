@@ -57,13 +57,16 @@ function poisoned(backend: Backend, shape: readonly number[]): Tensor {
 const FLOAT_DTYPES = ["f32", "bf16", "f16"] as const;
 
 /**
- * [batch, M, N, K]; batch 1 runs with 2-D operands. The last two reach the CPU's [K, N] kernel
- * (native/cpu/gemm_kn.h) past its blocks: several row and column blocks with partial tiles and K chunks,
- * and a long K over a small output, which it splits into K ranges summed at the end.
+ * [batch, M, N, K]; batch 1 runs with 2-D operands. Few rows with transB reach the CPU's few-row kernels
+ * (RowDots: M < 8 on AVX-512, ≤ 16 on AVX2; M = 3, 6, 7 and 16 give passes of 1–4 rows, N not a whole number of
+ * B-row groups, K with a tail). The last two reach the CPU's [K, N] kernel (native/cpu/gemm_kn.h) past its
+ * blocks: several row and column blocks with partial tiles and K chunks, and a long K over a small output,
+ * which it splits into K ranges summed at the end.
  */
 const MATMUL_SIZES: readonly (readonly [number, number, number, number])[] = [
   [1, 1, 1, 1], [1, 7, 17, 33], [2, 17, 33, 65], [1, 33, 7, 129], [3, 65, 129, 17], [1, 129, 65, 7],
-  [2, 16, 32, 64], [1, 1, 300, 257], [1, 40, 9, 0], [1, 197, 262, 5], [2, 5, 9, 2601], [2, 37, 16, 70],
+  [2, 16, 32, 64], [1, 1, 300, 257], [1, 40, 9, 0], [1, 197, 262, 5], [1, 3, 37, 19], [2, 6, 40, 23],
+  [2, 5, 9, 2601], [2, 37, 16, 70],
 ];
 
 export interface KeyRanges { start: Int32Array; end: Int32Array }

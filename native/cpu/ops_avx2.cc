@@ -1,7 +1,8 @@
 // AVX2 + FMA (+ F16C) path: the blocked GEMM of gemm_blocked.h with a 4 × 24 register tile of Cᵀ for
 // transB products (f32 weights read in place; bf16/f16 weights widened in registers while packing a panel:
 // bf16 by a 16-bit shift, f16 by F16C), gemm_kn.h's 6 × 16 tile of out (12 × 8 for narrow N) for B stored
-// [K, N] (the backward products), gemm_skinny_avx2.h for N ≤ 16 (LoRA's rank-r products); attention on
+// [K, N] (the backward products), gemm_skinny_avx2.h for N ≤ 16 (LoRA's rank-r products), gemm_rows_avx2.h
+// for M ≤ 16 transB products (scoring a few rows against a weight, read in place); attention on
 // blocks of 8 queries held in the vector lanes; vectorised RMSNorm, SwiGLU and log-softmax. Every B dtype is
 // multiplied in f32 (bf16/f16 decode exactly).
 #include <immintrin.h>
@@ -11,6 +12,7 @@
 
 #include "cpu/gemm_blocked.h"
 #include "cpu/gemm_kn.h"
+#include "cpu/gemm_rows_avx2.h"
 #include "cpu/gemm_skinny_avx2.h"
 #include "cpu/numeric.h"
 #include "cpu/ops.h"
@@ -275,7 +277,9 @@ struct KernelKN {
 void Matmul(const MatmulArgs& args) {
   // N ≤ 16 with f32 B (LoRA's rank-r products) to gemm_skinny_avx2.h; transB B to gemm_blocked.h, which reads
   // f32 weight rows in place; B stored [K, N] (the backward products) to gemm_kn.h, which reads it along n.
+  // At most 16 rows of A against a transB weight of any dtype: dot products on gemm_rows_avx2.h.
   if (UseSkinnyF32(args)) return MatmulSkinnyF32(args);
+  if (UseRowDots(args)) return MatmulRowDots(args);
   if (args.trans_b) return GemmBlocked<KernelF32>(args);
   if (args.n <= 8) return GemmKN<KernelKN<1>>(args);
   GemmKN<KernelKN<2>>(args);
