@@ -57,7 +57,7 @@ export interface DemoSizes {
   titleListCopies: number;
   /** Copies of the occupation-title list mixed into the fine-tuning documents (see FinetuneRecipe). */
   finetuneTitleListCopies: number;
-  /** Write the pretraining's title lists in groups of this many titles, each group twice (0: each title once). */
+  /** Write the title lists (pretraining and fine-tuning replay) in groups of this many titles, each group twice (0: each title once). */
   titleListRepeatGroups: number;
 }
 
@@ -150,7 +150,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     "finetune",
     foundation,
     { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
-      titleListCopies: options.finetuneTitleListCopies },
+      titleListCopies: options.finetuneTitleListCopies,
+      ...(options.titleListRepeatGroups > 0 ? { titleListRepeatGroups: options.titleListRepeatGroups } : {}) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
   );
 

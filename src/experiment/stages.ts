@@ -204,6 +204,8 @@ export interface FinetuneRecipe {
    * never shows (tied embeddings, Adam's per-coordinate steps), and those titles' probabilities collapse.
    */
   titleListCopies: number;
+  /** The replayed lists in groups of this many titles, each group twice (as FoundationRecipe); absent or 0: once. */
+  titleListRepeatGroups?: number;
 }
 
 export interface FinetuneValue {
@@ -241,7 +243,7 @@ export async function fineTune(
         : { kind: "lora", lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false } };
     const train = [
       ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),
-      ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss),
+      ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss, recipe.titleListRepeatGroups ?? 0),
     ];
     const bar = trainingBar(name);
     let tokens = 0;

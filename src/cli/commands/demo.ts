@@ -29,8 +29,8 @@ by experiments/recipe/ (its README lists every run).
   --pretrain-lr X      peak learning rate of the pretraining (cosine to a tenth) (default ${DEMO_DEFAULTS.pretrainLearningRate})
   --title-list-copies N  copies of the occupation-title list in the pretraining corpus, each in its own
                        shuffled order: a real foundation model has read every title (default ${DEMO_DEFAULTS.titleListCopies})
-  --title-list-repeat-groups K  write each pretraining title list in groups of K titles, each group twice, so
-                       the model learns to copy any title it was shown (0: each title once) (default ${DEMO_DEFAULTS.titleListRepeatGroups})
+  --title-list-repeat-groups K  write every title list (pretraining and fine-tuning replay) in groups of K
+                       titles, each group twice, so the model learns to copy any title it was shown (0: once) (default ${DEMO_DEFAULTS.titleListRepeatGroups})
   --finetune-mode M    full (every weight) | lora (r=16, alpha 32, all projections) (default ${DEMO_DEFAULTS.finetuneMode})
   --finetune-epochs N  fine-tuning epochs over the survey's training split (default ${DEMO_DEFAULTS.finetuneEpochs})
   --finetune-lr X      peak learning rate of the fine-tuning (cosine to a tenth) (default ${DEMO_DEFAULTS.finetuneLearningRate})
