@@ -57,8 +57,10 @@ export interface DemoSizes {
   titleListCopies: number;
   /** Copies of the occupation-title list mixed into the fine-tuning documents (see FinetuneRecipe). */
   finetuneTitleListCopies: number;
-  /** Write the title lists (pretraining and fine-tuning replay) in groups of this many titles, each group twice (0: each title once). */
+  /** Write the pretraining's title lists in groups of this many titles, each group twice (0: each title once). */
   titleListRepeatGroups: number;
+  /** The same for the title lists replayed in the fine-tuning. */
+  finetuneTitleListRepeatGroups: number;
 }
 
 /** The recipe found by experiments/recipe/ (its README has every run and what it showed). */
@@ -81,6 +83,7 @@ export const DEMO_DEFAULTS: DemoSizes = {
   titleListCopies: 20,
   finetuneTitleListCopies: 10,
   titleListRepeatGroups: 0,
+  finetuneTitleListRepeatGroups: 0,
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -151,7 +154,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     foundation,
     { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       titleListCopies: options.finetuneTitleListCopies,
-      ...(options.titleListRepeatGroups > 0 ? { titleListRepeatGroups: options.titleListRepeatGroups } : {}) },
+      ...(options.finetuneTitleListRepeatGroups > 0 ? { titleListRepeatGroups: options.finetuneTitleListRepeatGroups } : {}) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
   );
 

@@ -29,8 +29,8 @@ by experiments/recipe/ (its README lists every run).
   --pretrain-lr X      peak learning rate of the pretraining (cosine to a tenth) (default ${DEMO_DEFAULTS.pretrainLearningRate})
   --title-list-copies N  copies of the occupation-title list in the pretraining corpus, each in its own
                        shuffled order: a real foundation model has read every title (default ${DEMO_DEFAULTS.titleListCopies})
-  --title-list-repeat-groups K  write every title list (pretraining and fine-tuning replay) in groups of K
-                       titles, each group twice, so the model learns to copy any title it was shown (0: once) (default ${DEMO_DEFAULTS.titleListRepeatGroups})
+  --title-list-repeat-groups K  write each pretraining title list in groups of K titles, each group twice, so
+                       the model learns to copy any title it was shown (0: each title once) (default ${DEMO_DEFAULTS.titleListRepeatGroups})
   --finetune-mode M    full (every weight) | lora (r=16, alpha 32, all projections) (default ${DEMO_DEFAULTS.finetuneMode})
   --finetune-epochs N  fine-tuning epochs over the survey's training split (default ${DEMO_DEFAULTS.finetuneEpochs})
   --finetune-lr X      peak learning rate of the fine-tuning (cosine to a tenth) (default ${DEMO_DEFAULTS.finetuneLearningRate})
@@ -38,6 +38,7 @@ by experiments/recipe/ (its README lists every run).
                        (0: the last weights) (default ${DEMO_DEFAULTS.finetuneEvalEvery})
   --finetune-title-list-copies N  copies of the title list mixed into the fine-tuning documents: without them
                        full fine-tuning pushes down every title the training split never shows (default ${DEMO_DEFAULTS.finetuneTitleListCopies})
+  --finetune-title-list-repeat-groups K  as --title-list-repeat-groups, for the replayed lists (default ${DEMO_DEFAULTS.finetuneTitleListRepeatGroups})
   --test-people N      test-split people every model scores (default ${DEMO_DEFAULTS.testPeople}; LLM scoring is the slow step)
   --pretrain-loss L    all (every token: the plain next-token objective) | targets (only each year's outcome
                        text, what scoring reads: ~2× faster steps that learn titles sooner) (default ${DEMO_DEFAULTS.pretrainLoss})
@@ -65,6 +66,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     "title-list-copies": { type: "string" },
     "finetune-title-list-copies": { type: "string" },
     "title-list-repeat-groups": { type: "string" },
+    "finetune-title-list-repeat-groups": { type: "string" },
     seed: { type: "string" },
     fresh: { type: "boolean" },
     ...BACKEND_FLAGS,
@@ -91,6 +93,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     titleListCopies: optionalInteger(values, "title-list-copies", DEMO_DEFAULTS.titleListCopies, 0),
     finetuneTitleListCopies: optionalInteger(values, "finetune-title-list-copies", DEMO_DEFAULTS.finetuneTitleListCopies, 0),
     titleListRepeatGroups: optionalInteger(values, "title-list-repeat-groups", DEMO_DEFAULTS.titleListRepeatGroups, 0),
+    finetuneTitleListRepeatGroups: optionalInteger(values, "finetune-title-list-repeat-groups", DEMO_DEFAULTS.finetuneTitleListRepeatGroups, 0),
     seed: optionalInteger(values, "seed", 0),
   };
   const backend = await backendFromFlags(values);
