@@ -108,7 +108,7 @@ const D = 512, HEADS = 8, HEAD_DIM = 64, FFN = 1376, VOCAB = 32000;
 const TOKENS = 2048, SEQUENCE = 256;  // a training batch: 8 sequences of 256 tokens, packed
 const LOGIT_ROWS = 128;               // logits are computed in 128-row chunks (src/model/llama-train.ts)
 const LORA_RANK = 16;
-const SCORING_ROWS = 4;               // a few trie nodes scored against a weight: M < 8
+const SCORING_ROWS = 4;               // a few trie nodes scored against a weight: the few-row kernels (M ≤ 16)
 const ELEMENTS = 1 << 22;             // AdamW and conversions: a 4M-element parameter group
 
 const MATMULS: MatmulShape[] = [

@@ -58,7 +58,7 @@ const FLOAT_DTYPES = ["f32", "bf16", "f16"] as const;
 
 /**
  * [batch, M, N, K]; batch 1 runs with 2-D operands. Few rows with transB reach the CPU's few-row kernels
- * (RowDots: M < 8 on AVX-512, ≤ 16 on AVX2; M = 3, 6, 7 and 16 give passes of 1–4 rows, N not a whole number of
+ * (RowDots: M ≤ 16 on AVX-512 and AVX2; M = 3, 6, 7 and 16 give passes of 1–4 rows, N not a whole number of
  * B-row groups, K with a tail). The last two reach the CPU's [K, N] kernel (native/cpu/gemm_kn.h) past its
  * blocks: several row and column blocks with partial tiles and K chunks, and a long K over a small output,
  * which it splits into K ranges summed at the end.
