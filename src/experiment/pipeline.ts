@@ -104,6 +104,9 @@ const ABLATIONS: { template: TemplateName; label: string }[] = [
   { template: "no-education", label: "FT-LLM, no education" },
 ];
 
+/** Survey i of the experiment is drawn with seed + i·stride (far from the resumes' seed + 1 and seed + 2). */
+const SURVEY_SEED_STRIDE = 1000;
+
 export async function runExperiment(options: ExperimentOptions): Promise<ExperimentReport> {
   const started = performance.now();
   const { scale, seed, backend } = options;
@@ -133,9 +136,12 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   const mainSurvey = scale.surveys[0];
   for (const [index, profile] of scale.surveys.entries()) {
     log(`[2/4] survey ${index + 1}/${scale.surveys.length}: synthetic ${profile}, ${scale.surveyPeople} people`);
-    const survey = syntheticSurvey(profile, scale.surveyPeople, seed);
+    // Each survey its own seed (the main one keeps `seed`, as the demo's survey): independent samples, not the
+    // same people and demographic draws under three profiles.
+    const surveySeed = seed + SURVEY_SEED_STRIDE * index;
+    const survey = syntheticSurvey(profile, scale.surveyPeople, surveySeed);
     const test = survey.test.slice(0, scale.testPeople);
-    const dataKey = { profile, people: scale.surveyPeople, seed, testPeople: scale.testPeople };
+    const dataKey = { profile, people: scale.surveyPeople, seed: surveySeed, testPeople: scale.testPeople };
     log(`      ${survey.train.length}/${survey.valid.length}/${survey.test.length} people train/valid/test; scoring ${test.length} test people (${countPersonYears({ people: test })} person-years)`);
     const score = async (model: string, inputs: unknown, make: Parameters<typeof scorePredictions>[4], finetune?: StepResult<FinetuneValue>) => {
       const key = model.toLowerCase().replace(/[^a-z0-9]+/g, "-");
@@ -182,7 +188,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored), ` +
       `${scale.resumes} resumes, ${scale.extraCareers} extra careers; foundation ${scale.foundation.preset}, smaller ${scale.smallerPreset}; ` +
       `fine-tuning ${scale.finetune.mode}, lr ${scale.finetune.learningRate}, ${scale.finetune.epochs} epochs, best validation kept; ` +
-      `seed ${seed}; ${backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`,
+      `seed ${seed} (survey i drawn with seed + ${SURVEY_SEED_STRIDE}·i); ${backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`,
   });
   return report;
 }
