@@ -62,7 +62,8 @@ export { readPeftAdapter, writePeftAdapter, type PeftAdapter } from "./io/peft.j
 export { loadLlamaWithAdapter, mergeAdapterIntoCheckpoint } from "./model/adapter.js";
 export { trainLlama, validationLoss, type TrainOptions, type TrainResult } from "./train/loop.js";
 export { readTrainingSequences } from "./train/data.js";
-export { buildPackedBatch, epochOrder, packInOrder, windowSequences, type TrainingSequence } from "./train/batches.js";
+export { buildPackedBatch, windowSequences, type TrainingSequence } from "./train/batches.js";
+export { epochOrder, packInOrder } from "./util/packing.js";
 export { AdamW, ADAMW_DEFAULTS, clipGradientNorm, type AdamWConfig } from "./train/optimizer.js";
 export { learningRateAt, SCHEDULE_KINDS, type ScheduleKind } from "./train/schedule.js";
 export { trainingStep, benchmarkTrainingSteps, type StepBenchmarkOptions, type StepBenchmarkResult } from "./train/step.js";
@@ -85,11 +86,11 @@ export {
   type TrainCareerBaselineOptions, type CareerBaseline, type CareerPhaseOptions,
 } from "./score/baselines/career.js";
 export {
-  CareerModel, CAREER_PRESETS, CAREER_PRESET_NAMES, CAREER_COVARIATES, trainCareer, careerLogProbabilities, meanCareerLoss,
+  CareerModel, CAREER_PRESETS, CAREER_PRESET_NAMES, CAREER_COVARIATES, careerLogProbabilities,
   encodeCareer, packCareerBatch, twoStageLogProbabilities, twoStageGradient,
-  type CareerConfig, type CareerPresetName, type CareerModelOptions, type CareerTrainingOptions, type CareerTrainingResult,
-  type CareerProgress, type CareerSequence, type CareerBatch,
+  type CareerConfig, type CareerPresetName, type CareerModelOptions, type CareerSequence, type CareerBatch,
 } from "./model/career.js";
+export { trainCareer, meanCareerLoss, type CareerTrainingOptions, type CareerTrainingResult, type CareerProgress } from "./train/career.js";
 export { CareerFeatureSpace, MultinomialLogit, lbfgsMinimise, type LogitFitOptions } from "./model/logit.js";
 export {
   predictionHeader,

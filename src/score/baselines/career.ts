@@ -7,10 +7,8 @@
 import type { Backend } from "../../engine/backend.js";
 import type { PersonRecord } from "../../data/panel.js";
 import { occupationTaxonomy, type OccupationTaxonomy } from "../../data/taxonomy.js";
-import {
-  CAREER_PRESETS, CareerModel, careerLogProbabilities, encodeCareer, trainCareer,
-  type CareerConfig, type CareerPresetName, type CareerProgress, type CareerTrainingResult,
-} from "../../model/career.js";
+import { CAREER_PRESETS, CareerModel, careerLogProbabilities, encodeCareer, type CareerConfig, type CareerPresetName } from "../../model/career.js";
+import { trainCareer, type CareerProgress, type CareerTrainingResult } from "../../train/career.js";
 import type { PredictionProgress, Predictor } from "../predictor.js";
 
 export class CareerPredictor implements Predictor {
