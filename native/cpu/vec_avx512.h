@@ -14,6 +14,22 @@ namespace {
 
 inline __mmask16 VecTailMask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
 
+// The lanes of p that `valid` selects, zero elsewhere (lanes outside it are never read). On the Zen 5 a
+// zero-masking load in a streaming loop runs at about a third of the rate of a plain one even when every lane
+// is valid (SwiGLU forward: 460 against 1,440 calls/s), while masked stores cost nothing; so a whole vector is
+// read with a plain load and only a partial one masked. Where `valid` is a constant the branch folds away;
+// elsewhere it is marked likely: without the hint GCC moved the plain load out of line in the GEMM packing
+// loops (a jump there and one back for every whole vector).
+inline __m512 LoadValid(const float* p, __mmask16 valid) {
+  return __builtin_expect(valid == 0xffff, 1) ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(valid, p);
+}
+
+// As LoadValid, for 16 16-bit elements (bf16, f16).
+inline __m256i LoadValidHalves(const uint16_t* p, __mmask16 valid) {
+  return __builtin_expect(valid == 0xffff, 1) ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))
+                                               : _mm256_maskz_loadu_epi16(valid, p);
+}
+
 inline __m512 ExpPs(__m512 x) {
   // max/min return their second operand when one is NaN: x goes second so a NaN survives the clamp.
   x = _mm512_min_ps(_mm512_set1_ps(88.7f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
