@@ -27,3 +27,10 @@ run I  12 --title-list-copies 60 $pre3 $full --finetune-epochs 4 --finetune-titl
 run G  12 --title-list-copies 20 --pretrain-epochs 5 $full --finetune-epochs 4 --finetune-title-list-copies 10
 run J  12 --title-list-copies 20 --pretrain-epochs 8 $full --finetune-epochs 4 --finetune-title-list-copies 10
 run K  50 --title-list-copies 20 --pretrain-epochs 16 $full --finetune-epochs 4 --finetune-title-list-copies 10
+# Second session (README "Runs L–N"): 50 test people, compared with the dev experiment's J on the same people.
+ft="$full --finetune-epochs 4 --finetune-title-list-copies 10"
+run L  50 --title-list-copies 20 --resumes 8000 --pretrain-epochs 2 $ft
+run N  50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 4 $ft
+run N2 50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 4 $ft --finetune-title-list-repeat-groups 4
+run N3 50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 4 --finetune-mode lora --finetune-lr 3e-3 --finetune-epochs 4 --finetune-eval-every 25 --finetune-title-list-copies 10 --finetune-title-list-repeat-groups 4
+run M2 50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep --title-list-repeat-groups 4 $ft --finetune-title-list-repeat-groups 4
