@@ -34,3 +34,4 @@ run N  50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 
 run N2 50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 4 $ft --finetune-title-list-repeat-groups 4
 run N3 50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 4 --finetune-mode lora --finetune-lr 3e-3 --finetune-epochs 4 --finetune-eval-every 25 --finetune-title-list-copies 10 --finetune-title-list-repeat-groups 4
 run M2 50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep --title-list-repeat-groups 4 $ft --finetune-title-list-repeat-groups 4
+run M  50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep $ft
