@@ -10,9 +10,11 @@
 import { readFileSync } from "node:fs";
 import { syntheticSurvey } from "../../../dist/src/experiment/stages.js";
 import { normaliseLogprobs } from "../../../dist/src/score/normalise.js";
+import { occupationTaxonomy } from "../../../dist/src/data/taxonomy.js";
 
 const [profile, people, seed, ...files] = process.argv.slice(2);
 if (files.length === 0) throw new Error("usage: copy-by-title.mjs PROFILE PEOPLE SEED PREDICTIONS.jsonl [MORE.jsonl …]");
+const taxonomy = occupationTaxonomy();
 const trainCount = new Map();
 for (const person of syntheticSurvey(profile, Number(people), Number(seed)).train) {
   for (const wave of person.waves) trainCount.set(wave.occupation, (trainCount.get(wave.occupation) ?? 0) + 1);
@@ -28,7 +30,7 @@ for (const file of files) {
   const sums = BUCKETS.map(() => ({ n: 0, p: 0, stayed: 0, stayLoss: 0 }));
   for (const line of lines.slice(1)) {
     const record = JSON.parse(line);
-    if (record.previous === null || record.previous >= 991) continue;
+    if (record.previous === null || taxonomy.byCode(record.previous).isNonWork) continue;
     const { normalised } = normaliseLogprobs(record.log_probs);
     const lp = normalised[index.get(record.previous)];
     const seen = trainCount.get(record.previous) ?? 0;
