@@ -50,12 +50,12 @@ export function oneOf<T extends string>(values: Record<string, unknown>, flag: s
   return value as T;
 }
 
-export function optionalNumber(values: Record<string, unknown>, flag: string, fallback: number): number {
+export function optionalNumber(values: Record<string, unknown>, flag: string, fallback: number, allowZero = false): number {
   const value = values[flag];
   if (value === undefined) return fallback;
   const parsed = Number(value);
-  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(parsed) || parsed <= 0) {
-    throw new UsageError(`--${flag} must be a positive number, got "${String(value)}"`);
+  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(parsed) || parsed < 0 || (parsed === 0 && !allowZero)) {
+    throw new UsageError(`--${flag} must be a ${allowZero ? "non-negative" : "positive"} number, got "${String(value)}"`);
   }
   return parsed;
 }

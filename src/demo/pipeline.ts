@@ -61,6 +61,10 @@ export interface DemoSizes {
   titleListRepeatGroups: number;
   /** The same for the title lists replayed in the fine-tuning. */
   finetuneTitleListRepeatGroups: number;
+  /** Relabelled copies of the resumes added to the pretraining corpus, as a share of it (data/relabel.ts; 0: none). */
+  relabelledShare: number;
+  /** Relabelled copies of the survey's training people added to the fine-tuning documents, as a share of them. */
+  finetuneRelabelledShare: number;
 }
 
 /** The recipe found by experiments/recipe/ (its README has every run and what it showed). */
@@ -84,6 +88,8 @@ export const DEMO_DEFAULTS: DemoSizes = {
   finetuneTitleListCopies: 10,
   titleListRepeatGroups: 0,
   finetuneTitleListRepeatGroups: 0,
+  relabelledShare: 0,
+  finetuneRelabelledShare: 0,
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -143,6 +149,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       preset: options.modelPreset, config, epochs: options.pretrainEpochs, learningRate: options.pretrainLearningRate, loss: options.pretrainLoss,
       titleListCopies: options.titleListCopies,
       ...(options.titleListRepeatGroups > 0 ? { titleListRepeatGroups: options.titleListRepeatGroups } : {}),
+      ...(options.relabelledShare > 0 ? { relabelledShare: options.relabelledShare } : {}),
     },
     { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
   );
@@ -154,7 +161,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     foundation,
     { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       titleListCopies: options.finetuneTitleListCopies,
-      ...(options.finetuneTitleListRepeatGroups > 0 ? { titleListRepeatGroups: options.finetuneTitleListRepeatGroups } : {}) },
+      ...(options.finetuneTitleListRepeatGroups > 0 ? { titleListRepeatGroups: options.finetuneTitleListRepeatGroups } : {}),
+      ...(options.finetuneRelabelledShare > 0 ? { relabelledShare: options.finetuneRelabelledShare } : {}) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
   );
 

@@ -13,6 +13,7 @@ import { generateSyntheticPanel } from "../data/synthetic.js";
 import type { ProfileName } from "../data/profiles.js";
 import { assignSplits, type SplitName } from "../data/splits.js";
 import { occupationTaxonomy } from "../data/taxonomy.js";
+import { relabelledCopies } from "../data/relabel.js";
 import { initModel } from "../model/init.js";
 import type { LlamaConfig } from "../model/config.js";
 import { loadLlama } from "../model/load.js";
@@ -130,6 +131,22 @@ export interface FoundationRecipe {
    * each title once. Optional so that the cache keys of foundations made without it stay what they were.
    */
   titleListRepeatGroups?: number;
+  /**
+   * Relabelled copies of corpus careers added, as a share of the corpus (data/relabel.ts: one occupation
+   * renamed to a uniformly drawn title, so its stays can only be predicted by copying). Absent or 0: none.
+   */
+  relabelledShare?: number;
+}
+
+/** The documents' people plus round(share × count) relabelled copies of them (data/relabel.ts). */
+function withRelabelledCopies(people: readonly PersonRecord[], share: number | undefined, seed: number): readonly PersonRecord[] {
+  if (!share) return people;
+  return [...people, ...relabelledCopies(people, Math.round(share * people.length), seed, occupationTaxonomy())];
+}
+
+/** The log line's account of the relabelled copies a recipe adds. */
+function relabelledNote(people: number, share: number | undefined): string {
+  return share ? ` + ${Math.round(share * people)} relabelled copies` : "";
 }
 
 export interface FoundationValue {
@@ -151,6 +168,7 @@ export async function pretrainFoundation(
   const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
     const started = performance.now();
     log(`      ${name}: random ${recipe.preset} Llama, pretrained on ${corpus.people.length} career documents` +
+      relabelledNote(corpus.people.length, recipe.relabelledShare) +
       (recipe.titleListCopies > 0 ? ` and ${recipe.titleListCopies} copies of the occupation-title list` : "") +
       (recipe.titleListCopies > 0 && recipe.titleListRepeatGroups ? ` (in groups of ${recipe.titleListRepeatGroups}, each written twice)` : ""));
     const initDir = join(dir, "init");
@@ -163,7 +181,7 @@ export async function pretrainFoundation(
       weights: loadLlamaWeights(openCheckpoint(initDir), recipe.config),
       baseModelDir: initDir,
       train: [
-        ...documentSequences(corpus.people, tokenizer, corpus.template, recipe.loss, "careers"),
+        ...documentSequences(withRelabelledCopies(corpus.people, recipe.relabelledShare, seed), tokenizer, corpus.template, recipe.loss, "careers"),
         ...titleListSequences(recipe.titleListCopies, tokenizer, corpus.template, seed, recipe.loss, recipe.titleListRepeatGroups ?? 0),
       ],
       outDir: join(dir, "train"),
@@ -206,6 +224,8 @@ export interface FinetuneRecipe {
   titleListCopies: number;
   /** The replayed lists in groups of this many titles, each group twice (as FoundationRecipe); absent or 0: once. */
   titleListRepeatGroups?: number;
+  /** Relabelled copies of the training people added, as a share of them (as FoundationRecipe). Absent or 0: none. */
+  relabelledShare?: number;
 }
 
 export interface FinetuneValue {
@@ -234,7 +254,7 @@ export async function fineTune(
   const inputs = { foundation: foundation.key, data: data.key, template: data.template, recipe, seed };
   const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
     const started = performance.now();
-    log(`      ${name}: ${recipe.mode === "full" ? "full fine-tuning" : "LoRA (r=16, all projections)"} on ${data.train.length} training documents`);
+    log(`      ${name}: ${recipe.mode === "full" ? "full fine-tuning" : "LoRA (r=16, all projections)"} on ${data.train.length} training documents${relabelledNote(data.train.length, recipe.relabelledShare)}`);
     const tokenizer = Tokenizer.fromDirectory(foundationDir);
     const config = readLlamaConfig(foundationDir);
     const mode: TrainingMode =
@@ -242,7 +262,7 @@ export async function fineTune(
         ? { kind: "full" }
         : { kind: "lora", lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false } };
     const train = [
-      ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),
+      ...documentSequences(withRelabelledCopies(data.train, recipe.relabelledShare, seed + 2), tokenizer, data.template, recipe.loss, "train"),
       ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss, recipe.titleListRepeatGroups ?? 0),
     ];
     const bar = trainingBar(name);

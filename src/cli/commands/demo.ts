@@ -39,6 +39,10 @@ by experiments/recipe/ (its README lists every run).
   --finetune-title-list-copies N  copies of the title list mixed into the fine-tuning documents: without them
                        full fine-tuning pushes down every title the training split never shows (default ${DEMO_DEFAULTS.finetuneTitleListCopies})
   --finetune-title-list-repeat-groups K  as --title-list-repeat-groups, for the replayed lists (default ${DEMO_DEFAULTS.finetuneTitleListRepeatGroups})
+  --relabel-share X    add relabelled copies of the resumes to the pretraining corpus, X per resume: one of the
+                       person's occupations renamed to a title drawn uniformly, so staying in it can only be
+                       predicted by copying the line above (default ${DEMO_DEFAULTS.relabelledShare})
+  --finetune-relabel-share X  the same for the survey's training documents (default ${DEMO_DEFAULTS.finetuneRelabelledShare})
   --test-people N      test-split people every model scores (default ${DEMO_DEFAULTS.testPeople}; LLM scoring is the slow step)
   --pretrain-loss L    all (every token: the plain next-token objective) | targets (only each year's outcome
                        text, what scoring reads: ~2× faster steps that learn titles sooner) (default ${DEMO_DEFAULTS.pretrainLoss})
@@ -67,6 +71,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     "finetune-title-list-copies": { type: "string" },
     "title-list-repeat-groups": { type: "string" },
     "finetune-title-list-repeat-groups": { type: "string" },
+    "relabel-share": { type: "string" },
+    "finetune-relabel-share": { type: "string" },
     seed: { type: "string" },
     fresh: { type: "boolean" },
     ...BACKEND_FLAGS,
@@ -94,6 +100,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     finetuneTitleListCopies: optionalInteger(values, "finetune-title-list-copies", DEMO_DEFAULTS.finetuneTitleListCopies, 0),
     titleListRepeatGroups: optionalInteger(values, "title-list-repeat-groups", DEMO_DEFAULTS.titleListRepeatGroups, 0),
     finetuneTitleListRepeatGroups: optionalInteger(values, "finetune-title-list-repeat-groups", DEMO_DEFAULTS.finetuneTitleListRepeatGroups, 0),
+    relabelledShare: optionalNumber(values, "relabel-share", DEMO_DEFAULTS.relabelledShare, true),
+    finetuneRelabelledShare: optionalNumber(values, "finetune-relabel-share", DEMO_DEFAULTS.finetuneRelabelledShare, true),
     seed: optionalInteger(values, "seed", 0),
   };
   const backend = await backendFromFlags(values);

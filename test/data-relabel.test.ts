@@ -1,0 +1,66 @@
+import { describe, expect, it } from "vitest";
+import { relabelledCopies, renameOccupation } from "../src/data/relabel.js";
+import type { PersonRecord } from "../src/data/panel.js";
+import { generateSyntheticPanel } from "../src/data/synthetic.js";
+import { occupationTaxonomy } from "../src/data/taxonomy.js";
+
+const taxonomy = occupationTaxonomy();
+const people = generateSyntheticPanel({ profile: "nlsy79", people: 40, seed: 3 }).panel.people;
+const isWork = (code: number) => !taxonomy.byCode(code).isNonWork;
+
+describe("relabelled careers", () => {
+  it("renames every wave of one occupation and nothing else, leaving the input alone", () => {
+    const person: PersonRecord = {
+      personId: "p", dataset: "NLSY79", birthYear: 1960, sex: "female", race: "white", region: "south",
+      waves: [
+        { year: 1990, occupation: 4, education: 1 },
+        { year: 1991, occupation: 4, education: 1 },
+        { year: 1992, occupation: 993, education: 1 },
+        { year: 1993, occupation: 7, education: 2 },
+        { year: 1994, occupation: 4, education: 2 },
+      ],
+    };
+    const before = JSON.stringify(person);
+    const renamed = renameOccupation(person, 4, 22, "p~1");
+    expect(renamed.waves.map((w) => w.occupation)).toEqual([22, 22, 993, 7, 22]);
+    expect(renamed.waves.map((w) => [w.year, w.education])).toEqual(person.waves.map((w) => [w.year, w.education]));
+    expect(renamed.personId).toBe("p~1");
+    expect(JSON.stringify(person)).toBe(before);
+  });
+
+  it("each copy is a training career with exactly one occupation renamed to one the person never held", () => {
+    const copies = relabelledCopies(people, 60, 11, taxonomy);
+    expect(copies).toHaveLength(60);
+    const byId = new Map(people.map((p) => [p.personId, p]));
+    for (const copy of copies) {
+      const source = byId.get(copy.personId.replace(/~relabelled\d+$/, ""))!;
+      expect(source).toBeDefined();
+      const held = new Set(source.waves.map((w) => w.occupation));
+      const pairs = new Map<number, number>();
+      copy.waves.forEach((wave, i) => {
+        const from = source.waves[i].occupation;
+        if (wave.occupation !== from) pairs.set(from, wave.occupation);
+      });
+      expect(pairs.size).toBe(1);
+      const [[from, to]] = [...pairs];
+      expect(isWork(from) && isWork(to)).toBe(true);
+      expect(held.has(to)).toBe(false);
+      // Every wave of `from` was renamed (not some of them).
+      expect(copy.waves.some((w) => w.occupation === from)).toBe(false);
+    }
+  });
+
+  it("is deterministic in the seed, draws widely, and adds nothing for a count of 0", () => {
+    const a = relabelledCopies(people, 200, 5, taxonomy);
+    expect(relabelledCopies(people, 200, 5, taxonomy)).toEqual(a);
+    expect(relabelledCopies(people, 200, 6, taxonomy)).not.toEqual(a);
+    const renamedTo = new Set(a.flatMap((copy) => copy.waves.map((w) => w.occupation)).filter(isWork));
+    expect(renamedTo.size).toBeGreaterThan(150);
+    expect(relabelledCopies(people, 0, 5, taxonomy)).toEqual([]);
+  });
+
+  it("refuses people who hold no occupation", () => {
+    const idle = people.map((p) => ({ ...p, waves: p.waves.map((w) => ({ ...w, occupation: 993 })) }));
+    expect(() => relabelledCopies(idle, 1, 1, taxonomy)).toThrow(/no training person holds an occupation/);
+  });
+});
