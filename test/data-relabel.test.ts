@@ -3,6 +3,10 @@ import { relabelledCopies, renameOccupation } from "../src/data/relabel.js";
 import type { PersonRecord } from "../src/data/panel.js";
 import { generateSyntheticPanel } from "../src/data/synthetic.js";
 import { occupationTaxonomy } from "../src/data/taxonomy.js";
+import { relabelledSequences } from "../src/experiment/stages.js";
+import { documentTemplate, renderDocument, tokenizeDocument } from "../src/text/documents.js";
+import { buildLlama2TokenizerConfig, buildLlama2TokenizerJson } from "../src/text/llama2-tokenizer.js";
+import { Tokenizer } from "../src/text/tokenizer.js";
 
 const taxonomy = occupationTaxonomy();
 const people = generateSyntheticPanel({ profile: "nlsy79", people: 40, seed: 3 }).panel.people;
@@ -32,7 +36,7 @@ describe("relabelled careers", () => {
     const copies = relabelledCopies(people, 60, 11, taxonomy);
     expect(copies).toHaveLength(60);
     const byId = new Map(people.map((p) => [p.personId, p]));
-    for (const copy of copies) {
+    for (const { person: copy, from: renamedFrom, to: renamedTo } of copies) {
       const source = byId.get(copy.personId.replace(/~relabelled\d+$/, ""))!;
       expect(source).toBeDefined();
       const held = new Set(source.waves.map((w) => w.occupation));
@@ -43,6 +47,7 @@ describe("relabelled careers", () => {
       });
       expect(pairs.size).toBe(1);
       const [[from, to]] = [...pairs];
+      expect([renamedFrom, renamedTo]).toEqual([from, to]);
       expect(isWork(from) && isWork(to)).toBe(true);
       expect(held.has(to)).toBe(false);
       // Every wave of `from` was renamed (not some of them).
@@ -51,9 +56,9 @@ describe("relabelled careers", () => {
   });
 
   it("is deterministic in the seed, draws widely, and adds nothing for a count of 0", () => {
-    const a = relabelledCopies(people, 200, 5, taxonomy);
-    expect(relabelledCopies(people, 200, 5, taxonomy)).toEqual(a);
-    expect(relabelledCopies(people, 200, 6, taxonomy)).not.toEqual(a);
+    const a = relabelledCopies(people, 200, 5, taxonomy).map((c) => c.person);
+    expect(relabelledCopies(people, 200, 5, taxonomy).map((c) => c.person)).toEqual(a);
+    expect(relabelledCopies(people, 200, 6, taxonomy).map((c) => c.person)).not.toEqual(a);
     const renamedTo = new Set(a.flatMap((copy) => copy.waves.map((w) => w.occupation)).filter(isWork));
     expect(renamedTo.size).toBeGreaterThan(150);
     expect(relabelledCopies(people, 0, 5, taxonomy)).toEqual([]);
@@ -62,5 +67,30 @@ describe("relabelled careers", () => {
   it("refuses people who hold no occupation", () => {
     const idle = people.map((p) => ({ ...p, waves: p.waves.map((w) => ({ ...w, occupation: 993 })) }));
     expect(() => relabelledCopies(idle, 1, 1, taxonomy)).toThrow(/no training person holds an occupation/);
+  });
+
+  it("after-renamed puts the loss on exactly the target lines that follow a line holding the renamed title", () => {
+    const tokenizer = new Tokenizer(buildLlama2TokenizerJson(), buildLlama2TokenizerConfig(), "llama2 tokenizer.json");
+    const template = documentTemplate("default");
+    const share = 0.5;
+    const copies = relabelledCopies(people, Math.round(share * people.length), 9, taxonomy);
+    const plain = relabelledSequences(people, share, "targets", 9, tokenizer, template, "targets");
+    const after = relabelledSequences(people, share, "after-renamed", 9, tokenizer, template, "targets");
+    expect(after).toHaveLength(copies.length);
+    let kept = 0;
+    copies.forEach(({ person, to }, i) => {
+      const document = tokenizeDocument(renderDocument(person, template), tokenizer);
+      expect(Array.from(after[i].ids)).toEqual(document.ids);
+      const expected = new Uint8Array(document.ids.length);
+      document.targets.forEach((target, t) => {
+        if (t > 0 && person.waves[t - 1].occupation === to) expected.fill(1, target.tokenStart, target.tokenEnd);
+      });
+      expect(after[i].lossMask).toEqual(expected);
+      // A subset of the plain copy's target mask.
+      after[i].lossMask.forEach((bit, k) => expect(bit <= plain[i].lossMask[k]).toBe(true));
+      kept += expected.reduce((sum, bit) => sum + bit, 0);
+    });
+    expect(kept).toBeGreaterThan(0);
+    expect(relabelledSequences(people, 0, "after-renamed", 9, tokenizer, template, "targets")).toEqual([]);
   });
 });

@@ -22,6 +22,13 @@ export function renameOccupation(person: PersonRecord, from: number, to: number,
   };
 }
 
+/** A relabelled copy of a career and the occupation it renamed (`from`, now `to` in every wave). */
+export interface RelabelledCareer {
+  person: PersonRecord;
+  from: number;
+  to: number;
+}
+
 /**
  * `count` relabelled copies of people drawn with replacement from `people` (seeded): in each, one of the
  * person's occupations (uniform over the distinct occupations they hold; non-work states are never renamed)
@@ -33,7 +40,7 @@ export function relabelledCopies(
   count: number,
   seed: number,
   taxonomy: OccupationTaxonomy,
-): PersonRecord[] {
+): RelabelledCareer[] {
   const occupationsOf = (person: PersonRecord) => [
     ...new Set(person.waves.map((wave) => wave.occupation).filter((code) => !taxonomy.byCode(code).isNonWork)),
   ];
@@ -48,6 +55,6 @@ export function relabelledCopies(
     const heldSet = new Set(held);
     const candidates = allOccupations.filter((code) => !heldSet.has(code));
     const to = candidates[random.integer(0, candidates.length - 1)];
-    return renameOccupation(person, from, to, `${person.personId}~relabelled${k}`);
+    return { person: renameOccupation(person, from, to, `${person.personId}~relabelled${k}`), from, to };
   });
 }

@@ -25,7 +25,7 @@ import type { CareerPresetName } from "../model/career.js";
 import { formatSeconds } from "../util/progress.js";
 import {
   careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
-  type StageContext,
+  type RelabelledLoss, type StageContext,
 } from "../experiment/stages.js";
 
 export interface DemoSizes {
@@ -65,6 +65,8 @@ export interface DemoSizes {
   relabelledShare: number;
   /** Relabelled copies of the survey's training people added to the fine-tuning documents, as a share of them. */
   finetuneRelabelledShare: number;
+  /** Where the relabelled copies' loss falls, in both stages (RelabelledLoss). */
+  relabelledLoss: RelabelledLoss;
 }
 
 /** The recipe found by experiments/recipe/ (its README has every run and what it showed). */
@@ -90,6 +92,7 @@ export const DEMO_DEFAULTS: DemoSizes = {
   finetuneTitleListRepeatGroups: 0,
   relabelledShare: 0,
   finetuneRelabelledShare: 0,
+  relabelledLoss: "targets",
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -150,6 +153,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       titleListCopies: options.titleListCopies,
       ...(options.titleListRepeatGroups > 0 ? { titleListRepeatGroups: options.titleListRepeatGroups } : {}),
       ...(options.relabelledShare > 0 ? { relabelledShare: options.relabelledShare } : {}),
+      ...(options.relabelledShare > 0 && options.relabelledLoss !== "targets" ? { relabelledLoss: options.relabelledLoss } : {}),
     },
     { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
   );
@@ -162,7 +166,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       titleListCopies: options.finetuneTitleListCopies,
       ...(options.finetuneTitleListRepeatGroups > 0 ? { titleListRepeatGroups: options.finetuneTitleListRepeatGroups } : {}),
-      ...(options.finetuneRelabelledShare > 0 ? { relabelledShare: options.finetuneRelabelledShare } : {}) },
+      ...(options.finetuneRelabelledShare > 0 ? { relabelledShare: options.finetuneRelabelledShare } : {}),
+      ...(options.finetuneRelabelledShare > 0 && options.relabelledLoss !== "targets" ? { relabelledLoss: options.relabelledLoss } : {}) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
   );
 

@@ -25,7 +25,7 @@ import { openCheckpoint } from "../io/safetensors.js";
 import { readLlamaConfig } from "../io/hf-config.js";
 import { Tokenizer } from "../text/tokenizer.js";
 import {
-  lossMask, occupationListDocument, renderDocument, tokenizeDocument, TokenOffsets, type DocumentTemplate, type LossMaskMode,
+  lossMask, occupationListDocument, renderDocument, tokenizeDocument, TokenOffsets, type DocumentTarget, type DocumentTemplate, type LossMaskMode,
 } from "../text/documents.js";
 import type { TrainingSequence } from "../train/batches.js";
 import { trainLlama } from "../train/loop.js";
@@ -70,23 +70,54 @@ export function resumesCorpus(people: number, seed: number): PersonRecord[] {
   return generateSyntheticPanel({ profile: "resumes", people, seed }).panel.people;
 }
 
-/** People's documents as training sequences (BOS first), with the loss on every token or only the targets. */
+/**
+ * People's documents as training sequences (BOS first), with the loss on every token or only the targets;
+ * `keepTarget`, when given, keeps the loss only on the target spans it accepts (by person and target index).
+ */
 export function documentSequences(
   people: readonly PersonRecord[],
   tokenizer: Tokenizer,
   template: DocumentTemplate,
   loss: LossMaskMode,
   label: string,
+  keepTarget?: (person: number, targets: readonly DocumentTarget[], target: number) => boolean,
 ): TrainingSequence[] {
   const offsets = new TokenOffsets(tokenizer);
   const bar = new ProgressBar(`tokenize ${label}`, people.length, " documents");
   const sequences = people.map((person, i) => {
     const document = tokenizeDocument(renderDocument(person, template), tokenizer, { offsets });
     if (i % 200 === 0) bar.update(i);
-    return { ids: Int32Array.from(document.ids), lossMask: lossMask(document, loss) };
+    const mask = lossMask(document, loss);
+    if (keepTarget) {
+      mask.fill(0);
+      document.targets.forEach((target, t) => {
+        if (keepTarget(i, document.targets, t)) mask.fill(1, Math.max(1, target.tokenStart), target.tokenEnd);
+      });
+    }
+    return { ids: Int32Array.from(document.ids), lossMask: mask };
   });
   bar.finish();
   return sequences;
+}
+
+/** Where the loss of relabelled copies falls: every target (as the loss mode says) or only "after-renamed" lines. */
+export type RelabelledLoss = "targets" | "after-renamed";
+export const RELABELLED_LOSSES: readonly RelabelledLoss[] = ["targets", "after-renamed"];
+
+/**
+ * round(share × people) relabelled copies of `people` as training sequences (data/relabel.ts). With
+ * "after-renamed" the loss is only on the lines that follow a line holding the renamed title — the decision to
+ * stay in it (copy) or leave — so the copies teach copying without teaching moves into a random title.
+ */
+export function relabelledSequences(
+  people: readonly PersonRecord[], share: number | undefined, relabelledLoss: RelabelledLoss | undefined, seed: number,
+  tokenizer: Tokenizer, template: DocumentTemplate, loss: LossMaskMode,
+): TrainingSequence[] {
+  if (!share) return [];
+  const copies = relabelledCopies(people, Math.round(share * people.length), seed, occupationTaxonomy());
+  const afterRenamed = (person: number, targets: readonly DocumentTarget[], t: number) => t > 0 && targets[t - 1].outcome === copies[person].to;
+  return documentSequences(copies.map((c) => c.person), tokenizer, template, loss, "relabelled copies",
+    relabelledLoss === "after-renamed" ? afterRenamed : undefined);
 }
 
 /**
@@ -136,12 +167,8 @@ export interface FoundationRecipe {
    * renamed to a uniformly drawn title, so its stays can only be predicted by copying). Absent or 0: none.
    */
   relabelledShare?: number;
-}
-
-/** The documents' people plus round(share × count) relabelled copies of them (data/relabel.ts). */
-function withRelabelledCopies(people: readonly PersonRecord[], share: number | undefined, seed: number): readonly PersonRecord[] {
-  if (!share) return people;
-  return [...people, ...relabelledCopies(people, Math.round(share * people.length), seed, occupationTaxonomy())];
+  /** Where the relabelled copies' loss falls (see relabelledSequences); absent: "targets". */
+  relabelledLoss?: RelabelledLoss;
 }
 
 /** The log line's account of the relabelled copies a recipe adds. */
@@ -181,7 +208,8 @@ export async function pretrainFoundation(
       weights: loadLlamaWeights(openCheckpoint(initDir), recipe.config),
       baseModelDir: initDir,
       train: [
-        ...documentSequences(withRelabelledCopies(corpus.people, recipe.relabelledShare, seed), tokenizer, corpus.template, recipe.loss, "careers"),
+        ...documentSequences(corpus.people, tokenizer, corpus.template, recipe.loss, "careers"),
+        ...relabelledSequences(corpus.people, recipe.relabelledShare, recipe.relabelledLoss, seed, tokenizer, corpus.template, recipe.loss),
         ...titleListSequences(recipe.titleListCopies, tokenizer, corpus.template, seed, recipe.loss, recipe.titleListRepeatGroups ?? 0),
       ],
       outDir: join(dir, "train"),
@@ -226,6 +254,8 @@ export interface FinetuneRecipe {
   titleListRepeatGroups?: number;
   /** Relabelled copies of the training people added, as a share of them (as FoundationRecipe). Absent or 0: none. */
   relabelledShare?: number;
+  /** As FoundationRecipe. */
+  relabelledLoss?: RelabelledLoss;
 }
 
 export interface FinetuneValue {
@@ -262,7 +292,8 @@ export async function fineTune(
         ? { kind: "full" }
         : { kind: "lora", lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false } };
     const train = [
-      ...documentSequences(withRelabelledCopies(data.train, recipe.relabelledShare, seed + 2), tokenizer, data.template, recipe.loss, "train"),
+      ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),
+      ...relabelledSequences(data.train, recipe.relabelledShare, recipe.relabelledLoss, seed + 2, tokenizer, data.template, recipe.loss),
       ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss, recipe.titleListRepeatGroups ?? 0),
     ];
     const bar = trainingBar(name);

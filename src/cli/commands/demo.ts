@@ -4,6 +4,7 @@ import { CAREER_PRESET_NAMES } from "../../model/career.js";
 import { presetNames } from "../../model/presets.js";
 import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { DEMO_DEFAULTS, runDemoPipeline } from "../../demo/pipeline.js";
+import { RELABELLED_LOSSES } from "../../experiment/stages.js";
 import { oneOf, optionalInteger, optionalNumber, parseFlags } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { formatSeconds } from "../progress.js";
@@ -43,6 +44,8 @@ by experiments/recipe/ (its README lists every run).
                        person's occupations renamed to a title drawn uniformly, so staying in it can only be
                        predicted by copying the line above (default ${DEMO_DEFAULTS.relabelledShare})
   --finetune-relabel-share X  the same for the survey's training documents (default ${DEMO_DEFAULTS.finetuneRelabelledShare})
+  --relabel-loss L     targets (the loss on every target line of a relabelled copy) | after-renamed (only on the
+                       lines after one holding the renamed title: stay in it or leave, not moves into it) (default ${DEMO_DEFAULTS.relabelledLoss})
   --test-people N      test-split people every model scores (default ${DEMO_DEFAULTS.testPeople}; LLM scoring is the slow step)
   --pretrain-loss L    all (every token: the plain next-token objective) | targets (only each year's outcome
                        text, what scoring reads: ~2× faster steps that learn titles sooner) (default ${DEMO_DEFAULTS.pretrainLoss})
@@ -73,6 +76,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     "finetune-title-list-repeat-groups": { type: "string" },
     "relabel-share": { type: "string" },
     "finetune-relabel-share": { type: "string" },
+    "relabel-loss": { type: "string" },
     seed: { type: "string" },
     fresh: { type: "boolean" },
     ...BACKEND_FLAGS,
@@ -102,6 +106,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     finetuneTitleListRepeatGroups: optionalInteger(values, "finetune-title-list-repeat-groups", DEMO_DEFAULTS.finetuneTitleListRepeatGroups, 0),
     relabelledShare: optionalNumber(values, "relabel-share", DEMO_DEFAULTS.relabelledShare, true),
     finetuneRelabelledShare: optionalNumber(values, "finetune-relabel-share", DEMO_DEFAULTS.finetuneRelabelledShare, true),
+    relabelledLoss: oneOf(values, "relabel-loss", RELABELLED_LOSSES, DEMO_DEFAULTS.relabelledLoss),
     seed: optionalInteger(values, "seed", 0),
   };
   const backend = await backendFromFlags(values);
