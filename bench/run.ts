@@ -29,7 +29,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { loadNative } from "../src/engine/native.js";
-import { exportGguf } from "../src/io/export-gguf.js";
+import { exportGguf } from "../src/model/export-gguf.js";
 import { initModel, type WeightDType } from "../src/model/init.js";
 import { loadLlama } from "../src/model/load.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";

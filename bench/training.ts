@@ -38,7 +38,7 @@ import { fileURLToPath } from "node:url";
 import type { Backend } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { float32ToBfloat16 } from "../src/io/dtype.js";
-import type { LlamaConfig } from "../src/model/config.js";
+import type { LlamaConfig } from "../src/io/llama-config.js";
 import { randomLlamaWeights, TrainableLlama, type MatmulDtype, type TrainingMode } from "../src/model/llama-train.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import type { HostTensor, LlamaWeights } from "../src/model/weights.js";

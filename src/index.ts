@@ -7,7 +7,7 @@ export type { AttentionTrainingOptions, Backend, Tensor, DType, HostArray, Matmu
 export { createBackend, probeBackends, type BackendName, type BackendOptions } from "./engine/select.js";
 export { createCpuBackend } from "./engine/cpu/backend.js";
 export type { CpuIsa, CpuIsaInfo } from "./engine/native.js";
-export type { LlamaConfig } from "./model/config.js";
+export type { LlamaConfig } from "./io/llama-config.js";
 export { Llama, KvCache, type ForwardRequest, type ForwardResult } from "./model/llama.js";
 export { loadLlama, type LoadedLlama } from "./model/load.js";
 export { initModel, type InitOptions } from "./model/init.js";
@@ -15,7 +15,7 @@ export { MODEL_PRESETS } from "./model/presets.js";
 export { Tokenizer } from "./text/tokenizer.js";
 export { openSafetensors, openCheckpoint, writeSafetensors } from "./io/safetensors.js";
 export { readLlamaConfig, parseLlamaConfig } from "./io/hf-config.js";
-export { exportGguf } from "./io/export-gguf.js";
+export { exportGguf } from "./model/export-gguf.js";
 
 // Data: occupations, panels, synthetic careers with a known truth, splits, documents.
 export { occupationTaxonomy, OccupationTaxonomy, type Outcome } from "./data/taxonomy.js";
@@ -57,7 +57,8 @@ export {
 // Training: LoRA / full fine-tuning, PEFT adapters, merging.
 export { TrainableLlama, randomLlamaWeights, type TrainingMode, type PackedBatch, type TrainableParameter } from "./model/llama-train.js";
 export { parameterUnits, type ParameterGroup, type ParameterUnit } from "./model/parameter-groups.js";
-export { LORA_TARGET_MODULES, loraScaling, parseTargetModules, type LoraConfig, type LoraTargetModule, type LoraMatrices } from "./model/lora.js";
+export { LORA_TARGET_MODULES, parseTargetModules, type LoraConfig, type LoraTargetModule, type LoraMatrices } from "./io/lora-config.js";
+export { loraScaling } from "./model/lora.js";
 export { readPeftAdapter, writePeftAdapter, type PeftAdapter } from "./io/peft.js";
 export { loadLlamaWithAdapter, mergeAdapterIntoCheckpoint } from "./model/adapter.js";
 export { trainLlama, validationLoss, type TrainOptions, type TrainResult } from "./train/loop.js";

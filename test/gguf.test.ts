@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { llamaCppUnavailableReason } from "../bench/peers/llama-cpp.js";
-import { expectedTensorShapes, type LlamaConfig } from "../src/model/config.js";
+import { expectedTensorShapes, type LlamaConfig } from "../src/io/llama-config.js";
 import {
   GgmlType,
   GgufValueType,

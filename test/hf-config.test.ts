@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { llamaConfigToHf, parseLlamaConfig, readLlamaConfig } from "../src/io/hf-config.js";
 import { openCheckpoint, writeCheckpoint, type SafetensorsInput } from "../src/io/safetensors.js";
-import { expectedTensorShapes, type LlamaConfig } from "../src/model/config.js";
+import { expectedTensorShapes, type LlamaConfig } from "../src/io/llama-config.js";
 import { loadLlamaWeights } from "../src/model/weights.js";
 
 let root: string;

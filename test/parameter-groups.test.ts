@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import type { Backend } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
-import type { LlamaConfig } from "../src/model/config.js";
+import type { LlamaConfig } from "../src/io/llama-config.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import { TrainableLlama, randomLlamaWeights, type MatmulDtype, type TrainingMode } from "../src/model/llama-train.js";
 import { parameterUnits } from "../src/model/parameter-groups.js";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { llamaCppTokenLogprobs, llamaCppUnavailableReason } from "../bench/peers/llama-cpp.js";
 import { CudaBackend, cudaStatus } from "../src/engine/cuda/backend.js";
-import { exportGguf } from "../src/io/export-gguf.js";
+import { exportGguf } from "../src/model/export-gguf.js";
 import { initModel, type WeightDType } from "../src/model/init.js";
 import { loadLlama } from "../src/model/load.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";

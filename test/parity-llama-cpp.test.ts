@@ -12,7 +12,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { llamaCppTokenLogprobs, llamaCppUnavailableReason } from "../bench/peers/llama-cpp.js";
 import { initModel, type WeightDType } from "../src/model/init.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
-import { exportGguf } from "../src/io/export-gguf.js";
+import { exportGguf } from "../src/model/export-gguf.js";
 import { loadLlama } from "../src/model/load.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { WebGpuBackend } from "../src/engine/webgpu/backend.js";

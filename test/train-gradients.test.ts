@@ -17,9 +17,10 @@
 import { describe, expect, it } from "vitest";
 import type { Backend } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
-import type { LlamaConfig } from "../src/model/config.js";
+import type { LlamaConfig } from "../src/io/llama-config.js";
 import { TrainableLlama, randomLlamaWeights, type PackedBatch, type TrainingMode } from "../src/model/llama-train.js";
-import { initialLoraMatrices, type LoraConfig } from "../src/model/lora.js";
+import type { LoraConfig } from "../src/io/lora-config.js";
+import { initialLoraMatrices } from "../src/model/lora.js";
 import { buildPackedBatch } from "../src/train/batches.js";
 import { ReferenceBackend } from "./reference-backend.js";
 import { makeRandom } from "./op-suite.js";

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
-import type { LlamaConfig } from "../src/model/config.js";
+import type { LlamaConfig } from "../src/io/llama-config.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import { TrainableLlama, randomLlamaWeights, type TrainingMode } from "../src/model/llama-train.js";
 import { generateSyntheticPanel } from "../src/data/synthetic.js";

@@ -12,7 +12,7 @@ import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { requestAdapter } from "../src/engine/webgpu/device.js";
 import { WebGpuBackend, type WebGpuBackendOptions } from "../src/engine/webgpu/backend.js";
 import { float32ToBfloat16 } from "../src/io/dtype.js";
-import type { LlamaConfig } from "../src/model/config.js";
+import type { LlamaConfig } from "../src/io/llama-config.js";
 import { randomLlamaWeights } from "../src/model/llama-train.js";
 import { MODEL_PRESETS } from "../src/model/presets.js";
 import type { TrainingSequence } from "../src/train/batches.js";

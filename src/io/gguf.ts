@@ -16,8 +16,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { expectedTensorShapes, type LlamaConfig } from "../model/config.js";
-import { ropeScalingDivisors } from "../model/rope.js";
+import { expectedTensorShapes, ropeScalingDivisors, type LlamaConfig } from "./llama-config.js";
 import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits } from "./dtype.js";
 import { detectTokenizerKind, type TokenizerJson } from "../text/tokenizer.js";
 

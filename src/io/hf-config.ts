@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { LlamaConfig, RopeScalingLlama3 } from "../model/config.js";
+import type { LlamaConfig, RopeScalingLlama3 } from "./llama-config.js";
 import { describeJson, isPlainObject, parseJsonObject } from "./strict-json.js";
 
 /** transformers' LlamaConfig defaults for fields a config.json may omit. */

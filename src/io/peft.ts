@@ -7,11 +7,11 @@
  */
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LlamaConfig } from "../model/config.js";
+import type { LlamaConfig } from "./llama-config.js";
 import {
   LORA_TARGET_MODULES, loraSites, moduleShape, peftKey, validateLoraConfig,
   type LoraConfig, type LoraMatrices, type LoraTargetModule,
-} from "../model/lora.js";
+} from "./lora-config.js";
 import { writeFileAtomic } from "./atomic-write.js";
 import { toFloat32 } from "./dtype.js";
 import { openSafetensors, writeSafetensors } from "./safetensors.js";

@@ -13,11 +13,12 @@ import { llamaConfigToHf, readLlamaConfig } from "../io/hf-config.js";
 import { float32ToBfloat16, toFloat32 } from "../io/dtype.js";
 import { readPeftAdapter, type PeftAdapter } from "../io/peft.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
-import type { LlamaConfig } from "./config.js";
-import { expectedTensorShapes } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
+import { expectedTensorShapes } from "../io/llama-config.js";
 import { Llama, type LlamaLayerTensors, type LlamaTensors } from "./llama.js";
 import type { LoadedLlama } from "./load.js";
-import { baseWeightName, loraScaling, mergeLoraIntoWeight } from "./lora.js";
+import { baseWeightName } from "../io/lora-config.js";
+import { loraScaling, mergeLoraIntoWeight } from "./lora.js";
 import { checkMemory, dtypeBytes } from "./memory.js";
 import { loadLlamaWeights, type HostTensor, type LlamaWeights } from "./weights.js";
 

@@ -23,7 +23,7 @@ import type { Backend, Tensor } from "../engine/backend.js";
 import { RACES, REGIONS, SEXES, type PersonRecord, type Wave } from "../data/panel.js";
 import type { OccupationTaxonomy } from "../data/taxonomy.js";
 import { epochOrder, packInOrder } from "../util/packing.js";
-import type { LlamaConfig } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
 import { randomLlamaWeights, TrainableLlama, type PackedBatch, type TrainableParameter } from "./llama-train.js";
 import { parameterUnits, writeInto } from "./parameter-groups.js";
 

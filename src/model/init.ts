@@ -13,8 +13,8 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { LlamaConfig } from "./config.js";
-import { expectedTensorShapes } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
+import { expectedTensorShapes } from "../io/llama-config.js";
 import { SeededRandom } from "../util/random.js";
 import { float32ToBfloat16 } from "../io/dtype.js";
 import { writeSafetensors, type SafetensorsInput } from "../io/safetensors.js";

@@ -27,8 +27,8 @@
  * its own document's prefix, so there is no attention across documents. Positions restart per document.
  */
 import { MATMUL_DTYPES, type AttentionTrainingOptions, type Backend, type MatmulDtype, type Tensor } from "../engine/backend.js";
-import type { LlamaConfig } from "./config.js";
-import { expectedTensorShapes } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
+import { expectedTensorShapes } from "../io/llama-config.js";
 import { ParameterStore, parameterUnits, writeInto, type ParameterGroup, type ParameterKind, type TrainableParameter } from "./parameter-groups.js";
 import { ropeInverseFrequencies } from "./rope.js";
 import type { HostTensor, LlamaWeights } from "./weights.js";
@@ -37,9 +37,9 @@ import { checkMemory, dtypeBytes, trainingActivationBytes } from "./memory.js";
 import { float32ToBfloat16, toFloat32 } from "../io/dtype.js";
 import { mix32 } from "../util/random.js";
 import {
-  initialLoraMatrices, LORA_TARGET_MODULES, loraScaling, peftKey, validateLoraConfig,
-  type LoraConfig, type LoraMatrices, type LoraTargetModule,
-} from "./lora.js";
+  LORA_TARGET_MODULES, peftKey, validateLoraConfig, type LoraConfig, type LoraMatrices, type LoraTargetModule,
+} from "../io/lora-config.js";
+import { initialLoraMatrices, loraScaling } from "./lora.js";
 
 /** How the weight matmuls multiply: in f32, or on bf16 copies like PyTorch's bf16 autocast (see the top of this file). */
 export { MATMUL_DTYPES, type MatmulDtype } from "../engine/backend.js";

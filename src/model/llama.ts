@@ -10,7 +10,7 @@
  * then logits = rms(x) · w_norm · Wlmᵀ.
  */
 import type { Backend, Tensor } from "../engine/backend.js";
-import type { LlamaConfig } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
 import { ropeInverseFrequencies } from "./rope.js";
 import { checkMemory, forwardActivationBytes, kvCacheBytes, tensorBytes } from "./memory.js";
 

@@ -7,7 +7,7 @@ import { openCheckpoint } from "../io/safetensors.js";
 import { readLlamaConfig } from "../io/hf-config.js";
 import { loadLlamaWeights, type HostTensor } from "./weights.js";
 import { Llama, type LlamaTensors } from "./llama.js";
-import type { LlamaConfig } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
 import { checkMemory, checkpointWeightDtype, llamaWeightBytes } from "./memory.js";
 
 export interface LoadedLlama {

@@ -16,8 +16,8 @@
  */
 import { freemem, totalmem } from "node:os";
 import type { DType, Tensor } from "../engine/backend.js";
-import type { LlamaConfig } from "./config.js";
-import { expectedTensorShapes } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
+import { expectedTensorShapes } from "../io/llama-config.js";
 
 /** The machine's memory as the rule reads it, bytes (null: checks turned off). */
 export interface MemoryLimits {

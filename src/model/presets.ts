@@ -1,4 +1,4 @@
-import type { LlamaConfig } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
 
 /** Llama-2 style defaults shared by the presets (tokenizer: the real Llama-2 32k vocabulary). */
 const llama2Base: Omit<LlamaConfig, "hiddenSize" | "intermediateSize" | "numLayers" | "numHeads" | "numKvHeads" | "headDim"> = {

@@ -3,8 +3,8 @@
  * expected shape, nothing unexpected (a bias or an extra layer means a model we would run wrongly).
  * Tensors stay views into the memory-mapped files.
  */
-import type { LlamaConfig } from "./config.js";
-import { expectedTensorShapes, layerTensorNames } from "./config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
+import { expectedTensorShapes, layerTensorNames } from "../io/llama-config.js";
 import type { FloatTensor, TensorSource } from "../io/safetensors.js";
 
 /** One weight on the host: f32/bf16/f16 (bf16/f16 as raw 16-bit patterns), usually a view into a mapping. */

@@ -18,7 +18,7 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend } from "../engine/backend.js";
-import type { LlamaConfig } from "../model/config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
 import { TrainableLlama, type MatmulDtype, type TrainingMode } from "../model/llama-train.js";
 import type { LlamaWeights } from "../model/weights.js";
 import { hostToInput, namedHostWeights, writeModelDirectory } from "../model/adapter.js";

@@ -5,7 +5,7 @@
  * by global norm, one AdamW update.
  */
 import type { Backend } from "../engine/backend.js";
-import type { LlamaConfig } from "../model/config.js";
+import type { LlamaConfig } from "../io/llama-config.js";
 import { TrainableLlama, randomLlamaWeights, type MatmulDtype, type PackedBatch, type TrainingMode } from "../model/llama-train.js";
 import type { LlamaWeights } from "../model/weights.js";
 import { ADAMW_DEFAULTS, AdamW, clipGradientNorm } from "./optimizer.js";

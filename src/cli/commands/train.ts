@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { readLlamaConfig } from "../../io/hf-config.js";
 import { openCheckpoint } from "../../io/safetensors.js";
 import { loadLlamaWeights } from "../../model/weights.js";
-import { parseTargetModules, type LoraConfig } from "../../model/lora.js";
+import { parseTargetModules, type LoraConfig } from "../../io/lora-config.js";
 import { MATMUL_DTYPES, type TrainingMode } from "../../model/llama-train.js";
 import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { Tokenizer } from "../../text/tokenizer.js";

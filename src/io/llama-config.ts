@@ -1,4 +1,8 @@
-/** The Llama hyper-parameters the engine runs, normalised from an HF config.json (see src/io/hf-config.ts). */
+/**
+ * The Llama hyper-parameters the engine runs, normalised from an HF config.json (read in io/hf-config.ts), and
+ * what they fix about the files: the HF tensor names and shapes, and the RoPE scaling divisors GGUF stores.
+ * Plain data and arithmetic, no imports: it sits in io so the readers and writers need nothing from model/.
+ */
 export interface RopeScalingLlama3 {
   type: "llama3";
   factor: number;
@@ -64,4 +68,32 @@ export function expectedTensorShapes(config: LlamaConfig): Map<string, number[]>
   shapes.set("model.norm.weight", [d]);
   if (!config.tieWordEmbeddings) shapes.set("lm_head.weight", [v, d]);
   return shapes;
+}
+
+/**
+ * The per-frequency divisors f_i of Llama-3 RoPE scaling (all 1 without scaling): model/rope.ts divides the
+ * inverse frequency inv_i = theta^(-2i/hd) by f_i, and llama.cpp stores them as the `rope_freqs` tensor
+ * (transformers' `_compute_llama3_parameters`):
+ *   wavelength_i = 2π / inv_i;  long wavelengths (> orig/low) are divided by `factor`, short ones
+ *   (< orig/high) kept, and the band between interpolated with s = (orig/wavelength − low) / (high − low).
+ */
+export function ropeScalingDivisors(config: LlamaConfig): Float64Array {
+  const half = config.headDim / 2;
+  const divisors = new Float64Array(half).fill(1);
+  const scaling = config.ropeScaling;
+  if (!scaling) return divisors;
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositionEmbeddings: original } = scaling;
+  const lowFreqWavelength = original / lowFreqFactor;
+  const highFreqWavelength = original / highFreqFactor;
+  for (let i = 0; i < half; i++) {
+    const inv = Math.pow(config.ropeTheta, (-2 * i) / config.headDim);
+    const wavelength = (2 * Math.PI) / inv;
+    if (wavelength < highFreqWavelength) divisors[i] = 1;
+    else if (wavelength > lowFreqWavelength) divisors[i] = factor;
+    else {
+      const smooth = (original / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+      divisors[i] = 1 / ((1 - smooth) / factor + smooth);
+    }
+  }
+  return divisors;
 }

@@ -1,11 +1,11 @@
 /** `model export-gguf`: an HF Llama directory → one GGUF v3 file for llama.cpp. */
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { openCheckpoint } from "./safetensors.js";
-import { readLlamaConfig } from "./hf-config.js";
-import { writeGguf } from "./gguf.js";
-import { loadLlamaWeights } from "../model/weights.js";
-import { expectedTensorShapes } from "../model/config.js";
+import { openCheckpoint } from "../io/safetensors.js";
+import { readLlamaConfig } from "../io/hf-config.js";
+import { writeGguf } from "../io/gguf.js";
+import { expectedTensorShapes } from "../io/llama-config.js";
+import { loadLlamaWeights } from "./weights.js";
 
 function readJson(path: string): object {
   try {
