@@ -69,28 +69,34 @@ describe("relabelled careers", () => {
     expect(() => relabelledCopies(idle, 1, 1, taxonomy)).toThrow(/no training person holds an occupation/);
   });
 
-  it("after-renamed puts the loss on exactly the target lines that follow a line holding the renamed title", () => {
+  it.each(["after-renamed", "copy-decision"] as const)("%s puts the loss on exactly the lines after one holding the renamed title", (mode) => {
     const tokenizer = new Tokenizer(buildLlama2TokenizerJson(), buildLlama2TokenizerConfig(), "llama2 tokenizer.json");
     const template = documentTemplate("default");
     const share = 0.5;
     const copies = relabelledCopies(people, Math.round(share * people.length), 9, taxonomy);
     const plain = relabelledSequences(people, share, "targets", 9, tokenizer, template, "targets");
-    const after = relabelledSequences(people, share, "after-renamed", 9, tokenizer, template, "targets");
-    expect(after).toHaveLength(copies.length);
-    let kept = 0;
+    const masked = relabelledSequences(people, share, mode, 9, tokenizer, template, "targets");
+    expect(masked).toHaveLength(copies.length);
+    let stays = 0;
+    let leaves = 0;
     copies.forEach(({ person, to }, i) => {
       const document = tokenizeDocument(renderDocument(person, template), tokenizer);
-      expect(Array.from(after[i].ids)).toEqual(document.ids);
+      expect(Array.from(masked[i].ids)).toEqual(document.ids);
       const expected = new Uint8Array(document.ids.length);
       document.targets.forEach((target, t) => {
-        if (t > 0 && person.waves[t - 1].occupation === to) expected.fill(1, target.tokenStart, target.tokenEnd);
+        if (t === 0 || person.waves[t - 1].occupation !== to) return;
+        const stayed = person.waves[t].occupation === to;
+        if (stayed) stays++;
+        else leaves++;
+        // copy-decision: a line that leaves the renamed title keeps only its first token.
+        expected.fill(1, target.tokenStart, stayed || mode === "after-renamed" ? target.tokenEnd : target.tokenStart + 1);
       });
-      expect(after[i].lossMask).toEqual(expected);
+      expect(masked[i].lossMask).toEqual(expected);
       // A subset of the plain copy's target mask.
-      after[i].lossMask.forEach((bit, k) => expect(bit <= plain[i].lossMask[k]).toBe(true));
-      kept += expected.reduce((sum, bit) => sum + bit, 0);
+      masked[i].lossMask.forEach((bit, k) => expect(bit <= plain[i].lossMask[k]).toBe(true));
     });
-    expect(kept).toBeGreaterThan(0);
-    expect(relabelledSequences(people, 0, "after-renamed", 9, tokenizer, template, "targets")).toEqual([]);
+    expect(stays).toBeGreaterThan(0);
+    expect(leaves).toBeGreaterThan(0);
+    expect(relabelledSequences(people, 0, mode, 9, tokenizer, template, "targets")).toEqual([]);
   });
 });

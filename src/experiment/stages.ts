@@ -70,9 +70,12 @@ export function resumesCorpus(people: number, seed: number): PersonRecord[] {
   return generateSyntheticPanel({ profile: "resumes", people, seed }).panel.people;
 }
 
+/** How much of one target span keeps its loss: all of it, its first token only, or none. */
+export type TargetLoss = "all" | "first-token" | "none";
+
 /**
  * People's documents as training sequences (BOS first), with the loss on every token or only the targets;
- * `keepTarget`, when given, keeps the loss only on the target spans it accepts (by person and target index).
+ * `targetLoss`, when given, decides per target span (by person and target index) how much of it keeps the loss.
  */
 export function documentSequences(
   people: readonly PersonRecord[],
@@ -80,7 +83,7 @@ export function documentSequences(
   template: DocumentTemplate,
   loss: LossMaskMode,
   label: string,
-  keepTarget?: (person: number, targets: readonly DocumentTarget[], target: number) => boolean,
+  targetLoss?: (person: number, targets: readonly DocumentTarget[], target: number) => TargetLoss,
 ): TrainingSequence[] {
   const offsets = new TokenOffsets(tokenizer);
   const bar = new ProgressBar(`tokenize ${label}`, people.length, " documents");
@@ -88,10 +91,12 @@ export function documentSequences(
     const document = tokenizeDocument(renderDocument(person, template), tokenizer, { offsets });
     if (i % 200 === 0) bar.update(i);
     const mask = lossMask(document, loss);
-    if (keepTarget) {
+    if (targetLoss) {
       mask.fill(0);
       document.targets.forEach((target, t) => {
-        if (keepTarget(i, document.targets, t)) mask.fill(1, Math.max(1, target.tokenStart), target.tokenEnd);
+        const keep = targetLoss(i, document.targets, t);
+        const start = Math.max(1, target.tokenStart);
+        if (keep !== "none") mask.fill(1, start, keep === "all" ? target.tokenEnd : Math.min(start + 1, target.tokenEnd));
       });
     }
     return { ids: Int32Array.from(document.ids), lossMask: mask };
@@ -100,14 +105,18 @@ export function documentSequences(
   return sequences;
 }
 
-/** Where the loss of relabelled copies falls: every target (as the loss mode says) or only "after-renamed" lines. */
-export type RelabelledLoss = "targets" | "after-renamed";
-export const RELABELLED_LOSSES: readonly RelabelledLoss[] = ["targets", "after-renamed"];
+/**
+ * Where the loss of relabelled copies falls: "targets", every target (as the loss mode says); "after-renamed",
+ * only the lines after one holding the renamed title; "copy-decision", of those the stays in full and, of a
+ * line that leaves the renamed title, only its first token (the decision to leave, not where to).
+ */
+export type RelabelledLoss = "targets" | "after-renamed" | "copy-decision";
+export const RELABELLED_LOSSES: readonly RelabelledLoss[] = ["targets", "after-renamed", "copy-decision"];
 
 /**
- * round(share × people) relabelled copies of `people` as training sequences (data/relabel.ts). With
- * "after-renamed" the loss is only on the lines that follow a line holding the renamed title — the decision to
- * stay in it (copy) or leave — so the copies teach copying without teaching moves into a random title.
+ * round(share × people) relabelled copies of `people` as training sequences (data/relabel.ts). "after-renamed"
+ * and "copy-decision" keep the loss off the moves into the random title, so the copies teach copying without
+ * teaching that any title can follow any other; "copy-decision" also keeps it off where a renamed title leads.
  */
 export function relabelledSequences(
   people: readonly PersonRecord[], share: number | undefined, relabelledLoss: RelabelledLoss | undefined, seed: number,
@@ -115,9 +124,14 @@ export function relabelledSequences(
 ): TrainingSequence[] {
   if (!share) return [];
   const copies = relabelledCopies(people, Math.round(share * people.length), seed, occupationTaxonomy());
-  const afterRenamed = (person: number, targets: readonly DocumentTarget[], t: number) => t > 0 && targets[t - 1].outcome === copies[person].to;
+  const mode = relabelledLoss ?? "targets";
+  const targetLoss = (person: number, targets: readonly DocumentTarget[], t: number): TargetLoss => {
+    const renamed = copies[person].to;
+    if (t === 0 || targets[t - 1].outcome !== renamed) return "none";
+    return mode === "after-renamed" || targets[t].outcome === renamed ? "all" : "first-token";
+  };
   return documentSequences(copies.map((c) => c.person), tokenizer, template, loss, "relabelled copies",
-    relabelledLoss === "after-renamed" ? afterRenamed : undefined);
+    mode === "targets" ? undefined : targetLoss);
 }
 
 /**
