@@ -44,3 +44,4 @@ run S3  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 $ft --fi
 run T1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss after-renamed $ft --finetune-relabel-share 1 --finetune-lr 3e-4
 run T2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss after-renamed $ft --finetune-relabel-share 1
 run U   50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1
+run V   50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1
