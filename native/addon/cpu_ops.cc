@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "addon/exports.h"
+#include "addon/op_args.h"
 #include "cpu/isa.h"
 #include "cpu/ops.h"
 #include "cpu/thread_pool.h"
@@ -28,43 +29,14 @@ namespace {
 
 using cpu::DType;
 
-// Sizes above 2⁵³ can't come from a JS number exactly; no typed array is that long anyway.
-constexpr double kMaxSize = 9007199254740992.0;
-
-struct Op {
-  Napi::Env env;
-  const char* name;
-
-  [[noreturn]] void Fail(const std::string& message) const {
-    throw Napi::Error::New(env, std::string(name) + ": " + message);
-  }
-};
-
-void CheckArgCount(const Op& op, const Napi::CallbackInfo& info, size_t expected) {
-  if (info.Length() != expected) {
-    op.Fail("expected " + std::to_string(expected) + " arguments, got " + std::to_string(info.Length()));
-  }
-}
-
-int64_t SizeArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsNumber()) op.Fail(std::string(name) + " must be a number");
-  const double value = info[index].As<Napi::Number>().DoubleValue();
-  if (!(value >= 0 && value <= kMaxSize && std::floor(value) == value)) {
-    op.Fail(std::string(name) + " must be a non-negative integer, got " + std::to_string(value));
-  }
-  return static_cast<int64_t>(value);
-}
+using addon::BoolArg;
+using addon::CheckArgCount;
+using addon::NumberArg;
+using addon::Op;
+using addon::SizeArg;
 
 float FloatArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsNumber()) op.Fail(std::string(name) + " must be a number");
-  const double value = info[index].As<Napi::Number>().DoubleValue();
-  if (!std::isfinite(value)) op.Fail(std::string(name) + " must be finite, got " + std::to_string(value));
-  return static_cast<float>(value);
-}
-
-bool BoolArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsBoolean()) op.Fail(std::string(name) + " must be a boolean");
-  return info[index].As<Napi::Boolean>().Value();
+  return static_cast<float>(NumberArg(op, info, index, name));
 }
 
 DType DTypeArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "addon/exports.h"
+#include "addon/op_args.h"
 #include "labor_cuda_build_config.h"
 
 #ifdef LABOR_HAVE_CUDA
@@ -47,7 +48,13 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 
 using cuda::DType;
 
-constexpr double kMaxSize = 9007199254740992.0;
+using addon::BoolArg;
+using addon::CheckArgCount;
+using addon::kMaxSize;
+using addon::NumberArg;
+using addon::Op;
+using addon::SizeArg;
+
 const napi_type_tag kBufferTag = {0x6c61626f72636475ULL, 0x6461627566666572ULL};  // "laborcdu" "dabuffer"
 
 struct DeviceBuffer {
@@ -55,42 +62,6 @@ struct DeviceBuffer {
   size_t bytes = 0;
   bool freed = false;
 };
-
-struct Op {
-  Napi::Env env;
-  const char* name;
-
-  [[noreturn]] void Fail(const std::string& message) const {
-    throw Napi::Error::New(env, std::string(name) + ": " + message);
-  }
-};
-
-void CheckArgCount(const Op& op, const Napi::CallbackInfo& info, size_t expected) {
-  if (info.Length() != expected) {
-    op.Fail("expected " + std::to_string(expected) + " arguments, got " + std::to_string(info.Length()));
-  }
-}
-
-int64_t SizeArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsNumber()) op.Fail(std::string(name) + " must be a number");
-  const double value = info[index].As<Napi::Number>().DoubleValue();
-  if (!(value >= 0 && value <= kMaxSize && std::floor(value) == value)) {
-    op.Fail(std::string(name) + " must be a non-negative integer, got " + std::to_string(value));
-  }
-  return static_cast<int64_t>(value);
-}
-
-double NumberArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name, bool finite = true) {
-  if (!info[index].IsNumber()) op.Fail(std::string(name) + " must be a number");
-  const double value = info[index].As<Napi::Number>().DoubleValue();
-  if (finite && !std::isfinite(value)) op.Fail(std::string(name) + " must be finite, got " + std::to_string(value));
-  return value;
-}
-
-bool BoolArg(const Op& op, const Napi::CallbackInfo& info, size_t index, const char* name) {
-  if (!info[index].IsBoolean()) op.Fail(std::string(name) + " must be a boolean");
-  return info[index].As<Napi::Boolean>().Value();
-}
 
 bool ParseDType(const std::string& value, DType* dtype) {
   if (value == "f32") *dtype = DType::kF32;
