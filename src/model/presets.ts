@@ -23,6 +23,8 @@ function preset(d: number, layers: number, heads: number, kvHeads: number, ff: n
  * - small / small-gqa: d=512, 8 layers, 8 heads, ffn 1376 (small-gqa: 2 kv heads).
  * - 1b: the TinyLlama-1.1B shape (d=2048, 22 layers, 32 heads, 4 kv heads, ffn 5632).
  * - demo: the demo's foundation model (d=128, 2 layers, tied embeddings): trainable in minutes on 2 cores.
+ * - demo-deep: the demo with 4 layers and 4 kv heads (experiments/recipe/, runs M, V).
+ * - demo-wide: the demo at twice the width (d=256, ffn 688, 2 layers, tied; experiments/recipe/, run W).
  * - demo-small: half the demo's width (d=64, 2 layers, tied): the smaller model of the experiment's data-vs-size comparison.
  * - tiny-llama3: tiny with Llama-3.1 RoPE scaling and θ = 500000, tied embeddings (exercises those paths).
  */
@@ -33,6 +35,7 @@ export const MODEL_PRESETS: Record<string, LlamaConfig> = {
   "1b": preset(2048, 22, 32, 4, 5632),
   demo: { ...preset(128, 2, 4, 2, 344), tieWordEmbeddings: true },
   "demo-deep": { ...preset(128, 4, 4, 4, 344), tieWordEmbeddings: true },
+  "demo-wide": { ...preset(256, 2, 4, 2, 688), tieWordEmbeddings: true },
   "demo-small": { ...preset(64, 2, 2, 1, 172), tieWordEmbeddings: true },
   "tiny-llama3": {
     ...preset(64, 2, 4, 2, 176),
