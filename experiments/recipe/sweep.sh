@@ -45,3 +45,4 @@ run T1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabe
 run T2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss after-renamed $ft --finetune-relabel-share 1
 run U   50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1
 run V   50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1
+run W   50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-wide $ft
