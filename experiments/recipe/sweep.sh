@@ -35,7 +35,7 @@ run N2 50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 
 run N3 50 --title-list-copies 20 --pretrain-epochs 8 --title-list-repeat-groups 4 --finetune-mode lora --finetune-lr 3e-3 --finetune-epochs 4 --finetune-eval-every 25 --finetune-title-list-copies 10 --finetune-title-list-repeat-groups 4
 run M2 50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep --title-list-repeat-groups 4 $ft --finetune-title-list-repeat-groups 4
 run M  50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep $ft
-# Third session (README "Runs R–U"): relabelled careers (data/relabel.ts), 50 test people, J's settings otherwise.
+# Third session (README "Runs R–W"): relabelled careers (data/relabel.ts), 50 test people, J's settings otherwise.
 run R05 50 --title-list-copies 20 --pretrain-epochs 8 $ft --finetune-relabel-share 0.5
 run R1  50 --title-list-copies 20 --pretrain-epochs 8 $ft --finetune-relabel-share 1
 run S   50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 $ft --finetune-relabel-share 1
