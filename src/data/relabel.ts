@@ -41,16 +41,18 @@ export function relabelledCopies(
   seed: number,
   taxonomy: OccupationTaxonomy,
 ): RelabelledCareer[] {
-  const occupationsOf = (person: PersonRecord) => [
-    ...new Set(person.waves.map((wave) => wave.occupation).filter((code) => !taxonomy.byCode(code).isNonWork)),
-  ];
-  const workers = people.filter((person) => occupationsOf(person).length > 0);
+  // Each person who holds an occupation, with the distinct occupations they hold (in first-held order).
+  const workers = people
+    .map((person) => ({
+      person,
+      held: [...new Set(person.waves.map((wave) => wave.occupation).filter((code) => !taxonomy.byCode(code).isNonWork))],
+    }))
+    .filter((worker) => worker.held.length > 0);
   if (count > 0 && workers.length === 0) throw new Error("relabelled copies: no training person holds an occupation");
   const allOccupations = taxonomy.outcomes.filter((outcome) => !outcome.isNonWork).map((outcome) => outcome.code);
   const random = new SeededRandom(seed, "relabelled careers");
   return Array.from({ length: count }, (_, k) => {
-    const person = workers[random.integer(0, workers.length - 1)];
-    const held = occupationsOf(person);
+    const { person, held } = workers[random.integer(0, workers.length - 1)];
     const from = held[random.integer(0, held.length - 1)];
     const heldSet = new Set(held);
     const candidates = allOccupations.filter((code) => !heldSet.has(code));
