@@ -24,8 +24,8 @@ import type { ModelMetrics } from "../score/metrics.js";
 import type { CareerPresetName } from "../model/career.js";
 import { formatSeconds } from "../util/progress.js";
 import {
-  careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
-  type RelabelledLoss, type StageContext,
+  careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, relabelledRecipe, resumesCorpus, scorePredictions,
+  syntheticSurvey, type RelabelledLoss, type StageContext,
 } from "../experiment/stages.js";
 
 export interface DemoSizes {
@@ -152,8 +152,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       preset: options.modelPreset, config, epochs: options.pretrainEpochs, learningRate: options.pretrainLearningRate, loss: options.pretrainLoss,
       titleListCopies: options.titleListCopies,
       ...(options.titleListRepeatGroups > 0 ? { titleListRepeatGroups: options.titleListRepeatGroups } : {}),
-      ...(options.relabelledShare > 0 ? { relabelledShare: options.relabelledShare } : {}),
-      ...(options.relabelledShare > 0 && options.relabelledLoss !== "targets" ? { relabelledLoss: options.relabelledLoss } : {}),
+      ...relabelledRecipe(options.relabelledShare, options.relabelledLoss),
     },
     { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
   );
@@ -166,8 +165,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       titleListCopies: options.finetuneTitleListCopies,
       ...(options.finetuneTitleListRepeatGroups > 0 ? { titleListRepeatGroups: options.finetuneTitleListRepeatGroups } : {}),
-      ...(options.finetuneRelabelledShare > 0 ? { relabelledShare: options.finetuneRelabelledShare } : {}),
-      ...(options.finetuneRelabelledShare > 0 && options.relabelledLoss !== "targets" ? { relabelledLoss: options.relabelledLoss } : {}) },
+      ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
   );
 

@@ -90,9 +90,8 @@ export function documentSequences(
   const sequences = people.map((person, i) => {
     const document = tokenizeDocument(renderDocument(person, template), tokenizer, { offsets });
     if (i % 200 === 0) bar.update(i);
-    const mask = lossMask(document, loss);
+    const mask = targetLoss ? new Uint8Array(document.ids.length) : lossMask(document, loss);
     if (targetLoss) {
-      mask.fill(0);
       document.targets.forEach((target, t) => {
         const keep = targetLoss(i, document.targets, t);
         const start = Math.max(1, target.tokenStart);
@@ -123,7 +122,7 @@ export function relabelledSequences(
   tokenizer: Tokenizer, template: DocumentTemplate, loss: LossMaskMode,
 ): TrainingSequence[] {
   if (!share) return [];
-  const copies = relabelledCopies(people, Math.round(share * people.length), seed, occupationTaxonomy());
+  const copies = relabelledCopies(people, relabelledCount(people.length, share), seed, occupationTaxonomy());
   const mode = relabelledLoss ?? "targets";
   const targetLoss = (person: number, targets: readonly DocumentTarget[], t: number): TargetLoss => {
     const renamed = copies[person].to;
@@ -185,9 +184,23 @@ export interface FoundationRecipe {
   relabelledLoss?: RelabelledLoss;
 }
 
+/** How many relabelled copies a recipe's share adds to `people` documents. */
+function relabelledCount(people: number, share: number | undefined): number {
+  return share ? Math.round(share * people) : 0;
+}
+
 /** The log line's account of the relabelled copies a recipe adds. */
 function relabelledNote(people: number, share: number | undefined): string {
-  return share ? ` + ${Math.round(share * people)} relabelled copies` : "";
+  return share ? ` + ${relabelledCount(people, share)} relabelled copies` : "";
+}
+
+/**
+ * A recipe's relabelled-copies fields (FoundationRecipe, FinetuneRecipe), left out where they are the defaults
+ * (no copies; "targets") so that the cache keys of recipes without copies stay what they were.
+ */
+export function relabelledRecipe(share: number, loss: RelabelledLoss): Pick<FoundationRecipe, "relabelledShare" | "relabelledLoss"> {
+  if (share <= 0) return {};
+  return loss === "targets" ? { relabelledShare: share } : { relabelledShare: share, relabelledLoss: loss };
 }
 
 export interface FoundationValue {
