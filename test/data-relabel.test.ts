@@ -69,7 +69,7 @@ describe("relabelled careers", () => {
     expect(() => relabelledCopies(idle, 1, 1, taxonomy)).toThrow(/no training person holds an occupation/);
   });
 
-  it.each(["after-renamed", "copy-decision"] as const)("%s puts the loss on exactly the lines after one holding the renamed title", (mode) => {
+  it.each(["after-renamed", "copy-decision", "stays"] as const)("%s puts the loss only on the lines its mode names, each after one holding the renamed title", (mode) => {
     const tokenizer = new Tokenizer(buildLlama2TokenizerJson(), buildLlama2TokenizerConfig(), "llama2 tokenizer.json");
     const template = documentTemplate("default");
     const share = 0.5;
@@ -88,7 +88,8 @@ describe("relabelled careers", () => {
         const stayed = person.waves[t].occupation === to;
         if (stayed) stays++;
         else leaves++;
-        // copy-decision: a line that leaves the renamed title keeps only its first token.
+        // copy-decision: a line that leaves the renamed title keeps only its first token; stays: none of it.
+        if (!stayed && mode === "stays") return;
         expected.fill(1, target.tokenStart, stayed || mode === "after-renamed" ? target.tokenEnd : target.tokenStart + 1);
       });
       expect(masked[i].lossMask).toEqual(expected);

@@ -107,15 +107,17 @@ export function documentSequences(
 /**
  * Where the loss of relabelled copies falls: "targets", every target (as the loss mode says); "after-renamed",
  * only the lines after one holding the renamed title; "copy-decision", of those the stays in full and, of a
- * line that leaves the renamed title, only its first token (the decision to leave, not where to).
+ * line that leaves the renamed title, only its first token (the decision to leave, not where to); "stays", only
+ * the lines that stay in the renamed title (no destination of a move is taught by a copy at all).
  */
-export type RelabelledLoss = "targets" | "after-renamed" | "copy-decision";
-export const RELABELLED_LOSSES: readonly RelabelledLoss[] = ["targets", "after-renamed", "copy-decision"];
+export type RelabelledLoss = "targets" | "after-renamed" | "copy-decision" | "stays";
+export const RELABELLED_LOSSES: readonly RelabelledLoss[] = ["targets", "after-renamed", "copy-decision", "stays"];
 
 /**
  * round(share × people) relabelled copies of `people` as training sequences (data/relabel.ts). "after-renamed"
  * and "copy-decision" keep the loss off the moves into the random title, so the copies teach copying without
- * teaching that any title can follow any other; "copy-decision" also keeps it off where a renamed title leads.
+ * teaching that any title can follow any other; "copy-decision" also keeps it off where a renamed title leads,
+ * "stays" off every line that leaves it.
  */
 export function relabelledSequences(
   people: readonly PersonRecord[], share: number | undefined, relabelledLoss: RelabelledLoss | undefined, seed: number,
@@ -127,7 +129,8 @@ export function relabelledSequences(
   const targetLoss = (person: number, targets: readonly DocumentTarget[], t: number): TargetLoss => {
     const renamed = copies[person].to;
     if (t === 0 || targets[t - 1].outcome !== renamed) return "none";
-    return mode === "after-renamed" || targets[t].outcome === renamed ? "all" : "first-token";
+    if (targets[t].outcome === renamed || mode === "after-renamed") return "all";
+    return mode === "copy-decision" ? "first-token" : "none";
   };
   return documentSequences(copies.map((c) => c.person), tokenizer, template, loss, "relabelled copies",
     mode === "targets" ? undefined : targetLoss);
