@@ -50,8 +50,14 @@ export interface ExperimentScale {
 }
 
 /** The recipe found by experiments/recipe/ (see its README for what was tried). */
-const DEMO_LIKE_FOUNDATION: Omit<FoundationRecipe, "config"> = {
+/**
+ * The dev scale's foundation: the demo's Llama, 8 epochs, the title list, and one relabelled copy per resume
+ * whose loss falls only on the lines that stay in the renamed title, which teaches copying any title without
+ * teaching a move destination (experiments/recipe/README.md, runs Y).
+ */
+const DEV_FOUNDATION: Omit<FoundationRecipe, "config"> = {
   preset: "demo", epochs: 8, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
+  relabelledShare: 1, relabelledLoss: "stays",
 };
 const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 4, loss: "targets", evalEvery: 25, titleListCopies: 10 };
 
@@ -68,7 +74,7 @@ export const EXPERIMENT_SCALES: Record<"tiny" | "dev" | "gpu", ExperimentScale> 
   },
   dev: {
     surveyPeople: 1000, testPeople: 50, resumes: 2000, extraCareers: 2000, surveys: ["nlsy79", "nlsy97", "psid"],
-    foundation: DEMO_LIKE_FOUNDATION, smallerPreset: "demo-small", finetune: FULL_FINETUNE,
+    foundation: DEV_FOUNDATION, smallerPreset: "demo-small", finetune: FULL_FINETUNE,
     careerPresets: ["small"], careerPaperOnMain: true, bootstrapResamples: 1000,
   },
   gpu: {
