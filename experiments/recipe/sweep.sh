@@ -46,3 +46,10 @@ run T2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabe
 run U   50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1
 run V   50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1
 run W   50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-wide $ft
+# Fourth session (README "Runs V2–Y"): tuned width, lower lr, the step-count control, and the "stays" loss.
+run W2  50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-wide --pretrain-lr 1e-3 $ft
+run V2  50 --title-list-copies 20 --pretrain-epochs 8 --model-preset demo-deep --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1 --finetune-lr 3e-4
+run U2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1 --finetune-lr 3e-4
+run X1  50 --title-list-copies 20 --pretrain-epochs 4 --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1 --finetune-lr 3e-4
+run Y1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-relabel-share 1
+run Y2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft
