@@ -53,3 +53,4 @@ run U2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabe
 run X1  50 --title-list-copies 20 --pretrain-epochs 4 --relabel-share 1 --relabel-loss copy-decision $ft --finetune-relabel-share 1 --finetune-lr 3e-4
 run Y1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-relabel-share 1
 run Y2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft
+run Y3  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-relabel-share 0.5
