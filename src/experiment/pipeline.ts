@@ -49,11 +49,10 @@ export interface ExperimentScale {
   bootstrapResamples: number;
 }
 
-/** The recipe found by experiments/recipe/ (see its README for what was tried). */
 /**
- * The dev scale's foundation: the demo's Llama, 8 epochs, the title list, and one relabelled copy per resume
- * whose loss falls only on the lines that stay in the renamed title, which teaches copying any title without
- * teaching a move destination (experiments/recipe/README.md, runs Y).
+ * The dev scale's foundation, the recipe found by experiments/recipe/ (its README lists what was tried): the
+ * demo's Llama, 8 epochs, the title list, and one relabelled copy per resume whose loss falls only on the lines
+ * that stay in the renamed title, which teaches copying any title without teaching a move destination (runs Y).
  */
 const DEV_FOUNDATION: Omit<FoundationRecipe, "config"> = {
   preset: "demo", epochs: 8, learningRate: 3e-3, loss: "targets", titleListCopies: 20,

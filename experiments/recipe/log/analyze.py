@@ -11,12 +11,13 @@ for path in sys.argv[1:]:
     for r in recs:
         lp,mass=norm(r['log_probs']); ll=-lp[idx[r['truth']]]
         tot.append(ll)
-        if r['previous'] is None: first.append(ll)
-        elif r['previous']==r['truth']: stay.append(ll)
+        if r['previous'] is None:
+            first.append(ll); continue
+        p_stay=math.exp(lp[idx[r['previous']]]); pstay.append(p_stay)
+        if r['previous']==r['truth']: stay.append(ll)
         else:
             # a move's log loss = -log P(leave) - log P(destination | leave)
-            move.append(ll); p_leave=max(1e-300,1-math.exp(lp[idx[r['previous']]]))
+            move.append(ll); p_leave=max(1e-300,1-p_stay)
             leave.append(-math.log(p_leave)); dest.append(ll+math.log(p_leave))
-        if r['previous'] is not None: pstay.append(math.exp(lp[idx[r['previous']]]))
     m=lambda a: sum(a)/max(1,len(a))
     print(f"{h['model']:20s} n={len(tot)} PPL={math.exp(m(tot)):9.2f} ll={m(tot):.3f} first={m(first):.2f}({len(first)}) stay={m(stay):.3f}({len(stay)}) move={m(move):.2f}({len(move)}) =leave {m(leave):.3f} + dest {m(dest):.3f} meanPstay={m(pstay):.3f} max_ll={max(tot):.1f}")
