@@ -103,6 +103,18 @@ describe("panel loaders", () => {
     ]);
   });
 
+  it("escapes a value's newline so that its problem stays on one line (a fast-check counterexample)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "labor-llm-panel-"));
+    try {
+      const path = join(dir, "newline.jsonl");
+      const row = { person_id: "A1", year: 1979, occupation: 276, education: "#\nhigh-school", birth_year: 1961, sex: "female", race: "black", region: "south", dataset: "NLSY79" };
+      writeFileSync(path, `${JSON.stringify(row)}\n`);
+      expect(await problemsOf(path)).toEqual([`${path}:1: unknown education "#\\nhigh-school" (expected one of less-than-high-school, high-school, some-college, college, graduate)`]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("names a missing file, an empty panel and an unknown format", async () => {
     await expect(loadPanel(fixture("no-such-panel.csv"))).rejects.toThrow("test/fixtures/data/no-such-panel.csv: cannot read: no such file");
     const dir = mkdtempSync(join(tmpdir(), "labor-llm-panel-"));

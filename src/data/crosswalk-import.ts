@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { parse as parseCsvSync } from "csv-parse/sync";
-import { PanelBuilder, readCsvRows } from "./load.js";
+import { PanelBuilder, quoted, readCsvRows } from "./load.js";
 import { PANEL_COLUMNS, type Panel, type PanelColumn } from "./panel.js";
 import {
   CODE_VINTAGES,
@@ -148,11 +148,11 @@ export function readRecodes(path: string): Recodes {
     const where = `${path}:${index + 2}`;
     if (row.length !== 3) throw new Error(`${where}: expected 3 fields, found ${row.length}`);
     const [vintage, code, target] = row.map((cell) => cell.trim());
-    if (!CODE_VINTAGES.includes(vintage as CodeVintage)) throw new Error(`${where}: unknown vintage "${vintage}" (expected one of ${CODE_VINTAGES.join(", ")})`);
+    if (!CODE_VINTAGES.includes(vintage as CodeVintage)) throw new Error(`${where}: unknown vintage ${quoted(vintage)} (expected one of ${CODE_VINTAGES.join(", ")})`);
     if (code === "") throw new Error(`${where}: missing code`);
     const isOccupation = /^\d+$/.test(target) && taxonomy.has(Number(target)) && !taxonomy.byCode(Number(target)).isNonWork;
     if (!isOccupation && !keywords.includes(target as (typeof keywords)[number])) {
-      throw new Error(`${where}: "${target}" is neither an occ1990dd occupation code of the taxonomy nor one of ${keywords.join(", ")}`);
+      throw new Error(`${where}: ${quoted(target)} is neither an occ1990dd occupation code of the taxonomy nor one of ${keywords.join(", ")}`);
     }
     const key = recodeKey(vintage as CodeVintage, code);
     if (recodes.has(key)) throw new Error(`${where}: ${vintage} code ${code} is recoded twice`);
@@ -220,7 +220,7 @@ class ExtractConverter {
       const expected = EMPLOYMENT_STATUSES.map((entry) => entry.status).join(", ");
       this.builder.problem(
         line,
-        text("status") === "" ? `missing status (expected one of ${expected})` : `unknown status "${text("status")}" (expected one of ${expected}; other accepted spellings in labor-llm data --help)`,
+        text("status") === "" ? `missing status (expected one of ${expected})` : `unknown status ${quoted(text("status"))} (expected one of ${expected}; other accepted spellings in labor-llm data --help)`,
       );
       withPlaceholder();
       return;
@@ -241,7 +241,7 @@ class ExtractConverter {
     }
     const code = text("occupation");
     if (code === "") {
-      this.builder.problem(line, `status "${text("status")}" (employed) but no occupation code`);
+      this.builder.problem(line, `status ${quoted(text("status"))} (employed) but no occupation code`);
       withPlaceholder();
       return;
     }

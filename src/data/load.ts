@@ -75,7 +75,10 @@ export class PanelBuilder {
   /** Record a problem at a line (line 0 = the file as a whole). */
   problem(line: number, message: string): void {
     this.problemCount += 1;
-    if (this.problems.length < PROBLEMS_KEPT) this.problems.push(line > 0 ? `${this.file}:${line}: ${message}` : `${this.file}: ${message}`);
+    // Each problem is one line of the summary: a line break inside a value (a quoted CSV field, a JSON
+    // string) that a message shows unquoted is written as its escape.
+    const oneLine = message.replace(/\r/g, "\\r").replace(/\n/g, "\\n");
+    if (this.problems.length < PROBLEMS_KEPT) this.problems.push(line > 0 ? `${this.file}:${line}: ${oneLine}` : `${this.file}: ${oneLine}`);
   }
 
   /** Add one person-year given its fields as text (missing fields undefined). */
@@ -92,24 +95,24 @@ export class PanelBuilder {
     const present = (column: PanelColumn) => !missing.includes(column);
     const text = (column: PanelColumn) => (fields[column] ?? "").trim();
     const year = parseYear(text("year"));
-    if (year === undefined && present("year")) fail(`year "${text("year")}" is not a year (an integer from 1800 to 2200)`);
+    if (year === undefined && present("year")) fail(`year ${quoted(text("year"))} is not a year (an integer from 1800 to 2200)`);
     const birthYear = parseYear(text("birth_year"));
-    if (birthYear === undefined && present("birth_year")) fail(`birth_year "${text("birth_year")}" is not a year (an integer from 1800 to 2200)`);
+    if (birthYear === undefined && present("birth_year")) fail(`birth_year ${quoted(text("birth_year"))} is not a year (an integer from 1800 to 2200)`);
     const occupation = this.taxonomy.parseOccupation(text("occupation"));
     if (occupation === undefined && present("occupation")) {
       const keywords = NON_WORK_STATES.map((state) => state.keyword).join(", ");
-      fail(`unknown occupation code "${text("occupation")}" (expected an occ1990dd code of the taxonomy or one of ${keywords})`);
+      fail(`unknown occupation code ${quoted(text("occupation"))} (expected an occ1990dd code of the taxonomy or one of ${keywords})`);
     }
     const education = parseEducation(text("education"));
     if (education === undefined && present("education")) {
-      fail(`unknown education "${text("education")}" (expected one of ${EDUCATION_LEVELS.map((level) => level.key).join(", ")})`);
+      fail(`unknown education ${quoted(text("education"))} (expected one of ${EDUCATION_LEVELS.map((level) => level.key).join(", ")})`);
     }
     const sex = oneOf(text("sex"), SEXES);
-    if (sex === undefined && present("sex")) fail(`unknown sex "${text("sex")}" (expected one of ${SEXES.join(", ")})`);
+    if (sex === undefined && present("sex")) fail(`unknown sex ${quoted(text("sex"))} (expected one of ${SEXES.join(", ")})`);
     const race = oneOf(text("race"), RACES);
-    if (race === undefined && present("race")) fail(`unknown race "${text("race")}" (expected one of ${RACES.join(", ")})`);
+    if (race === undefined && present("race")) fail(`unknown race ${quoted(text("race"))} (expected one of ${RACES.join(", ")})`);
     const region = oneOf(text("region"), REGIONS);
-    if (region === undefined && present("region")) fail(`unknown region "${text("region")}" (expected one of ${REGIONS.join(", ")})`);
+    if (region === undefined && present("region")) fail(`unknown region ${quoted(text("region"))} (expected one of ${REGIONS.join(", ")})`);
     if (!ok) return;
 
     const personId = text("person_id");
@@ -133,7 +136,7 @@ export class PanelBuilder {
       const first = { birth_year: String(record.birthYear), sex: record.sex, race: record.race, region: record.region, dataset: record.dataset };
       for (const field of STATIC_FIELDS) {
         if (current[field] !== first[field]) {
-          fail(`${field} of person "${personId}" is "${current[field]}" here but "${first[field]}" at line ${track.firstLine}`);
+          fail(`${field} of person ${quoted(personId)} is ${quoted(current[field])} here but ${quoted(first[field])} at line ${track.firstLine}`);
         }
       }
       if (!ok) return;
@@ -141,11 +144,11 @@ export class PanelBuilder {
     const y = year as number;
     const earlierLine = track.lineByYear.get(y);
     if (earlierLine !== undefined) {
-      this.problem(line, `duplicate person-year: person "${personId}" year ${y} already at line ${earlierLine}`);
+      this.problem(line, `duplicate person-year: person ${quoted(personId)} year ${y} already at line ${earlierLine}`);
       return;
     }
     if (y < track.lastYear) {
-      this.problem(line, `years of person "${personId}" go backwards: ${y} after ${track.lastYear} (line ${track.lastLine})`);
+      this.problem(line, `years of person ${quoted(personId)} go backwards: ${y} after ${track.lastYear} (line ${track.lastLine})`);
       return;
     }
     track.lineByYear.set(y, line);
@@ -172,6 +175,12 @@ function checkReadableFile(path: string): void {
     throw new Error(`${path}: cannot read: ${reason}`, { cause: error });
   }
   if (!isFile) throw new Error(`${path}: cannot read: not a file`);
+}
+
+/** A field's text as a JSON string literal: quoted, with newlines and control characters escaped so that
+ * a problem stays on its one line of the summary whatever the file holds. */
+export function quoted(text: string | undefined): string {
+  return JSON.stringify(text ?? "");
 }
 
 function parseYear(text: string): number | undefined {
