@@ -69,7 +69,7 @@ describe("relabelled careers", () => {
     expect(() => relabelledCopies(idle, 1, 1, taxonomy)).toThrow(/no training person holds an occupation/);
   });
 
-  it.each(["after-renamed", "copy-decision", "stays"] as const)("%s puts the loss only on the lines its mode names, each after one holding the renamed title", (mode) => {
+  it.each(["after-renamed", "copy-decision", "stays", "stays-leave"] as const)("%s puts the loss only on the lines its mode names, each after one holding the renamed title", (mode) => {
     const tokenizer = new Tokenizer(buildLlama2TokenizerJson(), buildLlama2TokenizerConfig(), "llama2 tokenizer.json");
     const template = documentTemplate("default");
     const share = 0.5;
@@ -79,25 +79,36 @@ describe("relabelled careers", () => {
     expect(masked).toHaveLength(copies.length);
     let stays = 0;
     let leaves = 0;
+    let avoided = 0;
     copies.forEach(({ person, to }, i) => {
       const document = tokenizeDocument(renderDocument(person, template), tokenizer);
       expect(Array.from(masked[i].ids)).toEqual(document.ids);
       const expected = new Uint8Array(document.ids.length);
+      const expectedAvoid = new Int32Array(document.ids.length).fill(-1);
       document.targets.forEach((target, t) => {
         if (t === 0 || person.waves[t - 1].occupation !== to) return;
         const stayed = person.waves[t].occupation === to;
         if (stayed) stays++;
         else leaves++;
-        // copy-decision: a line that leaves the renamed title keeps only its first token; stays: none of it.
-        if (!stayed && mode === "stays") return;
+        // stays-leave: a line that leaves the renamed title must not start with the renamed title's first token
+        // (unless it does); copy-decision keeps only its first token; stays none of it.
+        const renamedFirst = document.ids[document.targets[t - 1].tokenStart];
+        if (!stayed && mode === "stays-leave" && document.ids[target.tokenStart] !== renamedFirst) {
+          expectedAvoid[target.tokenStart] = renamedFirst;
+          avoided++;
+        }
+        if (!stayed && (mode === "stays" || mode === "stays-leave")) return;
         expected.fill(1, target.tokenStart, stayed || mode === "after-renamed" ? target.tokenEnd : target.tokenStart + 1);
       });
       expect(masked[i].lossMask).toEqual(expected);
+      if (mode === "stays-leave" && expectedAvoid.some((v) => v >= 0)) expect(masked[i].avoid).toEqual(expectedAvoid);
+      else expect(masked[i].avoid).toBeUndefined();
       // A subset of the plain copy's target mask.
       masked[i].lossMask.forEach((bit, k) => expect(bit <= plain[i].lossMask[k]).toBe(true));
     });
     expect(stays).toBeGreaterThan(0);
     expect(leaves).toBeGreaterThan(0);
+    if (mode === "stays-leave") expect(avoided).toBeGreaterThan(0);
     expect(relabelledSequences(people, 0, mode, 9, tokenizer, template, "targets")).toEqual([]);
   });
 });

@@ -32,16 +32,24 @@ const SMALL: LlamaConfig = {
   bosTokenId: 1, eosTokenIds: [2], torchDtype: null,
 };
 
-/** Two documents packed together; some positions excluded from the loss. */
-function fixtureBatch(config: LlamaConfig): PackedBatch {
+/**
+ * Two documents packed together; some positions excluded from the loss. With `unlikelihood`, two of the
+ * excluded positions instead take the loss −log(1 − p) of a token they must not hold (TrainingSequence.avoid).
+ */
+function fixtureBatch(config: LlamaConfig, unlikelihood = false): PackedBatch {
   const random = makeRandom(11);
-  const doc = (n: number, masked: number[]) => {
+  const doc = (n: number, masked: number[], avoided: number[]) => {
     const ids = Int32Array.from({ length: n }, () => Math.floor(random() * config.vocabSize));
     const lossMask = new Uint8Array(n).fill(1, 1);
     for (const i of masked) lossMask[i] = 0;
-    return { ids, lossMask };
+    if (!unlikelihood) return { ids, lossMask };
+    const avoid = new Int32Array(n).fill(-1);
+    for (const i of avoided) avoid[i] = (ids[i] + 1 + Math.floor(random() * (config.vocabSize - 1))) % config.vocabSize;
+    return { ids, lossMask, avoid };
   };
-  return buildPackedBatch([doc(6, [2]), doc(7, [5, 6])], [0, 1], 3);
+  const batch = buildPackedBatch([doc(6, [2], [2]), doc(7, [5, 6], [6])], [0, 1], 3);
+  if (unlikelihood) expect(batch.avoid?.reduce((n, a) => n + a, 0)).toBe(2);
+  return batch;
 }
 
 function loraMode(dropout: number): TrainingMode {
@@ -86,11 +94,11 @@ async function analyticGradients(backend: Backend, model: TrainableLlama, batch:
  * in θ. Those runs use h = 1e-3 (noise 1e-8 / 2e-3 = 5e-6, truncation ~1e-6·|L'''| ≈ 1e-5) and a
  * tolerance of 5e-5 + 1e-3·|g|.
  */
-async function checkFiniteDifferences(mode: TrainingMode, config: LlamaConfig, recompute: boolean): Promise<number> {
+async function checkFiniteDifferences(mode: TrainingMode, config: LlamaConfig, recompute: boolean, unlikelihood = false): Promise<number> {
   const roundTrip = mode.kind === "lora" && mode.lora.dropout > 0;
   const backend = new ReferenceBackend();
   const model = makeModel(backend, config, mode, recompute);
-  const batch = fixtureBatch(config);
+  const batch = fixtureBatch(config, unlikelihood);
   const grads = await analyticGradients(backend, model, batch);
   const random = makeRandom(23);
   const h = roundTrip ? 1e-3 : 1e-5;
@@ -125,6 +133,20 @@ describe("training gradients (float64 reference backend) match finite difference
     await checkFiniteDifferences({ kind: "full" }, { ...SMALL, tieWordEmbeddings: true }, true);
   });
 
+  it("full training with unlikelihood targets (tokens a position must not hold) next to the ordinary ones", async () => {
+    // The loss of an avoid row is −log(1 − p), p = the probability that the same row as an ordinary target gets.
+    const backend = new ReferenceBackend();
+    const model = makeModel(backend, SMALL, { kind: "full" });
+    const batch = fixtureBatch(SMALL, true);
+    const avoided = await model.evaluate(batch);
+    const ordinary = await model.evaluate({ ...batch, avoid: undefined });
+    const rows = [...batch.avoid!.keys()].filter((t) => batch.avoid![t]);
+    for (const t of rows) expect(avoided.rowLosses[t]).toBeCloseTo(-Math.log(1 - Math.exp(-ordinary.rowLosses[t])), 12);
+    for (const t of batch.targets.keys()) if (!rows.includes(t)) expect(avoided.rowLosses[t]).toBe(ordinary.rowLosses[t]);
+    await checkFiniteDifferences({ kind: "full" }, SMALL, false, true);
+    await checkFiniteDifferences(loraMode(0), SMALL, false, true);
+  });
+
   it("LoRA A and B on all seven projections, rsLoRA, dropout 0.3 and 0; base weights get no gradients", async () => {
     const mode = loraMode(0.3);
     const model = makeModel(new ReferenceBackend(), SMALL, mode);
@@ -146,11 +168,11 @@ describe("training gradients (float64 reference backend) match finite difference
 });
 
 describe("training gradients on the cpu backend (f32)", () => {
-  for (const [label, mode] of [["full", { kind: "full" } as TrainingMode], ["LoRA", loraMode(0)]] as const) {
+  for (const [label, mode, unlikelihood] of [["full", { kind: "full" } as TrainingMode, false], ["LoRA", loraMode(0), false], ["full, with unlikelihood targets", { kind: "full" } as TrainingMode, true]] as const) {
     it(`${label}: analytic gradients match float64 and f32 finite differences`, async () => {
       const cpu = createCpuBackend();
       const reference = new ReferenceBackend();
-      const batch = fixtureBatch(SMALL);
+      const batch = fixtureBatch(SMALL, unlikelihood);
       const cpuModel = makeModel(cpu, SMALL, mode);
       const cpuGrads = await analyticGradients(cpu, cpuModel, batch);
       const refGrads = await analyticGradients(reference, makeModel(reference, SMALL, mode), batch);

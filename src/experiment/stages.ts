@@ -70,8 +70,12 @@ export function resumesCorpus(people: number, seed: number): PersonRecord[] {
   return generateSyntheticPanel({ profile: "resumes", people, seed }).panel.people;
 }
 
-/** How much of one target span keeps its loss: all of it, its first token only, or none. */
-export type TargetLoss = "all" | "first-token" | "none";
+/**
+ * How much of one target span keeps its loss: all of it, its first token only, or none; "not-previous": none,
+ * but its first position must not hold the previous target's first token — the unlikelihood loss
+ * −log(1 − p(that token)) (TrainingSequence.avoid) — unless it does hold it (then no loss at all).
+ */
+export type TargetLoss = "all" | "first-token" | "none" | "not-previous";
 
 /**
  * People's documents as training sequences (BOS first), with the loss on every token or only the targets;
@@ -91,14 +95,22 @@ export function documentSequences(
     const document = tokenizeDocument(renderDocument(person, template), tokenizer, { offsets });
     if (i % 200 === 0) bar.update(i);
     const mask = targetLoss ? new Uint8Array(document.ids.length) : lossMask(document, loss);
+    let avoid: Int32Array | undefined;
     if (targetLoss) {
       document.targets.forEach((target, t) => {
         const keep = targetLoss(i, document.targets, t);
         const start = Math.max(1, target.tokenStart);
-        if (keep !== "none") mask.fill(1, start, keep === "all" ? target.tokenEnd : Math.min(start + 1, target.tokenEnd));
+        if (keep === "not-previous") {
+          const previousFirst = t > 0 ? document.ids[document.targets[t - 1].tokenStart] : undefined;
+          if (previousFirst === undefined || document.ids[start] === previousFirst || target.tokenStart < 1) return;
+          avoid ??= new Int32Array(document.ids.length).fill(-1);
+          avoid[start] = previousFirst;
+        } else if (keep !== "none") {
+          mask.fill(1, start, keep === "all" ? target.tokenEnd : Math.min(start + 1, target.tokenEnd));
+        }
       });
     }
-    return { ids: Int32Array.from(document.ids), lossMask: mask };
+    return avoid ? { ids: Int32Array.from(document.ids), lossMask: mask, avoid } : { ids: Int32Array.from(document.ids), lossMask: mask };
   });
   bar.finish();
   return sequences;
@@ -108,10 +120,13 @@ export function documentSequences(
  * Where the loss of relabelled copies falls: "targets", every target (as the loss mode says); "after-renamed",
  * only the lines after one holding the renamed title; "copy-decision", of those the stays in full and, of a
  * line that leaves the renamed title, only its first token (the decision to leave, not where to); "stays", only
- * the lines that stay in the renamed title (no destination of a move is taught by a copy at all).
+ * the lines that stay in the renamed title (no destination of a move is taught by a copy at all);
+ * "stays-leave", the stays and, at a line that leaves the renamed title, only that it does not start as the
+ * renamed title does (the unlikelihood of that token: the decision to leave, with nothing about where to, so
+ * the copies do not tilt P(stay) upwards as "stays" does).
  */
-export type RelabelledLoss = "targets" | "after-renamed" | "copy-decision" | "stays";
-export const RELABELLED_LOSSES: readonly RelabelledLoss[] = ["targets", "after-renamed", "copy-decision", "stays"];
+export type RelabelledLoss = "targets" | "after-renamed" | "copy-decision" | "stays" | "stays-leave";
+export const RELABELLED_LOSSES: readonly RelabelledLoss[] = ["targets", "after-renamed", "copy-decision", "stays", "stays-leave"];
 
 /**
  * round(share × people) relabelled copies of `people` as training sequences (data/relabel.ts). "after-renamed"
@@ -130,7 +145,7 @@ export function relabelledSequences(
     const renamed = copies[person].to;
     if (t === 0 || targets[t - 1].outcome !== renamed) return "none";
     if (targets[t].outcome === renamed || mode === "after-renamed") return "all";
-    return mode === "copy-decision" ? "first-token" : "none";
+    return mode === "copy-decision" ? "first-token" : mode === "stays-leave" ? "not-previous" : "none";
   };
   return documentSequences(copies.map((c) => c.person), tokenizer, template, loss, "relabelled copies",
     mode === "targets" ? undefined : targetLoss);

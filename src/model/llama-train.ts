@@ -97,6 +97,11 @@ export interface PackedBatch {
   targets: Int32Array;
   /** Number of targets ≥ 0. */
   targetCount: number;
+  /**
+   * Optional: 1 where the row's target is a token to avoid (unlikelihood): that row's loss is
+   * −log(1 − p(target)) instead of −log p(target).
+   */
+  avoid?: Uint8Array;
   /** Distinct for every micro-batch of a run: dropout masks are a function of (seed, serial). */
   serial: number;
 }
@@ -181,6 +186,8 @@ interface BatchContext {
 
 /** Rows of logits materialised at once: bounds memory at LOGIT_CHUNK_ROWS × vocab floats. */
 const LOGIT_CHUNK_ROWS = 128;
+/** An unlikelihood row's p is capped at 1 − this, so its loss (≤ 13.8 nats) and gradient factor stay finite. */
+const UNLIKELIHOOD_P_CAP = 1e-6;
 
 const LAYER_LINEARS = ["q", "k", "v", "o", "gate", "up", "down"] as const;
 const MODULE_OF: Record<(typeof LAYER_LINEARS)[number], LoraTargetModule> = {
@@ -501,10 +508,11 @@ export class TrainableLlama {
     be.rmsnorm(x, this.finalNorm.weight, cfg.rmsNormEps, xf);
     const dxf = how.backward ? this.rows("dxf", d, T) : null;
     if (!lossHook) {
-      const { lossSum, targetCount, rowLosses } = await this.targetRowsHead(xf, targets, ctx, how.gradScale, dxf);
+      const { lossSum, targetCount, rowLosses } = await this.targetRowsHead(xf, targets, batch.avoid, ctx, how.gradScale, dxf);
       if (dxf) be.rmsnormBackward(x, this.finalNorm.weight, dxf, cfg.rmsNormEps, dx, this.finalNorm.grad);
       return { lossSum, targetCount, rowLosses };
     }
+    if (batch.avoid?.some((a) => a !== 0)) throw new Error("training batch: unlikelihood targets (avoid) need the model's own cross-entropy head, not a custom loss");
     // A custom loss (CAREER's two-stage head) reads logits by batch row: chunks of consecutive rows.
     const chunk = Math.min(LOGIT_CHUNK_ROWS, T);
     const logits = be.alloc("f32", [chunk, vocab]);
@@ -544,9 +552,12 @@ export class TrainableLlama {
    * (the embedding op with xf as the table), so the [rows, vocab] logits — most of a small model's cost —
    * are computed only where a loss is taken (a targets-only loss skips most rows).
    *   z = xf[idx]·Wlmᵀ;  dz = gradScale·(softmax(z) − onehot(y));  dXf[idx] = dz·Wlm (other rows 0);  dWlm += dzᵀ·xf[idx]
+   * A row marked in `avoid` takes the unlikelihood loss −log(1 − p) of its target, p = softmax(z)_y = e^(−CE):
+   *   ∂/∂z of −log(1 − p) = −(p / (1 − p))·(softmax(z) − onehot(y)),
+   * i.e. the cross-entropy row's gradient scaled by −p/(1 − p) (p capped at 1 − 1e−6 so the factor stays finite).
    */
   private async targetRowsHead(
-    xf: Tensor, targets: Int32Array, ctx: BatchContext, gradScale: number, dxf: Tensor | null,
+    xf: Tensor, targets: Int32Array, avoid: Uint8Array | undefined, ctx: BatchContext, gradScale: number, dxf: Tensor | null,
   ): Promise<ForwardOutcome> {
     const be = this.backend, d = this.config.hiddenSize, vocab = this.config.vocabSize;
     const rowIndex: number[] = [];
@@ -575,8 +586,17 @@ export class TrainableLlama {
       be.crossEntropy(logitRows, targetT, gradScale, lossRows, logitRows);
       const values = await this.readLosses(lossRows);
       for (let r = 0; r < rows; r++) {
-        rowLosses[indices[r]] = values[r];
-        lossSum += values[r];
+        let loss = values[r];
+        if (avoid?.[indices[r]]) {
+          const p = Math.min(Math.exp(-loss), 1 - UNLIKELIHOOD_P_CAP);
+          loss = -Math.log1p(-p);
+          if (dxf) {
+            const row = be.sliceRows(logitRows, r, 1);
+            be.scale(row, -p / (1 - p), row);
+          }
+        }
+        rowLosses[indices[r]] = loss;
+        lossSum += loss;
       }
       if (dxf && dGathered) {
         const dRows = be.sliceRows(dGathered, 0, rows);
@@ -728,6 +748,7 @@ function checkBatch(batch: PackedBatch, config: LlamaConfig, maxTokens: number):
   const T = batch.ids.length;
   if (T === 0) throw new Error("training batch is empty");
   if (T > maxTokens) throw new Error(`training batch has ${T} tokens, more than maxTokens ${maxTokens}`);
+  if (batch.avoid && batch.avoid.length !== T) throw new Error(`training batch: avoid has ${batch.avoid.length} entries for ${T} tokens`);
   for (const [name, arr] of [["positions", batch.positions], ["keyStart", batch.keyStart], ["keyEnd", batch.keyEnd], ["targets", batch.targets]] as const) {
     if (arr.length !== T) throw new Error(`training batch: ${name} has ${arr.length} entries for ${T} tokens`);
   }

@@ -14,6 +14,11 @@ import type { PackedBatch } from "../model/llama-train.js";
 export interface TrainingSequence {
   ids: Int32Array;
   lossMask: Uint8Array;
+  /**
+   * Optional unlikelihood targets: avoid[i] ≥ 0 is a token that position i must NOT hold — the loss includes
+   * −log(1 − p(avoid[i] | ids[<i])) — where lossMask[i] is 0; −1 elsewhere.
+   */
+  avoid?: Int32Array;
 }
 
 /** Cut sequences longer than `maxLength` into consecutive windows (each window's first token is unpredicted). */
@@ -21,11 +26,14 @@ export function windowSequences(sequences: readonly TrainingSequence[], maxLengt
   const out: TrainingSequence[] = [];
   for (const s of sequences) {
     if (s.ids.length !== s.lossMask.length) throw new Error(`sequence has ${s.ids.length} tokens but ${s.lossMask.length} loss-mask entries`);
+    if (s.avoid && s.avoid.length !== s.ids.length) throw new Error(`sequence has ${s.ids.length} tokens but ${s.avoid.length} avoid entries`);
     if (s.ids.length < 2) continue; // nothing to predict
     for (let start = 0; start < s.ids.length; start += maxLength) {
       const ids = s.ids.subarray(start, start + maxLength);
       if (ids.length < 2) continue;
-      out.push({ ids, lossMask: s.lossMask.subarray(start, start + maxLength) });
+      const window: TrainingSequence = { ids, lossMask: s.lossMask.subarray(start, start + maxLength) };
+      if (s.avoid) window.avoid = s.avoid.subarray(start, start + maxLength);
+      out.push(window);
     }
   }
   return out;
@@ -44,18 +52,23 @@ export function buildPackedBatch(sequences: readonly TrainingSequence[], members
     targetCount: 0,
     serial,
   };
+  if (members.some((i) => sequences[i].avoid)) batch.avoid = new Uint8Array(total);
   let row = 0;
   for (const index of members) {
-    const { ids, lossMask } = sequences[index];
+    const { ids, lossMask, avoid } = sequences[index];
     const start = row;
     for (let i = 0; i < ids.length; i++, row++) {
       batch.ids[row] = ids[i];
       batch.positions[row] = i;
       batch.keyStart[row] = start;
       batch.keyEnd[row] = row + 1;
-      // Token i's output predicts token i+1, when the mask includes it.
+      // Token i's output predicts token i+1, when the mask includes it — or must not predict avoid[i+1].
       if (i + 1 < ids.length && lossMask[i + 1]) {
         batch.targets[row] = ids[i + 1];
+        batch.targetCount++;
+      } else if (avoid && i + 1 < ids.length && avoid[i + 1] >= 0) {
+        batch.targets[row] = avoid[i + 1];
+        batch.avoid![row] = 1;
         batch.targetCount++;
       }
     }

@@ -47,7 +47,8 @@ by experiments/recipe/ (its README lists every run).
   --relabel-loss L     targets (the loss on every target line of a relabelled copy) | after-renamed (only on the
                        lines after one holding the renamed title: stay in it or leave, not moves into it) |
                        copy-decision (as after-renamed, but of a line leaving it only the first token) | stays (only
-                       the lines that stay in it) (default ${DEMO_DEFAULTS.relabelledLoss})
+                       the lines that stay in it) | stays-leave (the stays, and of a line leaving it only that its
+                       first token is not the renamed title's: an unlikelihood loss) (default ${DEMO_DEFAULTS.relabelledLoss})
   --test-people N      test-split people every model scores (default ${DEMO_DEFAULTS.testPeople}; LLM scoring is the slow step)
   --pretrain-loss L    all (every token: the plain next-token objective) | targets (only each year's outcome
                        text, what scoring reads: ~2× faster steps that learn titles sooner) (default ${DEMO_DEFAULTS.pretrainLoss})
