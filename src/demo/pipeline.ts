@@ -25,7 +25,7 @@ import type { CareerPresetName } from "../model/career.js";
 import { formatSeconds } from "../util/progress.js";
 import {
   careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, relabelledRecipe, resumesCorpus, scorePredictions,
-  syntheticSurvey, type RelabelledLoss, type StageContext,
+  syntheticSurvey, titleListRecipe, type RelabelledLoss, type StageContext,
 } from "../experiment/stages.js";
 
 export interface DemoSizes {
@@ -150,8 +150,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     "foundation",
     {
       preset: options.modelPreset, config, epochs: options.pretrainEpochs, learningRate: options.pretrainLearningRate, loss: options.pretrainLoss,
-      titleListCopies: options.titleListCopies,
-      ...(options.titleListRepeatGroups > 0 ? { titleListRepeatGroups: options.titleListRepeatGroups } : {}),
+      ...titleListRecipe(options.titleListCopies, options.titleListRepeatGroups),
       ...relabelledRecipe(options.relabelledShare, options.relabelledLoss),
     },
     { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
@@ -163,8 +162,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     "finetune",
     foundation,
     { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
-      titleListCopies: options.finetuneTitleListCopies,
-      ...(options.finetuneTitleListRepeatGroups > 0 ? { titleListRepeatGroups: options.finetuneTitleListRepeatGroups } : {}),
+      ...titleListRecipe(options.finetuneTitleListCopies, options.finetuneTitleListRepeatGroups),
       ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
   );

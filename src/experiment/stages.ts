@@ -213,6 +213,14 @@ function relabelledNote(people: number, share: number | undefined): string {
 }
 
 /**
+ * A recipe's title-list fields (FoundationRecipe, FinetuneRecipe), the grouping left out where it is the default
+ * (each title once) so that the cache keys of recipes without it stay what they were.
+ */
+export function titleListRecipe(copies: number, repeatGroupsOf: number): Pick<FoundationRecipe, "titleListCopies" | "titleListRepeatGroups"> {
+  return repeatGroupsOf > 0 ? { titleListCopies: copies, titleListRepeatGroups: repeatGroupsOf } : { titleListCopies: copies };
+}
+
+/**
  * A recipe's relabelled-copies fields (FoundationRecipe, FinetuneRecipe), left out where they are the defaults
  * (no copies; "targets") so that the cache keys of recipes without copies stay what they were.
  */
