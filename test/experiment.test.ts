@@ -59,4 +59,12 @@ describe("labor-llm experiment (tiny scale)", () => {
     expect(lines.some((l) => /fine-tuning on \d+ training documents|pretrained on \d+ career documents/.test(l))).toBe(false);
     expect(performance.now() - started).toBeLessThan(60_000);
   }, 120_000);
+
+  it("scoring more test people reuses every foundation and fine-tuning, and scores the added people", async () => {
+    const lines: string[] = [];
+    const scale = { ...EXPERIMENT_SCALES.tiny, testPeople: EXPERIMENT_SCALES.tiny.testPeople + 1 };
+    const report = await runExperiment({ ...options, scale, log: (line: string) => lines.push(line) });
+    expect(lines.some((l) => /fine-tuning on \d+ training documents|pretrained on \d+ career documents/.test(l))).toBe(false);
+    expect(Math.min(...report.rows.map((r) => r.people))).toBe(scale.testPeople);
+  }, 300_000);
 });

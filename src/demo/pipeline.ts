@@ -142,7 +142,9 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     `      survey: ${data.train.length}/${data.valid.length}/${data.test.length} people train/valid/test ` +
       `(scoring the first ${data.test.length} test people: ${countPersonYears({ people: data.test })} person-years); resumes: ${countPersonYears({ people: data.resumes })} person-years`,
   );
-  const dataKey = { people: options.people, resumes: options.resumes, seed, testPeople: options.testPeople };
+  // The fine-tuning does not depend on how many test people are scored; the scores do.
+  const dataKey = { people: options.people, resumes: options.resumes, seed };
+  const scoredKey = { ...dataKey, testPeople: options.testPeople };
 
   log(`[2/5] foundation model: random ${options.modelPreset} Llama, pretrained on resume documents`);
   const foundation = await pretrainFoundation(
@@ -171,7 +173,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
   const meta = { split: "test" };
   const predictionFiles: string[] = [];
   const scoreWith = async (name: string, inputs: unknown, makePredictor: Parameters<typeof scorePredictions>[4]) => {
-    const step = await scorePredictions(context, name, { dataKey, inputs }, data.test, makePredictor, meta);
+    const step = await scorePredictions(context, name, { dataKey: scoredKey, inputs }, data.test, makePredictor, meta);
     predictionFiles.push(step.value.path);
   };
   await scoreWith("oracle", {}, async () => new OraclePredictor("nlsy79", taxonomy));

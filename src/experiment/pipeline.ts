@@ -146,11 +146,13 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     const surveySeed = seed + SURVEY_SEED_STRIDE * index;
     const survey = syntheticSurvey(profile, scale.surveyPeople, surveySeed);
     const test = survey.test.slice(0, scale.testPeople);
-    const dataKey = { profile, people: scale.surveyPeople, seed: surveySeed, testPeople: scale.testPeople };
+    // The fine-tunings do not depend on how many test people are scored; the scores do.
+    const dataKey = { profile, people: scale.surveyPeople, seed: surveySeed };
+    const scoredKey = { ...dataKey, testPeople: test.length };
     log(`      ${survey.train.length}/${survey.valid.length}/${survey.test.length} people train/valid/test; scoring ${test.length} test people (${countPersonYears({ people: test })} person-years)`);
     const score = async (model: string, inputs: unknown, make: Parameters<typeof scorePredictions>[4], finetune?: StepResult<FinetuneValue>) => {
       const key = model.toLowerCase().replace(/[^a-z0-9]+/g, "-");
-      const step = await scorePredictions(context, `${profile}-${key}`, { dataKey, inputs }, test, make, { split: "test", survey: profile });
+      const step = await scorePredictions(context, `${profile}-${key}`, { dataKey: scoredKey, inputs }, test, make, { split: "test", survey: profile });
       scored.push({ survey: profile, model, path: step.value.path, seconds: step.value.seconds, finetune: finetune?.value });
     };
     await score("oracle", {}, async () => new OraclePredictor(profile, taxonomy));
@@ -190,7 +192,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     scored, mainSurvey, foundations, smallerPreset: scale.smallerPreset, largerPreset: scale.foundation.preset,
     resamples: scale.bootstrapResamples, seed,
     note:
-      `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored), ` +
+      `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored, or the whole test split where it holds fewer), ` +
       `${scale.resumes} resumes, ${scale.extraCareers} extra careers; foundation ${scale.foundation.preset}, smaller ${scale.smallerPreset}; ` +
       `fine-tuning ${scale.finetune.mode}, lr ${scale.finetune.learningRate}, ${scale.finetune.epochs} epochs, best validation kept; ` +
       `seed ${seed} (survey i drawn with seed + ${SURVEY_SEED_STRIDE}·i); ${backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`,
