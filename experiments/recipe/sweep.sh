@@ -54,3 +54,11 @@ run X1  50 --title-list-copies 20 --pretrain-epochs 4 --relabel-share 1 --relabe
 run Y1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-relabel-share 1
 run Y2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft
 run Y3  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-relabel-share 0.5
+# Fifth session (README "Runs Z and A"): fine-tuning options on Y2's foundation, and the "stays-leave" loss.
+run Z1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-lr 3e-4
+run Z2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-title-list-repeat-groups 4
+run Z3  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-lr 1e-4
+run Z4  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-title-list-repeat-groups 1
+run A1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays-leave $ft
+run A2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays-leave $ft --finetune-relabel-share 1
+run A3  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays-leave $ft --finetune-relabel-share 0.5
