@@ -58,7 +58,8 @@ const DEV_FOUNDATION: Omit<FoundationRecipe, "config"> = {
   preset: "demo", epochs: 8, learningRate: 3e-3, loss: "targets", titleListCopies: 20,
   relabelledShare: 1, relabelledLoss: "stays",
 };
-const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 4, loss: "targets", evalEvery: 25, titleListCopies: 10 };
+/** Full fine-tuning with the title list replayed, in groups of 4 titles each written twice (run Z2). */
+const FULL_FINETUNE: FinetuneRecipe = { mode: "full", learningRate: 1e-3, epochs: 4, loss: "targets", evalEvery: 25, titleListCopies: 10, titleListRepeatGroups: 4 };
 
 /**
  * Named scales. `dev` fits a developer's session on 2 CPU cores; `gpu` is the larger run for a GPU machine;
