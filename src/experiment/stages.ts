@@ -102,7 +102,7 @@ export function documentSequences(
         const start = Math.max(1, target.tokenStart);
         if (keep === "not-previous") {
           const previousFirst = t > 0 ? document.ids[document.targets[t - 1].tokenStart] : undefined;
-          if (previousFirst === undefined || document.ids[start] === previousFirst || target.tokenStart < 1) return;
+          if (previousFirst === undefined || document.ids[start] === previousFirst) return;
           avoid ??= new Int32Array(document.ids.length).fill(-1);
           avoid[start] = previousFirst;
         } else if (keep !== "none") {
@@ -110,7 +110,9 @@ export function documentSequences(
         }
       });
     }
-    return avoid ? { ids: Int32Array.from(document.ids), lossMask: mask, avoid } : { ids: Int32Array.from(document.ids), lossMask: mask };
+    const sequence: TrainingSequence = { ids: Int32Array.from(document.ids), lossMask: mask };
+    if (avoid) sequence.avoid = avoid;
+    return sequence;
   });
   bar.finish();
   return sequences;
