@@ -133,6 +133,21 @@ describe("training gradients (float64 reference backend) match finite difference
     await checkFiniteDifferences({ kind: "full" }, { ...SMALL, tieWordEmbeddings: true }, true);
   });
 
+  it("full training with the embeddings frozen: no embedding or lm_head parameter, the rest as in full training", async () => {
+    const backend = new ReferenceBackend();
+    const batch = fixtureBatch(SMALL);
+    for (const config of [SMALL, { ...SMALL, tieWordEmbeddings: true }]) {
+      const frozen = makeModel(backend, config, { kind: "full", freezeEmbeddings: true });
+      const names = frozen.parameters.map((p) => p.name);
+      expect(names.filter((n) => /embed_tokens|lm_head/.test(n))).toEqual([]);
+      expect(names.length).toBe(9 * 2 + 1); // 9 per layer, the final norm
+      const all = await analyticGradients(backend, makeModel(backend, config, { kind: "full" }), batch);
+      const some = await analyticGradients(backend, frozen, batch);
+      for (const [name, g] of some) expect(Array.from(g), name).toEqual(Array.from(all.get(name)!));
+    }
+    expect(await checkFiniteDifferences({ kind: "full", freezeEmbeddings: true }, SMALL, false)).toBe(3 * (9 * 2 + 1));
+  });
+
   it("full training with unlikelihood targets (tokens a position must not hold) next to the ordinary ones", async () => {
     // The loss of an avoid row is −log(1 − p), p = the probability that the same row as an ordinary target gets.
     const backend = new ReferenceBackend();

@@ -23,7 +23,9 @@ import { makeRandom } from "./op-suite.js";
 import { float32ToBfloat16 } from "../src/io/dtype.js";
 import { AdamW } from "../src/train/optimizer.js";
 import { trainingStep } from "../src/train/step.js";
-import type { LlamaWeights } from "../src/model/weights.js";
+import { loadLlamaWeights, type HostTensor, type LlamaWeights } from "../src/model/weights.js";
+import { openCheckpoint } from "../src/io/safetensors.js";
+import { toFloat32 } from "../src/io/dtype.js";
 
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-train-"));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
@@ -120,6 +122,17 @@ describe("training loop (cpu)", () => {
       expect(existsSync(join(outDir, "best", weightsFile))).toBe(true);
     });
   }
+
+  it("full training with frozen embeddings saves the loaded embedding and lm_head unchanged and the rest trained", async () => {
+    const outDir = join(workDir, "frozen-embeddings");
+    const options = baseOptions(outDir, { kind: "full", freezeEmbeddings: true }, { epochs: 1, checkpointEvery: 0 });
+    await trainLlama(options);
+    const saved = loadLlamaWeights(openCheckpoint(join(outDir, "final")), SMALL);
+    const values = (t: HostTensor) => Array.from(toFloat32(t.data, t.dtype));
+    expect(values(saved.embedTokens)).toEqual(values(options.weights.embedTokens));
+    expect(values(saved.lmHead)).toEqual(values(options.weights.lmHead));
+    expect(values(saved.layers[0].q)).not.toEqual(values(options.weights.layers[0].q));
+  });
 
   it("resume refuses a changed setting, and a fresh run refuses a directory with a checkpoint", async () => {
     const outDir = join(workDir, "straight-LoRA with dropout");

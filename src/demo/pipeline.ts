@@ -47,6 +47,8 @@ export interface DemoSizes {
   finetuneLoss: LossMaskMode;
   /** Fine-tuning: every weight ("full", like the paper's released checkpoints) or a LoRA adapter (r=16, all projections). */
   finetuneMode: "full" | "lora";
+  /** Full fine-tuning with the token embedding (and the tied lm_head) frozen at the foundation's values. */
+  finetuneFreezeEmbeddings: boolean;
   /** Peak learning rate of the fine-tuning (cosine schedule to a tenth of it). */
   finetuneLearningRate: number;
   /** Validate every N fine-tuning steps and score the weights with the lowest validation loss (0: the last weights). */
@@ -83,6 +85,7 @@ export const DEMO_DEFAULTS: DemoSizes = {
   pretrainLoss: "targets",
   finetuneLoss: "targets",
   finetuneMode: "full",
+  finetuneFreezeEmbeddings: false,
   finetuneLearningRate: 1e-3,
   finetuneEvalEvery: 25,
   pretrainLearningRate: 3e-3,
@@ -163,7 +166,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     context,
     "finetune",
     foundation,
-    { mode: options.finetuneMode, learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
+    { mode: options.finetuneMode, ...(options.finetuneFreezeEmbeddings ? { freezeEmbeddings: true } : {}), learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       ...titleListRecipe(options.finetuneTitleListCopies, options.finetuneTitleListRepeatGroups),
       ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },

@@ -294,6 +294,11 @@ export async function pretrainFoundation(
 export interface FinetuneRecipe {
   /** Every weight ("full", like the paper's released checkpoints) or a LoRA adapter (r=16, α=32, all projections). */
   mode: "full" | "lora";
+  /**
+   * Full fine-tuning with the token embedding (tied to lm_head in the demo presets) held at the foundation's
+   * values: the survey's text then cannot push down the titles it never shows. Absent: every weight trains.
+   */
+  freezeEmbeddings?: boolean;
   learningRate: number;
   epochs: number;
   loss: LossMaskMode;
@@ -339,12 +344,13 @@ export async function fineTune(
   const inputs = { foundation: foundation.key, data: data.key, template: data.template, recipe, seed };
   const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
     const started = performance.now();
-    log(`      ${name}: ${recipe.mode === "full" ? "full fine-tuning" : "LoRA (r=16, all projections)"} on ${data.train.length} training documents${relabelledNote(data.train.length, recipe.relabelledShare)}`);
+    const modeNote = recipe.mode === "lora" ? "LoRA (r=16, all projections)" : recipe.freezeEmbeddings ? "full fine-tuning, embeddings frozen" : "full fine-tuning";
+    log(`      ${name}: ${modeNote} on ${data.train.length} training documents${relabelledNote(data.train.length, recipe.relabelledShare)}`);
     const tokenizer = Tokenizer.fromDirectory(foundationDir);
     const config = readLlamaConfig(foundationDir);
     const mode: TrainingMode =
       recipe.mode === "full"
-        ? { kind: "full" }
+        ? { kind: "full", freezeEmbeddings: recipe.freezeEmbeddings === true }
         : { kind: "lora", lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false } };
     const train = [
       ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),

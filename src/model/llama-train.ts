@@ -44,8 +44,11 @@ import { initialLoraMatrices, loraScaling } from "./lora.js";
 /** How the weight matmuls multiply: in f32, or on bf16 copies like PyTorch's bf16 autocast (see the top of this file). */
 export { MATMUL_DTYPES, type MatmulDtype } from "../engine/backend.js";
 
-/** Train every weight ("full") or only LoRA adapters on a frozen base. */
-export type TrainingMode = { kind: "full" } | { kind: "lora"; lora: LoraConfig };
+/**
+ * What training changes: every weight ("full"), optionally with the token embedding (and lm_head, when tied
+ * to it) held at its loaded values; or a LoRA adapter over frozen base weights.
+ */
+export type TrainingMode = { kind: "full"; freezeEmbeddings?: boolean } | { kind: "lora"; lora: LoraConfig };
 
 export interface TrainableLlamaOptions {
   mode: TrainingMode;
@@ -230,6 +233,7 @@ export class TrainableLlama {
     this.seed = options.seed ?? 0;
     this.readLosses = options.readLosses ?? ((t) => be.download(t));
     const full = options.mode.kind === "full";
+    const frozenEmbeddings = options.mode.kind === "full" && options.mode.freezeEmbeddings === true;
     this.lora = options.mode.kind === "lora" ? options.mode.lora : null;
     if (this.lora) validateLoraConfig(this.lora);
     this.loraScale = this.lora ? loraScaling(this.lora) : 0;
@@ -242,12 +246,12 @@ export class TrainableLlama {
     if (!MATMUL_DTYPES.includes(matmulDtype)) throw new Error(`matmulDtype must be one of ${MATMUL_DTYPES.join(", ")}, got ${String(matmulDtype)}`);
     this.bf16Matmuls = matmulDtype === "bf16";
     this.attentionOptions = { matmulDtype };
-    const planned = plannedParameters(config, weights, full, this.lora, this.bf16Matmuls);
+    const planned = plannedParameters(config, weights, full, frozenEmbeddings, this.lora, this.bf16Matmuls);
     if (be.name === "cpu") checkTrainingMemory(config, weights, planned, { lora: this.lora, bf16: this.bf16Matmuls, maxTokens: options.maxTokens, recompute: this.recompute });
     this.store = new ParameterStore(be, planned);
-    const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean): TrainNorm => {
+    const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean, frozen = !full): TrainNorm => {
       const lower = this.bf16Matmuls && matmul;
-      if (!full) {
+      if (frozen) {
         const weight = this.own(lower && host.dtype !== "bf16"
           ? be.weight(float32ToBfloat16(toFloat32(host.data, host.dtype)), "bf16", host.shape)
           : be.weight(host.data, host.dtype, host.shape));
@@ -256,7 +260,7 @@ export class TrainableLlama {
       const { parameter, copy } = this.store.add(name, host.shape, { decay, copy: lower }, toFloat32(host.data, host.dtype));
       return { weight: parameter.value, grad: parameter.grad, matmulWeight: copy ?? parameter.value };
     };
-    this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings);
+    this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings, !full || frozenEmbeddings);
     const loraByKey = new Map<string, LoraMatrices>();
     if (this.lora) {
       for (const m of options.loraMatrices ?? initialLoraMatrices(config, this.lora, this.seed)) loraByKey.set(`${m.layer}:${m.module}`, m);
@@ -288,7 +292,7 @@ export class TrainableLlama {
       };
     });
     this.finalNorm = param("model.norm.weight", weights.norm, false, false);
-    this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true, true);
+    this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true, true, !full || frozenEmbeddings);
     this.invFreq = this.own(be.upload(ropeInverseFrequencies(config), "f32", [config.headDim / 2]));
     this.store.finish();
     for (const group of this.store.groups) {
@@ -827,22 +831,23 @@ function checkTrainingMemory(config: LlamaConfig, weights: LlamaWeights, planned
 /**
  * The trainable tensors TrainableLlama's constructor will add, by kind (what sizes the parameter store):
  * full training — every weight (matrices decay and, with bf16 matmuls, have bf16 copies, the embedding only
- * when lm_head is tied to it; norm weights neither); LoRA — A [r, in] and B [out, r] of every target module.
+ * when lm_head is tied to it; norm weights neither), less the embedding and lm_head when they are frozen;
+ * LoRA — A [r, in] and B [out, r] of every target module.
  */
-function plannedParameters(config: LlamaConfig, weights: LlamaWeights, full: boolean, lora: LoraConfig | null,
-  bf16: boolean): (ParameterKind & { size: number })[] {
+function plannedParameters(config: LlamaConfig, weights: LlamaWeights, full: boolean, frozenEmbeddings: boolean,
+  lora: LoraConfig | null, bf16: boolean): (ParameterKind & { size: number })[] {
   const planned: (ParameterKind & { size: number })[] = [];
   const add = (shape: readonly number[], decay: boolean, matmul: boolean) =>
     planned.push({ size: shape.reduce((x, y) => x * y, 1), decay, copy: bf16 && matmul });
   if (full) {
-    add(weights.embedTokens.shape, true, config.tieWordEmbeddings);
+    if (!frozenEmbeddings) add(weights.embedTokens.shape, true, config.tieWordEmbeddings);
     for (const w of weights.layers) {
       for (const key of LAYER_LINEARS) add(w[key].shape, true, true);
       add(w.inputNorm.shape, false, false);
       add(w.postNorm.shape, false, false);
     }
     add(weights.norm.shape, false, false);
-    if (!config.tieWordEmbeddings) add(weights.lmHead.shape, true, true);
+    if (!config.tieWordEmbeddings && !frozenEmbeddings) add(weights.lmHead.shape, true, true);
   } else if (lora) {
     for (const w of weights.layers) {
       for (const key of LAYER_LINEARS) {
