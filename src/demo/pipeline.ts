@@ -69,6 +69,8 @@ export interface DemoSizes {
   finetuneRelabelledShare: number;
   /** Where the relabelled copies' loss falls, in both stages (RelabelledLoss). */
   relabelledLoss: RelabelledLoss;
+  /** Share of the resumes corpus replayed in the fine-tuning (FinetuneRecipe.resumesReplayShare; 0: none). */
+  finetuneResumesShare: number;
 }
 
 /** The recipe found by experiments/recipe/ (its README has every run and what it showed). */
@@ -96,6 +98,7 @@ export const DEMO_DEFAULTS: DemoSizes = {
   relabelledShare: 0,
   finetuneRelabelledShare: 0,
   relabelledLoss: "targets",
+  finetuneResumesShare: 0,
 };
 
 export interface DemoOptions extends DemoSizes {
@@ -168,8 +171,9 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     foundation,
     { mode: options.finetuneMode, ...(options.finetuneFreezeEmbeddings ? { freezeEmbeddings: true } : {}), learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       ...titleListRecipe(options.finetuneTitleListCopies, options.finetuneTitleListRepeatGroups),
-      ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss) },
-    { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE },
+      ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss),
+      ...(options.finetuneResumesShare > 0 ? { resumesReplayShare: options.finetuneResumesShare } : {}) },
+    { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE, resumes: data.resumes },
   );
 
   log(`[4/5] scoring the test split (${countPersonYears({ people: data.test })} person-years) with every model`);

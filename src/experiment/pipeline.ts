@@ -165,7 +165,7 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
       await score(`CAREER (${preset})`, { preset, resumes: corpus.key }, careerPredictor(context, `${profile} CAREER (${preset})`, preset, survey, resumes));
     }
     await score("off-the-shelf LLM", { foundation: foundation.key }, llmPredictor(context, "off-the-shelf LLM", foundation, defaultTemplate));
-    const surveyData = { key: dataKey, train: survey.train, valid: survey.valid, template: defaultTemplate };
+    const surveyData = { key: dataKey, train: survey.train, valid: survey.valid, template: defaultTemplate, resumes };
     const finetuned = await fineTune(context, `${profile}-finetune`, foundation, scale.finetune, surveyData);
     await score("FT-LLM", { finetune: finetuned.key }, llmPredictor(context, "FT-LLM", foundation, defaultTemplate, finetuned), finetuned);
 

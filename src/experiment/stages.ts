@@ -210,6 +210,14 @@ function relabelledCount(people: number, share: number | undefined): number {
 }
 
 /** The log line's account of the relabelled copies a recipe adds. */
+/** The first round(share × n) of the foundation's resumes (none without a share); a share needs the resumes. */
+function replayedResumes(resumes: readonly PersonRecord[] | undefined, share: number | undefined): readonly PersonRecord[] {
+  if (!share) return [];
+  if (!(share > 0 && share <= 1)) throw new Error(`resumesReplayShare must be in (0, 1], got ${share}`);
+  if (!resumes) throw new Error("resumesReplayShare: the fine-tuning was given no resumes corpus to replay");
+  return resumes.slice(0, Math.round(share * resumes.length));
+}
+
 function relabelledNote(people: number, share: number | undefined): string {
   return share ? ` + ${relabelledCount(people, share)} relabelled copies` : "";
 }
@@ -316,6 +324,11 @@ export interface FinetuneRecipe {
   relabelledShare?: number;
   /** As FoundationRecipe. */
   relabelledLoss?: RelabelledLoss;
+  /**
+   * The first share of the foundation's resumes corpus mixed into the fine-tuning documents: replay of what the
+   * foundation (and CAREER) were pretrained on, no new data. Absent or 0: none.
+   */
+  resumesReplayShare?: number;
 }
 
 export interface FinetuneValue {
@@ -337,7 +350,11 @@ export async function fineTune(
   name: string,
   foundation: StepResult<FoundationValue>,
   recipe: FinetuneRecipe,
-  data: { key: unknown; train: readonly PersonRecord[]; valid: readonly PersonRecord[]; template: DocumentTemplate },
+  data: {
+    key: unknown; train: readonly PersonRecord[]; valid: readonly PersonRecord[]; template: DocumentTemplate;
+    /** The foundation's pretraining people, for recipe.resumesReplayShare (covered by the foundation's key). */
+    resumes?: readonly PersonRecord[];
+  },
 ): Promise<StepResult<FinetuneValue>> {
   const { backend, seed, log } = context;
   const foundationDir = foundation.value.modelDir;
@@ -345,7 +362,9 @@ export async function fineTune(
   const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
     const started = performance.now();
     const modeNote = recipe.mode === "lora" ? "LoRA (r=16, all projections)" : recipe.freezeEmbeddings ? "full fine-tuning, embeddings frozen" : "full fine-tuning";
-    log(`      ${name}: ${modeNote} on ${data.train.length} training documents${relabelledNote(data.train.length, recipe.relabelledShare)}`);
+    const replayed = replayedResumes(data.resumes, recipe.resumesReplayShare);
+    log(`      ${name}: ${modeNote} on ${data.train.length} training documents${relabelledNote(data.train.length, recipe.relabelledShare)}` +
+      (replayed.length > 0 ? ` + ${replayed.length} of the foundation's resumes replayed` : ""));
     const tokenizer = Tokenizer.fromDirectory(foundationDir);
     const config = readLlamaConfig(foundationDir);
     const mode: TrainingMode =
@@ -356,6 +375,7 @@ export async function fineTune(
       ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),
       ...relabelledSequences(data.train, recipe.relabelledShare, recipe.relabelledLoss, seed + 2, tokenizer, data.template, recipe.loss),
       ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss, recipe.titleListRepeatGroups ?? 0),
+      ...documentSequences(replayed, tokenizer, data.template, recipe.loss, "replayed resumes"),
     ];
     const bar = trainingBar(name);
     let tokens = 0;

@@ -46,6 +46,8 @@ by experiments/recipe/ (its README lists every run).
                        person's occupations renamed to a title drawn uniformly, so staying in it can only be
                        predicted by copying the line above (default ${DEMO_DEFAULTS.relabelledShare})
   --finetune-relabel-share X  the same for the survey's training documents (default ${DEMO_DEFAULTS.finetuneRelabelledShare})
+  --finetune-resumes-share X  replay this share of the resumes corpus (what the foundation and CAREER were
+                       pretrained on) among the fine-tuning documents, X in [0, 1] (default ${DEMO_DEFAULTS.finetuneResumesShare})
   --relabel-loss L     targets (the loss on every target line of a relabelled copy) | after-renamed (only on the
                        lines after one holding the renamed title: stay in it or leave, not moves into it) |
                        copy-decision (as after-renamed, but of a line leaving it only the first token) | stays (only
@@ -85,6 +87,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     seed: { type: "string" },
     fresh: { type: "boolean" },
     "finetune-freeze-embeddings": { type: "boolean" },
+    "finetune-resumes-share": { type: "string" },
     ...BACKEND_FLAGS,
   });
   if (values.help) {
@@ -114,8 +117,10 @@ export async function runDemo(argv: string[]): Promise<number> {
     relabelledShare: optionalNumber(values, "relabel-share", DEMO_DEFAULTS.relabelledShare, true),
     finetuneRelabelledShare: optionalNumber(values, "finetune-relabel-share", DEMO_DEFAULTS.finetuneRelabelledShare, true),
     relabelledLoss: oneOf(values, "relabel-loss", RELABELLED_LOSSES, DEMO_DEFAULTS.relabelledLoss),
+    finetuneResumesShare: optionalNumber(values, "finetune-resumes-share", DEMO_DEFAULTS.finetuneResumesShare, true),
     seed: optionalInteger(values, "seed", 0),
   };
+  if (options.finetuneResumesShare > 1) throw new UsageError(`--finetune-resumes-share must be in [0, 1], got ${options.finetuneResumesShare}`);
   if (options.finetuneFreezeEmbeddings && options.finetuneMode === "lora") {
     throw new UsageError("--finetune-freeze-embeddings is for --finetune-mode full (LoRA never trains the embeddings)");
   }
