@@ -67,4 +67,16 @@ describe("labor-llm experiment (tiny scale)", () => {
     expect(lines.some((l) => /fine-tuning on \d+ training documents|pretrained on \d+ career documents/.test(l))).toBe(false);
     expect(Math.min(...report.rows.map((r) => r.people))).toBe(scale.testPeople);
   }, 300_000);
+
+  it("replaying the foundation's resumes in the fine-tuning redoes the fine-tunings with those documents added, not the foundations", async () => {
+    const lines: string[] = [];
+    const scale = { ...EXPERIMENT_SCALES.tiny, finetune: { ...EXPERIMENT_SCALES.tiny.finetune, resumesReplayShare: 0.5 } };
+    await runExperiment({ ...options, scale, log: (line: string) => lines.push(line) });
+    const replayed = `+ ${EXPERIMENT_SCALES.tiny.resumes / 2} of the foundation's resumes replayed`;
+    expect(lines.filter((l) => /fine-tuning on \d+ training documents/.test(l)).every((l) => l.endsWith(replayed))).toBe(true);
+    expect(lines.filter((l) => l.endsWith(replayed)).length).toBe(EXPERIMENT_SCALES.tiny.surveys.length + 5);
+    expect(lines.some((l) => /pretrained on \d+ career documents/.test(l))).toBe(false);
+    await expect(runExperiment({ ...options, scale: { ...scale, finetune: { ...scale.finetune, resumesReplayShare: 1.5 } } }))
+      .rejects.toThrow(/resumesReplayShare must be in \(0, 1\], got 1.5/);
+  }, 300_000);
 });
