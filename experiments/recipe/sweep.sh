@@ -62,3 +62,16 @@ run Z4  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabe
 run A1  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays-leave $ft
 run A2  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays-leave $ft --finetune-relabel-share 1
 run A3  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays-leave $ft --finetune-relabel-share 0.5
+# Sixth session (README "Runs P and Q"): on Y2's foundation with Z2's recipe — frozen embeddings, epochs, learning
+# rate, the loss on every token, more replayed lists, and the foundation's resumes replayed in the fine-tuning.
+z2="--title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-title-list-repeat-groups 4"
+run P1  50 $z2 --finetune-freeze-embeddings
+run P2  50 $z2 --finetune-freeze-embeddings --finetune-title-list-copies 0
+run P3  50 $z2 --finetune-epochs 8
+run P4  50 $z2 --finetune-epochs 6
+run P5  50 $z2 --finetune-epochs 3
+run P6  50 $z2 --finetune-lr 2e-3
+run P7  50 $z2 --finetune-loss all
+run P8  50 $z2 --finetune-title-list-copies 20
+run Q1  50 $z2 --finetune-resumes-share 0.5
+run Q2  50 $z2 --finetune-epochs 3 --finetune-resumes-share 1
