@@ -247,7 +247,9 @@ export class TrainableLlama {
     this.bf16Matmuls = matmulDtype === "bf16";
     this.attentionOptions = { matmulDtype };
     const planned = plannedParameters(config, weights, full, frozenEmbeddings, this.lora, this.bf16Matmuls);
-    if (be.name === "cpu") checkTrainingMemory(config, weights, planned, { lora: this.lora, bf16: this.bf16Matmuls, maxTokens: options.maxTokens, recompute: this.recompute });
+    if (be.name === "cpu") {
+      checkTrainingMemory(config, weights, planned, { lora: this.lora, frozenEmbeddings, bf16: this.bf16Matmuls, maxTokens: options.maxTokens, recompute: this.recompute });
+    }
     this.store = new ParameterStore(be, planned);
     const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean, frozen = !full): TrainNorm => {
       const lower = this.bf16Matmuls && matmul;
@@ -795,13 +797,14 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number): LlamaWeig
 
 /**
  * Limits before allocation (memory.ts), before TrainableLlama makes any buffer: full training holds f32
- * master copies of every weight, LoRA the base as loaded (mapped on the CPU; bf16 copies of its Linear
+ * master copies of every weight (of every other weight, and the embedding and lm_head as loaded, when those are
+ * frozen), LoRA the base as loaded (mapped on the CPU; bf16 copies of its Linear
  * weights with bf16 matmuls when the checkpoint is not bf16) and the adapters; both a gradient and AdamW's
  * two moments per trainable element, bf16 copies of the trainable matrices with bf16 matmuls, and the
  * per-token buffers at maxTokens.
  */
 function checkTrainingMemory(config: LlamaConfig, weights: LlamaWeights, planned: readonly (ParameterKind & { size: number })[],
-  options: { lora: LoraConfig | null; bf16: boolean; maxTokens: number; recompute: boolean }): void {
+  options: { lora: LoraConfig | null; frozenEmbeddings: boolean; bf16: boolean; maxTokens: number; recompute: boolean }): void {
   const trainable = planned.reduce((sum, p) => sum + p.size, 0);
   const copies = planned.reduce((sum, p) => sum + (p.copy ? p.size : 0), 0);
   const parts: Record<string, number> = {};
@@ -814,6 +817,9 @@ function checkTrainingMemory(config: LlamaConfig, weights: LlamaWeights, planned
       parts["bf16 base copies"] = linears.reduce((sum, t) => sum + t.data.length * 2, 0);
       fresh.push("bf16 base copies");
     }
+  } else if (options.frozenEmbeddings) {
+    const frozen = new Set<HostTensor>([weights.embedTokens, weights.lmHead]);
+    parts["frozen embeddings (as loaded)"] = [...frozen].reduce((sum, t) => sum + t.data.length * dtypeBytes(t.dtype), 0);
   }
   parts["trainable weights"] = 4 * trainable;
   parts["bf16 copies"] = 2 * copies;
