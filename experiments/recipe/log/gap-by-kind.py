@@ -5,26 +5,13 @@ in mean log loss per person-year. The three files must score the same person-yea
 
     /usr/bin/python3 experiments/recipe/log/gap-by-kind.py ORACLE.jsonl A.jsonl B.jsonl
 """
-import json
 import math
 import sys
 from collections import defaultdict
 
+from predictions import load
+
 NON_WORK_FIRST_CODE = 990  # in-education 991, unemployed 992, not in labour force 993
-
-
-def load(path):
-    lines = open(path).read().strip().split("\n")
-    index = {code: i for i, code in enumerate(json.loads(lines[0])["codes"])}
-    records = []
-    for line in lines[1:]:
-        record = json.loads(line)
-        logps = record["log_probs"]
-        top = max(logps)
-        norm = top + math.log(sum(math.exp(x - top) for x in logps))
-        record["logp"] = lambda code, logps=logps, norm=norm: logps[index[code]] - norm
-        records.append(record)
-    return records
 
 
 def main():

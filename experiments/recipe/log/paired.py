@@ -5,24 +5,16 @@ interval is much narrower than either run's interval against CAREER: it is what 
 
 Usage: /usr/bin/python3 paired.py A/predictions.jsonl B/predictions.jsonl
 Probabilities are normalised over each file's outcome codes, as the report's perplexity is."""
-import json
-import math
 import random
 import sys
 from collections import defaultdict
 
+from predictions import load
+
 
 def losses(path):
-    lines = open(path).read().strip().split("\n")
-    index = {code: i for i, code in enumerate(json.loads(lines[0])["codes"])}
-    out = []
-    for line in lines[1:]:
-        record = json.loads(line)
-        lp = record["log_probs"]
-        top = max(lp)
-        log_z = top + math.log(sum(math.exp(x - top) for x in lp))
-        out.append((record["person_id"], record["year"], log_z - lp[index[record["truth"]]]))
-    return out
+    """(person, year, log loss of the true outcome) of every person-year of a predictions file."""
+    return [(r["person_id"], r["year"], -r["logp"](r["truth"])) for r in load(path)]
 
 
 def person_differences(path_a, path_b):
