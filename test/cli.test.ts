@@ -76,4 +76,14 @@ describe("labor-llm CLI", () => {
     const result = run(["logprobs", "--model", modelDir, "--input", "x", "--out", "y", "--backend", "tpu"]);
     expect(result.status).toBe(2);
   });
+
+  it("demo refuses recipe flags that contradict each other or are out of range, before any work", () => {
+    const lora = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-mode", "lora", "--finetune-freeze-embeddings"]);
+    expect(lora.status).toBe(2);
+    expect(lora.stderr).toMatch(/--finetune-freeze-embeddings is for --finetune-mode full/);
+    const share = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-resumes-share", "1.5"]);
+    expect(share.status).toBe(2);
+    expect(share.stderr).toMatch(/--finetune-resumes-share must be in \[0, 1\], got 1.5/);
+    expect(existsSync(join(workDir, "demo-x"))).toBe(false);
+  });
 });

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openCheckpoint } from "../src/io/safetensors.js";
 
 const bin = join(__dirname, "..", "bin", "labor-llm.js");
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-train-cli-"));
@@ -49,6 +50,19 @@ describe("labor-llm train", () => {
     const result = run(["train", "--model", modelDir, "--out", join(workDir, "x"), "--full", "--lora-rank", "4", ...TRAIN_FLAGS.slice(0, 2)]);
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(/--full trains every weight; --lora-rank is for LoRA/);
+  });
+
+  it("--freeze-embeddings needs --full; with it the saved model keeps the initial embedding", () => {
+    const lora = run(["train", "--model", modelDir, "--out", join(workDir, "f"), "--freeze-embeddings", ...TRAIN_FLAGS.slice(0, 2)]);
+    expect(lora.status).toBe(2);
+    expect(lora.stderr).toMatch(/--freeze-embeddings is for --full training/);
+    const out = join(workDir, "frozen");
+    const full = run(["train", "--model", modelDir, "--out", out, "--full", "--freeze-embeddings", "--max-steps", "2", "--lr", "1e-2",
+      "--batch-tokens", "600", "--threads", "2", ...TRAIN_FLAGS.slice(0, 2)]);
+    expect(full.status, full.stderr).toBe(0);
+    const values = (dir: string, name: string) => Array.from(openCheckpoint(dir).tensor(name).data);
+    expect(values(join(out, "final"), "model.embed_tokens.weight")).toEqual(values(modelDir, "model.embed_tokens.weight"));
+    expect(values(join(out, "final"), "model.norm.weight")).not.toEqual(values(modelDir, "model.norm.weight"));
   });
 
   it("Ctrl-C saves a checkpoint and exits 130; --resume finishes; merge and logprobs --adapter agree", async () => {
