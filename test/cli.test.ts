@@ -78,9 +78,9 @@ describe("labor-llm CLI", () => {
   });
 
   it("demo refuses recipe flags that contradict each other or are out of range, before any work", () => {
-    const lora = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-mode", "lora", "--finetune-freeze-embeddings"]);
+    const lora = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-mode", "lora", "--finetune-freeze", "attention"]);
     expect(lora.status).toBe(2);
-    expect(lora.stderr).toMatch(/--finetune-freeze-embeddings is for --finetune-mode full/);
+    expect(lora.stderr).toMatch(/--finetune-freeze is for --finetune-mode full/);
     const share = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-resumes-share", "1.5"]);
     expect(share.status).toBe(2);
     expect(share.stderr).toMatch(/--finetune-resumes-share must be in \[0, 1\], got 1.5/);

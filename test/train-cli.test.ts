@@ -52,12 +52,15 @@ describe("labor-llm train", () => {
     expect(result.stderr).toMatch(/--full trains every weight; --lora-rank is for LoRA/);
   });
 
-  it("--freeze-embeddings needs --full; with it the saved model keeps the initial embedding", () => {
-    const lora = run(["train", "--model", modelDir, "--out", join(workDir, "f"), "--freeze-embeddings", ...TRAIN_FLAGS.slice(0, 2)]);
+  it("--freeze needs --full and known parts; with embeddings frozen the saved model keeps the initial embedding", () => {
+    const lora = run(["train", "--model", modelDir, "--out", join(workDir, "f"), "--freeze", "embeddings", ...TRAIN_FLAGS.slice(0, 2)]);
     expect(lora.status).toBe(2);
-    expect(lora.stderr).toMatch(/--freeze-embeddings is for --full training/);
+    expect(lora.stderr).toMatch(/--freeze is for --full training/);
+    const unknown = run(["train", "--model", modelDir, "--out", join(workDir, "f"), "--full", "--freeze", "heads", ...TRAIN_FLAGS.slice(0, 2)]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toMatch(/--freeze: unknown part "heads"/);
     const out = join(workDir, "frozen");
-    const full = run(["train", "--model", modelDir, "--out", out, "--full", "--freeze-embeddings", "--max-steps", "2", "--lr", "1e-2",
+    const full = run(["train", "--model", modelDir, "--out", out, "--full", "--freeze", "embeddings", "--max-steps", "2", "--lr", "1e-2",
       "--batch-tokens", "600", "--threads", "2", ...TRAIN_FLAGS.slice(0, 2)]);
     expect(full.status, full.stderr).toBe(0);
     const values = (dir: string, name: string) => Array.from(openCheckpoint(dir).tensor(name).data);

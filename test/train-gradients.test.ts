@@ -18,7 +18,7 @@ import { describe, expect, it } from "vitest";
 import type { Backend } from "../src/engine/backend.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import type { LlamaConfig } from "../src/io/llama-config.js";
-import { TrainableLlama, randomLlamaWeights, type PackedBatch, type TrainingMode } from "../src/model/llama-train.js";
+import { TrainableLlama, parseFrozenParts, randomLlamaWeights, type FrozenPart, type PackedBatch, type TrainingMode } from "../src/model/llama-train.js";
 import type { LoraConfig } from "../src/io/lora-config.js";
 import { initialLoraMatrices } from "../src/model/lora.js";
 import { buildPackedBatch } from "../src/train/batches.js";
@@ -133,19 +133,29 @@ describe("training gradients (float64 reference backend) match finite difference
     await checkFiniteDifferences({ kind: "full" }, { ...SMALL, tieWordEmbeddings: true }, true);
   });
 
-  it("full training with the embeddings frozen: no embedding or lm_head parameter, the rest as in full training", async () => {
+  it("full training with parts frozen: those parts have no parameter, the rest the gradients of full training", async () => {
     const backend = new ReferenceBackend();
     const batch = fixtureBatch(SMALL);
-    for (const config of [SMALL, { ...SMALL, tieWordEmbeddings: true }]) {
-      const frozen = makeModel(backend, config, { kind: "full", freezeEmbeddings: true });
-      const names = frozen.parameters.map((p) => p.name);
-      expect(names.filter((n) => /embed_tokens|lm_head/.test(n))).toEqual([]);
-      expect(names.length).toBe(9 * 2 + 1); // 9 per layer, the final norm
-      const all = await analyticGradients(backend, makeModel(backend, config, { kind: "full" }), batch);
-      const some = await analyticGradients(backend, frozen, batch);
-      for (const [name, g] of some) expect(Array.from(g), name).toEqual(Array.from(all.get(name)!));
+    const cases: [FrozenPart[], RegExp, number][] = [
+      [["embeddings"], /embed_tokens|lm_head/, 9 * 2 + 1], // 9 per layer, the final norm
+      [["attention"], /self_attn/, 2 + 5 * 2 + 1], // embed, lm_head, 5 per layer (2 norms, 3 MLP), final norm
+      [["embeddings", "mlp"], /embed_tokens|lm_head|mlp/, 6 * 2 + 1],
+    ];
+    for (const [frozenParts, frozenNames, count] of cases) {
+      for (const config of [SMALL, { ...SMALL, tieWordEmbeddings: true }]) {
+        const frozen = makeModel(backend, config, { kind: "full", frozen: frozenParts });
+        const names = frozen.parameters.map((p) => p.name);
+        expect(names.filter((n) => frozenNames.test(n)), frozenParts.join()).toEqual([]);
+        expect(names.length).toBe(count - (config.tieWordEmbeddings && !frozenParts.includes("embeddings") ? 1 : 0));
+        const all = await analyticGradients(backend, makeModel(backend, config, { kind: "full" }), batch);
+        const some = await analyticGradients(backend, frozen, batch);
+        for (const [name, g] of some) expect(Array.from(g), name).toEqual(Array.from(all.get(name)!));
+      }
+      expect(await checkFiniteDifferences({ kind: "full", frozen: frozenParts }, SMALL, false)).toBe(3 * count);
     }
-    expect(await checkFiniteDifferences({ kind: "full", freezeEmbeddings: true }, SMALL, false)).toBe(3 * (9 * 2 + 1));
+    expect(() => makeModel(backend, SMALL, { kind: "full", frozen: ["heads" as FrozenPart] })).toThrow(/frozen parts are embeddings, attention, mlp; got heads/);
+    expect(parseFrozenParts(" mlp,attention,mlp ")).toEqual(["attention", "mlp"]);
+    expect(() => parseFrozenParts("embedding")).toThrow(/unknown part "embedding" \(parts: embeddings, attention, mlp\)/);
   });
 
   it("full training with unlikelihood targets (tokens a position must not hold) next to the ordinary ones", async () => {

@@ -123,15 +123,17 @@ describe("training loop (cpu)", () => {
     });
   }
 
-  it("full training with frozen embeddings saves the loaded embedding and lm_head unchanged and the rest trained", async () => {
+  it("full training with frozen embeddings and attention saves those as loaded and the rest trained", async () => {
     const outDir = join(workDir, "frozen-embeddings");
-    const options = baseOptions(outDir, { kind: "full", freezeEmbeddings: true }, { epochs: 1, checkpointEvery: 0 });
+    const options = baseOptions(outDir, { kind: "full", frozen: ["embeddings", "attention"] }, { epochs: 1, checkpointEvery: 0 });
     await trainLlama(options);
     const saved = loadLlamaWeights(openCheckpoint(join(outDir, "final")), SMALL);
     const values = (t: HostTensor) => Array.from(toFloat32(t.data, t.dtype));
     expect(values(saved.embedTokens)).toEqual(values(options.weights.embedTokens));
     expect(values(saved.lmHead)).toEqual(values(options.weights.lmHead));
-    expect(values(saved.layers[0].q)).not.toEqual(values(options.weights.layers[0].q));
+    expect(values(saved.layers[0].q)).toEqual(values(options.weights.layers[0].q));
+    expect(values(saved.layers[1].o)).toEqual(values(options.weights.layers[1].o));
+    expect(values(saved.layers[0].up)).not.toEqual(values(options.weights.layers[0].up));
   });
 
   it("resume refuses a changed setting, and a fresh run refuses a directory with a checkpoint", async () => {

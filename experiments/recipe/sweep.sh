@@ -65,8 +65,8 @@ run A3  50 --title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabe
 # Sixth session (README "Runs P and Q"): on Y2's foundation with Z2's recipe — frozen embeddings, epochs, learning
 # rate, the loss on every token, more replayed lists, and the foundation's resumes replayed in the fine-tuning.
 z2="--title-list-copies 20 --pretrain-epochs 8 --relabel-share 1 --relabel-loss stays $ft --finetune-title-list-repeat-groups 4"
-run P1  50 $z2 --finetune-freeze-embeddings
-run P2  50 $z2 --finetune-freeze-embeddings --finetune-title-list-copies 0
+run P1  50 $z2 --finetune-freeze embeddings
+run P2  50 $z2 --finetune-freeze embeddings --finetune-title-list-copies 0
 run P3  50 $z2 --finetune-epochs 8
 run P4  50 $z2 --finetune-epochs 6
 run P5  50 $z2 --finetune-epochs 3

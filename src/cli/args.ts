@@ -1,5 +1,6 @@
 /** Small helpers over node:util parseArgs: typed flag reading with one-line errors naming the flag. */
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseFrozenParts, type FrozenPart } from "../model/llama-train.js";
 
 export class UsageError extends Error {}
 
@@ -48,6 +49,17 @@ export function oneOf<T extends string>(values: Record<string, unknown>, flag: s
     throw new UsageError(`--${flag} must be one of ${choices.join(", ")}, got "${String(value)}"`);
   }
   return value as T;
+}
+
+/** A --flag holding a comma-separated list of model parts to freeze (parseFrozenParts); absent: none. */
+export function frozenPartsFlag(values: Record<string, unknown>, flag: string): FrozenPart[] {
+  const value = values[flag];
+  if (value === undefined) return [];
+  try {
+    return parseFrozenParts(String(value));
+  } catch (error) {
+    throw new UsageError(`--${flag}: ${(error as Error).message}`);
+  }
 }
 
 export function optionalNumber(values: Record<string, unknown>, flag: string, fallback: number, allowZero = false): number {

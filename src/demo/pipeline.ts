@@ -22,6 +22,7 @@ import { evaluateFiles, writeEvaluationReport } from "../report/write.js";
 import { writeExperimentReport } from "../experiment/report.js";
 import type { ModelMetrics } from "../score/metrics.js";
 import type { CareerPresetName } from "../model/career.js";
+import type { FrozenPart } from "../model/llama-train.js";
 import { formatSeconds } from "../util/progress.js";
 import {
   careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, relabelledRecipe, resumesCorpus, scorePredictions,
@@ -47,8 +48,8 @@ export interface DemoSizes {
   finetuneLoss: LossMaskMode;
   /** Fine-tuning: every weight ("full", like the paper's released checkpoints) or a LoRA adapter (r=16, all projections). */
   finetuneMode: "full" | "lora";
-  /** Full fine-tuning with the token embedding (and the tied lm_head) frozen at the foundation's values. */
-  finetuneFreezeEmbeddings: boolean;
+  /** Parts held at the foundation's values in full fine-tuning (FinetuneRecipe.frozen; empty: none). */
+  finetuneFrozen: FrozenPart[];
   /** Peak learning rate of the fine-tuning (cosine schedule to a tenth of it). */
   finetuneLearningRate: number;
   /** Validate every N fine-tuning steps and score the weights with the lowest validation loss (0: the last weights). */
@@ -87,7 +88,7 @@ export const DEMO_DEFAULTS: DemoSizes = {
   pretrainLoss: "targets",
   finetuneLoss: "targets",
   finetuneMode: "full",
-  finetuneFreezeEmbeddings: false,
+  finetuneFrozen: [],
   finetuneLearningRate: 1e-3,
   finetuneEvalEvery: 25,
   pretrainLearningRate: 3e-3,
@@ -169,7 +170,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     context,
     "finetune",
     foundation,
-    { mode: options.finetuneMode, ...(options.finetuneFreezeEmbeddings ? { freezeEmbeddings: true } : {}), learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
+    { mode: options.finetuneMode, ...(options.finetuneFrozen.length > 0 ? { frozen: options.finetuneFrozen } : {}), learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       ...titleListRecipe(options.finetuneTitleListCopies, options.finetuneTitleListRepeatGroups),
       ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss),
       ...(options.finetuneResumesShare > 0 ? { resumesReplayShare: options.finetuneResumesShare } : {}) },

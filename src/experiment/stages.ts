@@ -19,7 +19,7 @@ import type { LlamaConfig } from "../io/llama-config.js";
 import { loadLlama } from "../model/load.js";
 import { loadLlamaWithAdapter } from "../model/adapter.js";
 import { loadLlamaWeights } from "../model/weights.js";
-import type { TrainingMode } from "../model/llama-train.js";
+import type { FrozenPart, TrainingMode } from "../model/llama-train.js";
 import { LORA_TARGET_MODULES } from "../io/lora-config.js";
 import { openCheckpoint } from "../io/safetensors.js";
 import { readLlamaConfig } from "../io/hf-config.js";
@@ -303,10 +303,11 @@ export interface FinetuneRecipe {
   /** Every weight ("full", like the paper's released checkpoints) or a LoRA adapter (r=16, α=32, all projections). */
   mode: "full" | "lora";
   /**
-   * Full fine-tuning with the token embedding (tied to lm_head in the demo presets) held at the foundation's
-   * values: the survey's text then cannot push down the titles it never shows. Absent: every weight trains.
+   * Full fine-tuning with these parts held at the foundation's values (TrainingMode): e.g. the token embedding
+   * (tied to lm_head in the demo presets), so the survey's text cannot push down the titles it never shows, or
+   * the attention, where copying the line above is done. Absent or empty: every weight trains.
    */
-  freezeEmbeddings?: boolean;
+  frozen?: FrozenPart[];
   learningRate: number;
   epochs: number;
   loss: LossMaskMode;
@@ -361,7 +362,8 @@ export async function fineTune(
   const inputs = { foundation: foundation.key, data: data.key, template: data.template, recipe, seed };
   const step = await runStep(context.stepsDir, name, inputs, async (dir) => {
     const started = performance.now();
-    const modeNote = recipe.mode === "lora" ? "LoRA (r=16, all projections)" : recipe.freezeEmbeddings ? "full fine-tuning, embeddings frozen" : "full fine-tuning";
+    const modeNote = recipe.mode === "lora" ? "LoRA (r=16, all projections)"
+      : `full fine-tuning${recipe.frozen?.length ? ` (${recipe.frozen.join(", ")} frozen)` : ""}`;
     const replayed = replayedResumes(data.resumes, recipe.resumesReplayShare);
     log(`      ${name}: ${modeNote} on ${data.train.length} training documents${relabelledNote(data.train.length, recipe.relabelledShare)}` +
       (replayed.length > 0 ? ` + ${replayed.length} of the foundation's resumes replayed` : ""));
@@ -369,7 +371,7 @@ export async function fineTune(
     const config = readLlamaConfig(foundationDir);
     const mode: TrainingMode =
       recipe.mode === "full"
-        ? { kind: "full", freezeEmbeddings: recipe.freezeEmbeddings === true }
+        ? { kind: "full", frozen: recipe.frozen ?? [] }
         : { kind: "lora", lora: { rank: 16, alpha: 32, dropout: 0.05, targetModules: [...LORA_TARGET_MODULES], useRslora: false } };
     const train = [
       ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),

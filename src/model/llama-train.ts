@@ -45,10 +45,31 @@ import { initialLoraMatrices, loraScaling } from "./lora.js";
 export { MATMUL_DTYPES, type MatmulDtype } from "../engine/backend.js";
 
 /**
- * What training changes: every weight ("full"), optionally with the token embedding (and lm_head, when tied
- * to it) held at its loaded values; or a LoRA adapter over frozen base weights.
+ * Parts of the model full training can hold at their loaded values: the token embedding (and lm_head, tied to it
+ * or not), the attention projections (q, k, v, o) or the MLP projections (gate, up, down) of every layer. Norm
+ * weights always train.
  */
-export type TrainingMode = { kind: "full"; freezeEmbeddings?: boolean } | { kind: "lora"; lora: LoraConfig };
+export const FROZEN_PARTS = ["embeddings", "attention", "mlp"] as const;
+export type FrozenPart = (typeof FROZEN_PARTS)[number];
+
+/** What training changes: every weight ("full") but the `frozen` parts, or a LoRA adapter over frozen base weights. */
+export type TrainingMode = { kind: "full"; frozen?: readonly FrozenPart[] } | { kind: "lora"; lora: LoraConfig };
+
+/** A comma-separated list of frozen parts ("attention,mlp"), each once; throws naming an unknown one. */
+export function parseFrozenParts(list: string): FrozenPart[] {
+  const parts = list.split(",").map((p) => p.trim()).filter((p) => p !== "");
+  for (const part of parts) {
+    if (!(FROZEN_PARTS as readonly string[]).includes(part)) throw new Error(`unknown part "${part}" (parts: ${FROZEN_PARTS.join(", ")})`);
+  }
+  return FROZEN_PARTS.filter((part) => parts.includes(part));
+}
+
+const ATTENTION_LINEARS: readonly string[] = ["q", "k", "v", "o"];
+
+/** Whether full training with `frozen` parts holds layer linear `key` (q … down) at its loaded values. */
+function linearFrozen(key: string, frozen: ReadonlySet<FrozenPart>): boolean {
+  return frozen.has(ATTENTION_LINEARS.includes(key) ? "attention" : "mlp");
+}
 
 export interface TrainableLlamaOptions {
   mode: TrainingMode;
@@ -233,7 +254,8 @@ export class TrainableLlama {
     this.seed = options.seed ?? 0;
     this.readLosses = options.readLosses ?? ((t) => be.download(t));
     const full = options.mode.kind === "full";
-    const frozenEmbeddings = options.mode.kind === "full" && options.mode.freezeEmbeddings === true;
+    const frozenParts = new Set<FrozenPart>(options.mode.kind === "full" ? options.mode.frozen ?? [] : []);
+    for (const part of frozenParts) if (!FROZEN_PARTS.includes(part)) throw new Error(`frozen parts are ${FROZEN_PARTS.join(", ")}; got ${String(part)}`);
     this.lora = options.mode.kind === "lora" ? options.mode.lora : null;
     if (this.lora) validateLoraConfig(this.lora);
     this.loraScale = this.lora ? loraScaling(this.lora) : 0;
@@ -246,9 +268,9 @@ export class TrainableLlama {
     if (!MATMUL_DTYPES.includes(matmulDtype)) throw new Error(`matmulDtype must be one of ${MATMUL_DTYPES.join(", ")}, got ${String(matmulDtype)}`);
     this.bf16Matmuls = matmulDtype === "bf16";
     this.attentionOptions = { matmulDtype };
-    const planned = plannedParameters(config, weights, full, frozenEmbeddings, this.lora, this.bf16Matmuls);
+    const planned = plannedParameters(config, weights, full, frozenParts, this.lora, this.bf16Matmuls);
     if (be.name === "cpu") {
-      checkTrainingMemory(config, weights, planned, { lora: this.lora, frozenEmbeddings, bf16: this.bf16Matmuls, maxTokens: options.maxTokens, recompute: this.recompute });
+      checkTrainingMemory(config, weights, planned, { lora: this.lora, frozen: frozenParts, bf16: this.bf16Matmuls, maxTokens: options.maxTokens, recompute: this.recompute });
     }
     this.store = new ParameterStore(be, planned);
     const param = (name: string, host: HostTensor, decay: boolean, matmul: boolean, frozen = !full): TrainNorm => {
@@ -262,7 +284,7 @@ export class TrainableLlama {
       const { parameter, copy } = this.store.add(name, host.shape, { decay, copy: lower }, toFloat32(host.data, host.dtype));
       return { weight: parameter.value, grad: parameter.grad, matmulWeight: copy ?? parameter.value };
     };
-    this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings, !full || frozenEmbeddings);
+    this.embed = param("model.embed_tokens.weight", weights.embedTokens, true, config.tieWordEmbeddings, !full || frozenParts.has("embeddings"));
     const loraByKey = new Map<string, LoraMatrices>();
     if (this.lora) {
       for (const m of options.loraMatrices ?? initialLoraMatrices(config, this.lora, this.seed)) loraByKey.set(`${m.layer}:${m.module}`, m);
@@ -271,7 +293,7 @@ export class TrainableLlama {
       const prefix = `model.layers.${layer}.`;
       const linear = (key: (typeof LAYER_LINEARS)[number], sub: string): TrainLinear => {
         const host = w[key];
-        const { weight, grad, matmulWeight } = param(`${prefix}${sub}.weight`, host, true, true);
+        const { weight, grad, matmulWeight } = param(`${prefix}${sub}.weight`, host, true, true, !full || linearFrozen(key, frozenParts));
         const module = MODULE_OF[key];
         let adapter: LoraAdapter | null = null;
         if (this.lora && this.lora.targetModules.includes(module)) {
@@ -294,7 +316,7 @@ export class TrainableLlama {
       };
     });
     this.finalNorm = param("model.norm.weight", weights.norm, false, false);
-    this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true, true, !full || frozenEmbeddings);
+    this.lmHead = config.tieWordEmbeddings ? this.embed : param("lm_head.weight", weights.lmHead, true, true, !full || frozenParts.has("embeddings"));
     this.invFreq = this.own(be.upload(ropeInverseFrequencies(config), "f32", [config.headDim / 2]));
     this.store.finish();
     for (const group of this.store.groups) {
@@ -804,22 +826,24 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number): LlamaWeig
  * per-token buffers at maxTokens.
  */
 function checkTrainingMemory(config: LlamaConfig, weights: LlamaWeights, planned: readonly (ParameterKind & { size: number })[],
-  options: { lora: LoraConfig | null; frozenEmbeddings: boolean; bf16: boolean; maxTokens: number; recompute: boolean }): void {
+  options: { lora: LoraConfig | null; frozen: ReadonlySet<FrozenPart>; bf16: boolean; maxTokens: number; recompute: boolean }): void {
   const trainable = planned.reduce((sum, p) => sum + p.size, 0);
   const copies = planned.reduce((sum, p) => sum + (p.copy ? p.size : 0), 0);
   const parts: Record<string, number> = {};
   const fresh = ["trainable weights", "bf16 copies", "gradients", "AdamW moments", "activations"];
-  if (options.lora) {
-    const host = new Set<HostTensor>([weights.embedTokens, weights.norm, weights.lmHead, ...weights.layers.flatMap((w) => Object.values(w))]);
-    parts["base weights (as loaded)"] = [...host].reduce((sum, t) => sum + t.data.length * dtypeBytes(t.dtype), 0);
+  // Weights that do not train stay as loaded (mapped on the CPU); their Linear weights get bf16 copies with bf16
+  // matmuls when they are not bf16 already.
+  const frozenLinearKeys = options.lora ? LAYER_LINEARS : LAYER_LINEARS.filter((key) => linearFrozen(key, options.frozen));
+  const frozenLinears = weights.layers.flatMap((w) => frozenLinearKeys.map((key) => w[key]));
+  const frozen = new Set<HostTensor>(frozenLinears);
+  if (options.lora) for (const t of [weights.norm, ...weights.layers.flatMap((w) => [w.inputNorm, w.postNorm])]) frozen.add(t);
+  if (options.lora || options.frozen.has("embeddings")) for (const t of [weights.embedTokens, weights.lmHead]) frozen.add(t);
+  if (frozen.size > 0) {
+    parts["frozen weights (as loaded)"] = [...frozen].reduce((sum, t) => sum + t.data.length * dtypeBytes(t.dtype), 0);
     if (options.bf16) {
-      const linears = weights.layers.flatMap((w) => LAYER_LINEARS.map((key) => w[key])).filter((t) => t.dtype !== "bf16");
-      parts["bf16 base copies"] = linears.reduce((sum, t) => sum + t.data.length * 2, 0);
-      fresh.push("bf16 base copies");
+      parts["bf16 copies of frozen weights"] = frozenLinears.filter((t) => t.dtype !== "bf16").reduce((sum, t) => sum + t.data.length * 2, 0);
+      fresh.push("bf16 copies of frozen weights");
     }
-  } else if (options.frozenEmbeddings) {
-    const frozen = new Set<HostTensor>([weights.embedTokens, weights.lmHead]);
-    parts["frozen embeddings (as loaded)"] = [...frozen].reduce((sum, t) => sum + t.data.length * dtypeBytes(t.dtype), 0);
   }
   parts["trainable weights"] = 4 * trainable;
   parts["bf16 copies"] = 2 * copies;
@@ -837,23 +861,23 @@ function checkTrainingMemory(config: LlamaConfig, weights: LlamaWeights, planned
 /**
  * The trainable tensors TrainableLlama's constructor will add, by kind (what sizes the parameter store):
  * full training — every weight (matrices decay and, with bf16 matmuls, have bf16 copies, the embedding only
- * when lm_head is tied to it; norm weights neither), less the embedding and lm_head when they are frozen;
- * LoRA — A [r, in] and B [out, r] of every target module.
+ * when lm_head is tied to it; norm weights neither), less the frozen parts; LoRA — A [r, in] and B [out, r] of
+ * every target module.
  */
-function plannedParameters(config: LlamaConfig, weights: LlamaWeights, full: boolean, frozenEmbeddings: boolean,
+function plannedParameters(config: LlamaConfig, weights: LlamaWeights, full: boolean, frozen: ReadonlySet<FrozenPart>,
   lora: LoraConfig | null, bf16: boolean): (ParameterKind & { size: number })[] {
   const planned: (ParameterKind & { size: number })[] = [];
   const add = (shape: readonly number[], decay: boolean, matmul: boolean) =>
     planned.push({ size: shape.reduce((x, y) => x * y, 1), decay, copy: bf16 && matmul });
   if (full) {
-    if (!frozenEmbeddings) add(weights.embedTokens.shape, true, config.tieWordEmbeddings);
+    if (!frozen.has("embeddings")) add(weights.embedTokens.shape, true, config.tieWordEmbeddings);
     for (const w of weights.layers) {
-      for (const key of LAYER_LINEARS) add(w[key].shape, true, true);
+      for (const key of LAYER_LINEARS) if (!linearFrozen(key, frozen)) add(w[key].shape, true, true);
       add(w.inputNorm.shape, false, false);
       add(w.postNorm.shape, false, false);
     }
     add(weights.norm.shape, false, false);
-    if (!config.tieWordEmbeddings && !frozenEmbeddings) add(weights.lmHead.shape, true, true);
+    if (!config.tieWordEmbeddings && !frozen.has("embeddings")) add(weights.lmHead.shape, true, true);
   } else if (lora) {
     for (const w of weights.layers) {
       for (const key of LAYER_LINEARS) {

@@ -5,7 +5,7 @@ import { presetNames } from "../../model/presets.js";
 import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { DEMO_DEFAULTS, runDemoPipeline } from "../../demo/pipeline.js";
 import { RELABELLED_LOSSES } from "../../experiment/stages.js";
-import { UsageError, oneOf, optionalInteger, optionalNumber, parseFlags } from "../args.js";
+import { UsageError, frozenPartsFlag, oneOf, optionalInteger, optionalNumber, parseFlags } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { formatSeconds } from "../progress.js";
 
@@ -33,8 +33,8 @@ by experiments/recipe/ (its README lists every run).
   --title-list-repeat-groups K  write each pretraining title list in groups of K titles, each group twice, so
                        the model learns to copy any title it was shown (0: each title once) (default ${DEMO_DEFAULTS.titleListRepeatGroups})
   --finetune-mode M    full (every weight) | lora (r=16, alpha 32, all projections) (default ${DEMO_DEFAULTS.finetuneMode})
-  --finetune-freeze-embeddings  full fine-tuning with the token embedding (tied to lm_head) held at the
-                       foundation's values, so titles the survey never shows keep their probabilities
+  --finetune-freeze LIST  full fine-tuning with these parts held at the foundation's values: any of
+                       embeddings (tied to lm_head), attention, mlp (default: none)
   --finetune-epochs N  fine-tuning epochs over the survey's training split (default ${DEMO_DEFAULTS.finetuneEpochs})
   --finetune-lr X      peak learning rate of the fine-tuning (cosine to a tenth) (default ${DEMO_DEFAULTS.finetuneLearningRate})
   --finetune-eval-every N  validate every N steps and score the weights with the lowest validation loss
@@ -86,7 +86,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     "relabel-loss": { type: "string" },
     seed: { type: "string" },
     fresh: { type: "boolean" },
-    "finetune-freeze-embeddings": { type: "boolean" },
+    "finetune-freeze": { type: "string" },
     "finetune-resumes-share": { type: "string" },
     ...BACKEND_FLAGS,
   });
@@ -106,7 +106,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     pretrainLoss: oneOf(values, "pretrain-loss", LOSS_MASK_MODES, DEMO_DEFAULTS.pretrainLoss),
     finetuneLoss: oneOf(values, "finetune-loss", LOSS_MASK_MODES, DEMO_DEFAULTS.finetuneLoss),
     finetuneMode: oneOf(values, "finetune-mode", ["full", "lora"] as const, DEMO_DEFAULTS.finetuneMode),
-    finetuneFreezeEmbeddings: values["finetune-freeze-embeddings"] === true,
+    finetuneFrozen: frozenPartsFlag(values, "finetune-freeze"),
     finetuneLearningRate: optionalNumber(values, "finetune-lr", DEMO_DEFAULTS.finetuneLearningRate),
     finetuneEvalEvery: optionalInteger(values, "finetune-eval-every", DEMO_DEFAULTS.finetuneEvalEvery, 0),
     pretrainLearningRate: optionalNumber(values, "pretrain-lr", DEMO_DEFAULTS.pretrainLearningRate),
@@ -121,8 +121,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     seed: optionalInteger(values, "seed", 0),
   };
   if (options.finetuneResumesShare > 1) throw new UsageError(`--finetune-resumes-share must be in [0, 1], got ${options.finetuneResumesShare}`);
-  if (options.finetuneFreezeEmbeddings && options.finetuneMode === "lora") {
-    throw new UsageError("--finetune-freeze-embeddings is for --finetune-mode full (LoRA never trains the embeddings)");
+  if (options.finetuneFrozen.length > 0 && options.finetuneMode === "lora") {
+    throw new UsageError("--finetune-freeze is for --finetune-mode full (LoRA trains only its adapters)");
   }
   const backend = await backendFromFlags(values);
   if (values.fresh) rmSync(outDir, { recursive: true, force: true });

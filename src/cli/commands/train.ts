@@ -12,7 +12,7 @@ import { readTrainingSequences } from "../../train/data.js";
 import { trainLlama } from "../../train/loop.js";
 import { ADAMW_DEFAULTS } from "../../train/optimizer.js";
 import { SCHEDULE_KINDS } from "../../train/schedule.js";
-import { oneOf, optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
+import { frozenPartsFlag, oneOf, optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { ProgressBar } from "../progress.js";
 
@@ -32,8 +32,8 @@ with the model's tokenizer), or any {"text": "..."} lines.
 
 LoRA (default)                          full training
   --lora-rank R        rank (default 16)         --full   train every weight (f32 master weights)
-  --lora-alpha A       alpha; scale A/R (default 32)       --freeze-embeddings  with --full: keep the token
-                                                 embedding (and lm_head when tied) as loaded
+  --lora-alpha A       alpha; scale A/R (default 32)       --freeze LIST  with --full: keep these parts as
+                                                 loaded, any of embeddings (and lm_head), attention, mlp
   --lora-dropout P     dropout on the LoRA input (default 0.05)
   --targets LIST       modules: any of q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj, or all
                        (default q_proj,v_proj)
@@ -100,7 +100,7 @@ export async function runTrain(argv: string[]): Promise<number> {
     "weight-decay": { type: "string" },
     "max-grad-norm": { type: "string" },
     recompute: { type: "boolean" },
-    "freeze-embeddings": { type: "boolean" },
+    freeze: { type: "string" },
     "matmul-dtype": { type: "string" },
     seed: { type: "string" },
     "eval-every": { type: "string" },
@@ -120,8 +120,8 @@ export async function runTrain(argv: string[]): Promise<number> {
   const full = values.full === true;
   const loraFlags = ["lora-rank", "lora-alpha", "lora-dropout", "targets", "rslora"].filter((f) => values[f] !== undefined);
   if (full && loraFlags.length > 0) throw new UsageError(`--full trains every weight; --${loraFlags[0]} is for LoRA`);
-  if (values["freeze-embeddings"] === true && !full) throw new UsageError("--freeze-embeddings is for --full training (LoRA never trains the embeddings)");
-  let mode: TrainingMode = { kind: "full", freezeEmbeddings: values["freeze-embeddings"] === true };
+  if (values.freeze !== undefined && !full) throw new UsageError("--freeze is for --full training (LoRA trains only its adapters)");
+  let mode: TrainingMode = { kind: "full", frozen: frozenPartsFlag(values, "freeze") };
   if (!full) {
     let targetModules;
     try {
