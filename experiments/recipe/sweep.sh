@@ -73,5 +73,7 @@ run P5  50 $z2 --finetune-epochs 3
 run P6  50 $z2 --finetune-lr 2e-3
 run P7  50 $z2 --finetune-loss all
 run P8  50 $z2 --finetune-title-list-copies 20
+run P9  50 $z2 --finetune-freeze attention
+run P10 50 $z2 --finetune-freeze mlp
 run Q1  50 $z2 --finetune-resumes-share 0.5
 run Q2  50 $z2 --finetune-epochs 3 --finetune-resumes-share 1
