@@ -209,7 +209,6 @@ function relabelledCount(people: number, share: number | undefined): number {
   return share ? Math.round(share * people) : 0;
 }
 
-/** The log line's account of the relabelled copies a recipe adds. */
 /** The first round(share × n) of the foundation's resumes (none without a share); a share needs the resumes. */
 function replayedResumes(resumes: readonly PersonRecord[] | undefined, share: number | undefined): readonly PersonRecord[] {
   if (!share) return [];
@@ -218,6 +217,7 @@ function replayedResumes(resumes: readonly PersonRecord[] | undefined, share: nu
   return resumes.slice(0, Math.round(share * resumes.length));
 }
 
+/** The log line's account of the relabelled copies a recipe adds. */
 function relabelledNote(people: number, share: number | undefined): string {
   return share ? ` + ${relabelledCount(people, share)} relabelled copies` : "";
 }

@@ -819,8 +819,8 @@ export function randomLlamaWeights(config: LlamaConfig, seed: number): LlamaWeig
 
 /**
  * Limits before allocation (memory.ts), before TrainableLlama makes any buffer: full training holds f32
- * master copies of every weight (of every other weight, and the embedding and lm_head as loaded, when those are
- * frozen), LoRA the base as loaded (mapped on the CPU; bf16 copies of its Linear
+ * master copies of every weight (of every other weight, and the frozen parts as loaded, when some are frozen),
+ * LoRA the base as loaded (mapped on the CPU; bf16 copies of its Linear
  * weights with bf16 matmuls when the checkpoint is not bf16) and the adapters; both a gradient and AdamW's
  * two moments per trainable element, bf16 copies of the trainable matrices with bf16 matmuls, and the
  * per-token buffers at maxTokens.
