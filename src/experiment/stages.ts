@@ -377,7 +377,7 @@ export async function fineTune(
       ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),
       ...relabelledSequences(data.train, recipe.relabelledShare, recipe.relabelledLoss, seed + 2, tokenizer, data.template, recipe.loss),
       ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss, recipe.titleListRepeatGroups ?? 0),
-      ...documentSequences(replayed, tokenizer, data.template, recipe.loss, "replayed resumes"),
+      ...(replayed.length > 0 ? documentSequences(replayed, tokenizer, data.template, recipe.loss, "replayed resumes") : []),
     ];
     const bar = trainingBar(name);
     let tokens = 0;
