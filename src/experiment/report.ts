@@ -268,8 +268,7 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
     "",
     `Every interval is a 95% percentile bootstrap interval by person (${input.resamples} resamples of the scored test people); ` +
       "paired differences resample both models' people together. They cover which test people were scored, for the models as " +
-      "trained, not the randomness of training them (data draw, initialisation, batch order): rerun with another --seed for that " +
-      "(experiments/recipe/dev-seed1/ found seed-to-seed swings of ~0.09 nats per person-year in FT-LLM − CAREER at the dev scale). " +
+      "trained, not the randomness of training them (data draw, initialisation, batch order): rerun with another --seed for that. " +
       "Log losses are in nats per person-year; lower is better everywhere.",
     "",
     "## Findings",
