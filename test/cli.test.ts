@@ -83,7 +83,7 @@ describe("labor-llm CLI", () => {
     expect(lora.stderr).toMatch(/--finetune-freeze is for --finetune-mode full/);
     const share = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-resumes-share", "1.5"]);
     expect(share.status).toBe(2);
-    expect(share.stderr).toMatch(/--finetune-resumes-share must be in \[0, 1\], got 1.5/);
+    expect(share.stderr).toMatch(/--finetune-resumes-share must be in \[0, 1\], got "1.5"/);
     expect(existsSync(join(workDir, "demo-x"))).toBe(false);
   });
 });

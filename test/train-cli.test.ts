@@ -46,6 +46,15 @@ describe("labor-llm train", () => {
     expect(result.stderr).toMatch(/--matmul-dtype must be one of f32, bf16, got "f16"/);
   });
 
+  it("rejects an empty or out-of-range number, quoting it", () => {
+    const empty = run(["train", "--model", modelDir, "--out", join(workDir, "y"), "--weight-decay", "", ...TRAIN_FLAGS.slice(0, 2)]);
+    expect(empty.status).toBe(2);
+    expect(empty.stderr).toMatch(/--weight-decay must be ≥ 0, got ""/);
+    const dropout = run(["train", "--model", modelDir, "--out", join(workDir, "y"), "--lora-dropout", "1", ...TRAIN_FLAGS.slice(0, 2)]);
+    expect(dropout.status).toBe(2);
+    expect(dropout.stderr).toMatch(/--lora-dropout must be in \[0, 1\), got "1"/);
+  });
+
   it("rejects contradictory flags", () => {
     const result = run(["train", "--model", modelDir, "--out", join(workDir, "x"), "--full", "--lora-rank", "4", ...TRAIN_FLAGS.slice(0, 2)]);
     expect(result.status).toBe(2);

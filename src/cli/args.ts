@@ -62,12 +62,21 @@ export function frozenPartsFlag(values: Record<string, unknown>, flag: string): 
   }
 }
 
-export function optionalNumber(values: Record<string, unknown>, flag: string, fallback: number, allowZero = false): number {
+/** A --flag holding a finite number that passes `check`; `what` completes "must be …" in the usage error. */
+export function checkedNumber(
+  values: Record<string, unknown>, flag: string, fallback: number, check: (x: number) => boolean, what: string,
+): number {
   const value = values[flag];
   if (value === undefined) return fallback;
   const parsed = Number(value);
-  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(parsed) || parsed < 0 || (parsed === 0 && !allowZero)) {
-    throw new UsageError(`--${flag} must be a ${allowZero ? "non-negative" : "positive"} number, got "${String(value)}"`);
+  if (typeof value !== "string" || value.trim() === "" || !Number.isFinite(parsed) || !check(parsed)) {
+    throw new UsageError(`--${flag} must be ${what}, got "${String(value)}"`);
   }
   return parsed;
+}
+
+export function optionalNumber(values: Record<string, unknown>, flag: string, fallback: number, allowZero = false): number {
+  return allowZero
+    ? checkedNumber(values, flag, fallback, (x) => x >= 0, "a non-negative number")
+    : checkedNumber(values, flag, fallback, (x) => x > 0, "a positive number");
 }

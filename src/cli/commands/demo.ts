@@ -5,7 +5,7 @@ import { presetNames } from "../../model/presets.js";
 import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { DEMO_DEFAULTS, runDemoPipeline } from "../../demo/pipeline.js";
 import { RELABELLED_LOSSES } from "../../experiment/stages.js";
-import { UsageError, frozenPartsFlag, oneOf, optionalInteger, optionalNumber, parseFlags } from "../args.js";
+import { UsageError, checkedNumber, frozenPartsFlag, oneOf, optionalInteger, optionalNumber, parseFlags } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { formatSeconds } from "../progress.js";
 
@@ -117,10 +117,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     relabelledShare: optionalNumber(values, "relabel-share", DEMO_DEFAULTS.relabelledShare, true),
     finetuneRelabelledShare: optionalNumber(values, "finetune-relabel-share", DEMO_DEFAULTS.finetuneRelabelledShare, true),
     relabelledLoss: oneOf(values, "relabel-loss", RELABELLED_LOSSES, DEMO_DEFAULTS.relabelledLoss),
-    finetuneResumesShare: optionalNumber(values, "finetune-resumes-share", DEMO_DEFAULTS.finetuneResumesShare, true),
+    finetuneResumesShare: checkedNumber(values, "finetune-resumes-share", DEMO_DEFAULTS.finetuneResumesShare, (x) => x >= 0 && x <= 1, "in [0, 1]"),
     seed: optionalInteger(values, "seed", 0),
   };
-  if (options.finetuneResumesShare > 1) throw new UsageError(`--finetune-resumes-share must be in [0, 1], got ${options.finetuneResumesShare}`);
   if (options.finetuneFrozen.length > 0 && options.finetuneMode === "lora") {
     throw new UsageError("--finetune-freeze is for --finetune-mode full (LoRA trains only its adapters)");
   }

@@ -12,7 +12,7 @@ import { readTrainingSequences } from "../../train/data.js";
 import { trainLlama } from "../../train/loop.js";
 import { ADAMW_DEFAULTS } from "../../train/optimizer.js";
 import { SCHEDULE_KINDS } from "../../train/schedule.js";
-import { frozenPartsFlag, oneOf, optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
+import { checkedNumber, frozenPartsFlag, oneOf, optionalInteger, parseFlags, requireString, UsageError } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { ProgressBar } from "../progress.js";
 
@@ -67,14 +67,6 @@ Ctrl-C finishes the current step, saves a checkpoint and exits (status 130); pre
 A failed checkpoint write (a full disk) stops the run with one line naming the file; the previous checkpoint
 stays in place.
 ${BACKEND_HELP}`;
-
-function optionalNumber(values: Record<string, unknown>, flag: string, fallback: number, check: (x: number) => boolean, what: string): number {
-  const value = values[flag];
-  if (value === undefined) return fallback;
-  const parsed = Number(value);
-  if (!Number.isFinite(parsed) || !check(parsed)) throw new UsageError(`--${flag} must be ${what}, got "${String(value)}"`);
-  return parsed;
-}
 
 export async function runTrain(argv: string[]): Promise<number> {
   const { values } = parseFlags(argv, {
@@ -131,8 +123,8 @@ export async function runTrain(argv: string[]): Promise<number> {
     }
     const lora: LoraConfig = {
       rank: optionalInteger(values, "lora-rank", 16, 1),
-      alpha: optionalNumber(values, "lora-alpha", 32, (x) => x > 0, "positive"),
-      dropout: optionalNumber(values, "lora-dropout", 0.05, (x) => x >= 0 && x < 1, "in [0, 1)"),
+      alpha: checkedNumber(values, "lora-alpha", 32, (x) => x > 0, "positive"),
+      dropout: checkedNumber(values, "lora-dropout", 0.05, (x) => x >= 0 && x < 1, "in [0, 1)"),
       targetModules,
       useRslora: values.rslora === true,
     };
@@ -162,16 +154,16 @@ export async function runTrain(argv: string[]): Promise<number> {
   try {
     const result = await trainLlama({
       backend, config, weights, baseModelDir: modelDir, baseModelName: modelDir, train, valid, outDir, mode,
-      learningRate: optionalNumber(values, "lr", 2e-4, (x) => x > 0, "positive"),
+      learningRate: checkedNumber(values, "lr", 2e-4, (x) => x > 0, "positive"),
       schedule: oneOf(values, "schedule", SCHEDULE_KINDS, "cosine"),
       warmupSteps: optionalInteger(values, "warmup", 0, 0),
-      minLearningRateRatio: optionalNumber(values, "min-lr-ratio", 0, (x) => x >= 0 && x <= 1, "in [0, 1]"),
+      minLearningRateRatio: checkedNumber(values, "min-lr-ratio", 0, (x) => x >= 0 && x <= 1, "in [0, 1]"),
       epochs: optionalInteger(values, "epochs", 1, 1),
       maxSteps,
       batchTokens: optionalInteger(values, "batch-tokens", 2048, 2),
       gradientAccumulation: optionalInteger(values, "grad-accum", 1, 1),
-      adamw: { ...ADAMW_DEFAULTS, weightDecay: optionalNumber(values, "weight-decay", ADAMW_DEFAULTS.weightDecay, (x) => x >= 0, "≥ 0") },
-      maxGradNorm: optionalNumber(values, "max-grad-norm", 1, (x) => x >= 0, "≥ 0"),
+      adamw: { ...ADAMW_DEFAULTS, weightDecay: checkedNumber(values, "weight-decay", ADAMW_DEFAULTS.weightDecay, (x) => x >= 0, "≥ 0") },
+      maxGradNorm: checkedNumber(values, "max-grad-norm", 1, (x) => x >= 0, "≥ 0"),
       evalEvery: optionalInteger(values, "eval-every", 0, 0),
       patience: optionalInteger(values, "patience", 0, 0),
       checkpointEvery: optionalInteger(values, "checkpoint-every", 100, 0),
