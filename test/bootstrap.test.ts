@@ -12,6 +12,7 @@ import {
   pairedDifference,
   personSums,
   quantile,
+  stratifiedBootstrapWeights,
   type PersonSums,
 } from "../src/score/bootstrap.js";
 import type { PredictionRecord } from "../src/score/predictions.js";
@@ -105,6 +106,27 @@ describe("bootstrap by person", () => {
     const same: PersonSums[] = Array.from({ length: 7 }, () => a.get("a")!);
     const interval = bootstrapInterval(same, BOOTSTRAP_STATISTICS.logLoss, weights);
     expect(interval.upper - interval.lower).toBeCloseTo(0, 12);
+  });
+
+  it("stratifies by run: each run's people are resampled within the run, and one run is the plain bootstrap", () => {
+    expect(stratifiedBootstrapWeights([7], 50, 1)).toEqual(bootstrapWeights(7, 50, 1));
+    const weights = stratifiedBootstrapWeights([3, 4], 200, 1);
+    expect(weights).toHaveLength(200);
+    for (const w of weights) {
+      expect(w).toHaveLength(7);
+      expect(w[0] + w[1] + w[2]).toBe(3);
+      expect(w[3] + w[4] + w[5] + w[6]).toBe(4);
+    }
+    expect(weights.map((w) => Array.from(w.slice(0, 3)))).toEqual(bootstrapWeights(3, 200, 1).map((w) => Array.from(w)));
+    // The second run draws from its own stream, not the first run's sequence again.
+    expect(weights.map((w) => Array.from(w.slice(3)))).not.toEqual(bootstrapWeights(4, 200, 1).map((w) => Array.from(w)));
+    // Pooled by hand: run 1 is person a (3 ln2 over 2 py), run 2 person b (2 ln2 over 1 py). Each run has one
+    // person, so every resample keeps both: the interval collapses on the pooled ratio 5 ln2 / 3, which is
+    // the person-year-weighted mean of the runs' means (1.5 ln2 · 2 + 2 ln2 · 1) / 3.
+    const people = [a.get("a")!, a.get("b")!];
+    const pooled = bootstrapInterval(people, BOOTSTRAP_STATISTICS.logLoss, stratifiedBootstrapWeights([1, 1], 20, 3));
+    expect(pooled.estimate).toBeCloseTo((5 / 3) * Math.log(2), 12);
+    expect(pooled.upper - pooled.lower).toBeCloseTo(0, 12);
   });
 
   it("refuses to pair models that scored different people", () => {

@@ -77,6 +77,16 @@ describe("labor-llm CLI", () => {
     expect(result.status).toBe(2);
   });
 
+  it("experiment refuses a --seeds list that cannot be pooled, or one given with --seed, before any work", () => {
+    const one = run(["experiment", "--out", join(workDir, "exp-x"), "--seeds", "3"]);
+    expect(one.status).toBe(2);
+    expect(one.stderr).toMatch(/--seeds must list at least two different non-negative integers separated by commas, got "3"/);
+    const both = run(["experiment", "--out", join(workDir, "exp-x"), "--seeds", "0,1", "--seed", "2"]);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/--seed and --seeds: give one seed or a list, not both/);
+    expect(existsSync(join(workDir, "exp-x"))).toBe(false);
+  });
+
   it("demo refuses recipe flags that contradict each other or are out of range, before any work", () => {
     const lora = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-mode", "lora", "--finetune-freeze", "attention"]);
     expect(lora.status).toBe(2);

@@ -1,21 +1,23 @@
 /**
  * `labor-llm experiment` at the tiny scale: the machinery, not the findings. Every survey gets every model on
  * the same people, the report files hold intervals that contain their estimates, the planned paired
- * comparisons are all there, and a rerun resumes from the cache (no stage runs again).
+ * comparisons are all there, and a rerun resumes from the cache (no stage runs again). Pooled over two seeds,
+ * each paired comparison is the person-year-weighted mean of the seeds' own estimates.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { EXPERIMENT_SCALES, runExperiment } from "../src/experiment/pipeline.js";
-import { EXPERIMENT_REPORT_FILES } from "../src/experiment/report.js";
+import { EXPERIMENT_SCALES, runExperiment, runPooledExperiment } from "../src/experiment/pipeline.js";
+import { EXPERIMENT_REPORT_FILES, type ExperimentReport } from "../src/experiment/report.js";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-experiment-"));
 afterAll(() => rmSync(workDir, { recursive: true, force: true }));
 
 describe("labor-llm experiment (tiny scale)", () => {
-  const options = { scale: EXPERIMENT_SCALES.tiny, scaleName: "tiny", outDir: workDir, seed: 1, backend: createCpuBackend(), log: () => {} };
+  // seed-1/: the layout of a pooled run, so that the pooling test below reuses this run.
+  const options = { scale: EXPERIMENT_SCALES.tiny, scaleName: "tiny", outDir: join(workDir, "seed-1"), seed: 1, backend: createCpuBackend(), log: () => {} };
 
   it("scores every model on every survey and writes the report with intervals and paired comparisons", async () => {
     const report = await runExperiment(options);
@@ -79,4 +81,33 @@ describe("labor-llm experiment (tiny scale)", () => {
     await expect(runExperiment({ ...options, scale: { ...scale, finetune: { ...scale.finetune, resumesReplayShare: 1.5 } } }))
       .rejects.toThrow(/resumesReplayShare must be in \(0, 1\], got 1.5/);
   }, 300_000);
+
+  it("pools two seeds: each comparison is the person-year-weighted mean of the seeds' own estimates, resampled within each seed", async () => {
+    const lines: string[] = [];
+    const pooled = await runPooledExperiment({ ...options, outDir: workDir, seeds: [1, 2], log: (line: string) => lines.push(line) });
+    expect(lines.some((l) => l.includes("reusing"))).toBe(true);
+    for (const file of EXPERIMENT_REPORT_FILES) expect(existsSync(join(workDir, "report", file)), file).toBe(true);
+    const single = (seed: number): ExperimentReport => JSON.parse(readFileSync(join(workDir, `seed-${seed}`, "report", "report.json"), "utf8"));
+    const [one, two] = [single(1), single(2)];
+    const personYears = (report: ExperimentReport, survey: string) => report.rows.find((r) => r.survey === survey && r.model === "oracle")!.personYears;
+    expect(pooled.comparisons.length).toBe(one.comparisons.length);
+    for (const c of pooled.comparisons.filter((c) => c.statistic.startsWith("mean log loss (nats"))) {
+      const find = (report: ExperimentReport) => report.comparisons.find((x) => x.survey === c.survey && x.question === c.question && x.statistic === c.statistic)!;
+      const [e1, e2] = [find(one).difference.estimate, find(two).difference.estimate];
+      expect(c.perRun!.map((r) => r.run)).toEqual(["seed 1", "seed 2"]);
+      expect(c.perRun![0].estimate).toBeCloseTo(e1, 12);
+      expect(c.perRun![1].estimate).toBeCloseTo(e2, 12);
+      const [w1, w2] = [personYears(one, c.survey), personYears(two, c.survey)];
+      expect(c.difference.estimate).toBeCloseTo((w1 * e1 + w2 * e2) / (w1 + w2), 12);
+      expect(c.difference.lower).toBeLessThanOrEqual(c.difference.estimate + 1e-12);
+      expect(c.difference.upper).toBeGreaterThanOrEqual(c.difference.estimate - 1e-12);
+    }
+    for (const row of pooled.rows) {
+      const peopleOf = (report: ExperimentReport) => report.rows.find((r) => r.survey === row.survey && r.model === row.model)!.people;
+      expect(row.people).toBe(peopleOf(one) + peopleOf(two));
+    }
+    expect(pooled.markdown).toContain("Pooled over 2 runs (seed 1, seed 2)");
+    expect(pooled.learningCurves.map((c) => c.model)).toContain("FT-LLM (seed 2)");
+    await expect(runPooledExperiment({ ...options, outDir: workDir, seeds: [1, 1] })).rejects.toThrow(/at least two different seeds/);
+  }, 600_000);
 });

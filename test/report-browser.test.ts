@@ -98,5 +98,18 @@ describe.skipIf(!CHROMIUM)("HTML reports in headless Chromium" + (CHROMIUM ? "" 
     expect(count(dom, /<svg/g)).toBe(7);
     expect(dom).toContain("FT-LLM − CAREER (tiny)");
     expect(consoleErrors(log)).toEqual([]);
+
+    // Pooled over two runs (here the same files twice): the per-run column, a learning curve per run.
+    const pooledDir = join(workDir, "experiment-pooled");
+    await writeExperimentReport(pooledDir, {
+      scored: [...scored.map((m) => ({ ...m, run: "seed 0" })), ...scored.map((m) => ({ ...m, run: "seed 1" }))],
+      mainSurvey: "nlsy79", foundations: [], smallerPreset: "tiny", largerPreset: "demo", resamples: 50, seed: 0, note: "browser check, pooled",
+    });
+    const pooled = render(join(pooledDir, "report.html"), "experiment-report-pooled");
+    expect(count(pooled.dom, /<table/g)).toBe(3);
+    expect(count(pooled.dom, /<svg/g)).toBe(7);
+    expect(pooled.dom).toContain("per run");
+    expect(pooled.dom).toContain("FT-LLM (seed 1)");
+    expect(consoleErrors(pooled.log)).toEqual([]);
   }, 240_000);
 });

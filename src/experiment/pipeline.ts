@@ -26,7 +26,7 @@ import {
   type FinetuneRecipe, type FinetuneValue, type FoundationRecipe, type FoundationValue, type StageContext,
 } from "./stages.js";
 import type { StepResult } from "./steps.js";
-import { writeExperimentReport, type ExperimentReport } from "./report.js";
+import { writeExperimentReport, type ExperimentReport, type ExperimentReportInput } from "./report.js";
 
 /** The sizes of one run of the experiment. */
 export interface ExperimentScale {
@@ -102,6 +102,8 @@ export interface ScoredModel {
   path: string;
   seconds: number;
   finetune?: FinetuneValue;
+  /** Which run (e.g. "seed 1") when a report pools several runs; absent in a single run's report. */
+  run?: string;
 }
 
 const ABLATIONS: { template: TemplateName; label: string }[] = [
@@ -113,8 +115,67 @@ const ABLATIONS: { template: TemplateName; label: string }[] = [
 /** Survey i of the experiment is drawn with seed + i·stride (far from the resumes' seed + 1 and seed + 2). */
 const SURVEY_SEED_STRIDE = 1000;
 
-export async function runExperiment(options: ExperimentOptions): Promise<ExperimentReport> {
+/** What one run of the pipeline scored: the input of its report (and of a report pooling several runs). */
+interface ExperimentRun {
+  scored: ScoredModel[];
+  mainSurvey: ProfileName;
+  foundations: { name: string; value: FoundationValue }[];
+}
+
+/** The report's opening note: the scale, the recipe, the seeds, the machine and this invocation's time. */
+function scaleNote(options: Omit<ExperimentOptions, "seed">, seeds: string, seconds: number): string {
+  const { scale } = options;
+  return `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored, or the whole test split where it holds fewer), ` +
+    `${scale.resumes} resumes, ${scale.extraCareers} extra careers; foundation ${scale.foundation.preset}, smaller ${scale.smallerPreset}; ` +
+    `fine-tuning ${scale.finetune.mode}, lr ${scale.finetune.learningRate}, ${scale.finetune.epochs} epochs, best validation kept; ` +
+    `${seeds} (survey i drawn with seed + ${SURVEY_SEED_STRIDE}·i); ${options.backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`;
+}
+
+function reportInput(options: Omit<ExperimentOptions, "seed">, run: ExperimentRun, seed: number, note: string): ExperimentReportInput {
+  return {
+    scored: run.scored, mainSurvey: run.mainSurvey, foundations: run.foundations, smallerPreset: options.scale.smallerPreset,
+    largerPreset: options.scale.foundation.preset, resamples: options.scale.bootstrapResamples, seed, note,
+  };
+}
+
+async function runAndReport(options: ExperimentOptions): Promise<{ run: ExperimentRun; report: ExperimentReport }> {
   const started = performance.now();
+  const run = await runExperimentStages(options);
+  const note = scaleNote(options, `seed ${options.seed}`, (performance.now() - started) / 1000);
+  return { run, report: await writeExperimentReport(join(options.outDir, "report"), reportInput(options, run, options.seed, note)) };
+}
+
+/** One run of the experiment at one seed in options.outDir, with its report in outDir/report. */
+export async function runExperiment(options: ExperimentOptions): Promise<ExperimentReport> {
+  return (await runAndReport(options)).report;
+}
+
+/**
+ * The experiment at several seeds — other survey draws, initialisations and batch orders, so the spread between
+ * runs shows the randomness of training that one run's intervals by person leave out. Each seed runs in
+ * outDir/seed-N (cached and resumable, with its own report); outDir/report pools them (report.ts).
+ */
+export async function runPooledExperiment(options: Omit<ExperimentOptions, "seed"> & { seeds: number[] }): Promise<ExperimentReport> {
+  if (options.seeds.length < 2 || new Set(options.seeds).size !== options.seeds.length) {
+    throw new Error(`experiment: pooling needs at least two different seeds, got ${options.seeds.join(", ")}`);
+  }
+  const started = performance.now();
+  const log = options.log ?? ((line: string) => console.log(line));
+  const pooled: ExperimentRun = { scored: [], mainSurvey: options.scale.surveys[0], foundations: [] };
+  for (const [index, seed] of options.seeds.entries()) {
+    log(`seed ${seed} (${index + 1}/${options.seeds.length}) in ${join(options.outDir, `seed-${seed}`)}`);
+    const { run, report } = await runAndReport({ ...options, seed, outDir: join(options.outDir, `seed-${seed}`) });
+    log(`seed ${seed}: report in ${report.dir}`);
+    pooled.scored.push(...run.scored.map((s) => ({ ...s, run: `seed ${seed}` })));
+    pooled.foundations.push(...run.foundations.map((f) => ({ ...f, name: `${f.name} (seed ${seed})` })));
+  }
+  log(`pooled report over seeds ${options.seeds.join(", ")}`);
+  const seconds = (performance.now() - started) / 1000;
+  const note = scaleNote(options, `seeds ${options.seeds.join(", ")}, each run in seed-N/ with its own report`, seconds);
+  return writeExperimentReport(join(options.outDir, "report"), reportInput(options, pooled, options.seeds[0], note));
+}
+
+async function runExperimentStages(options: ExperimentOptions): Promise<ExperimentRun> {
   const { scale, seed, backend } = options;
   const log = options.log ?? ((line: string) => console.log(line));
   const context: StageContext = { stepsDir: join(options.outDir, "steps"), backend, seed, log };
@@ -188,15 +249,5 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
   }
 
   log("[4/4] report: intervals by person, paired comparisons, learning curves");
-  const seconds = (performance.now() - started) / 1000;
-  const report = await writeExperimentReport(join(options.outDir, "report"), {
-    scored, mainSurvey, foundations, smallerPreset: scale.smallerPreset, largerPreset: scale.foundation.preset,
-    resamples: scale.bootstrapResamples, seed,
-    note:
-      `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored, or the whole test split where it holds fewer), ` +
-      `${scale.resumes} resumes, ${scale.extraCareers} extra careers; foundation ${scale.foundation.preset}, smaller ${scale.smallerPreset}; ` +
-      `fine-tuning ${scale.finetune.mode}, lr ${scale.finetune.learningRate}, ${scale.finetune.epochs} epochs, best validation kept; ` +
-      `seed ${seed} (survey i drawn with seed + ${SURVEY_SEED_STRIDE}·i); ${backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`,
-  });
-  return report;
+  return { scored, mainSurvey, foundations };
 }

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { ProfileName } from "../data/profiles.js";
 import { writeFileAtomic } from "../io/atomic-write.js";
 import {
-  alignPeople, BOOTSTRAP_STATISTICS, bootstrapInterval, bootstrapWeights, pairedDifference, personSums,
+  alignPeople, BOOTSTRAP_STATISTICS, bootstrapInterval, pairedDifference, personSums, stratifiedBootstrapWeights,
   type Interval, type PersonSums,
 } from "../score/bootstrap.js";
 import { computeMetrics, type ModelMetrics } from "../score/metrics.js";
@@ -62,6 +62,8 @@ export interface Comparison {
   /** statistic(a) − statistic(b) with its interval: negative means a is better. */
   difference: Interval;
   verdict: "a better" | "b better" | "no clear difference";
+  /** Pooled over several runs (seeds): each run's own estimate, which shows how far trainings differ. */
+  perRun?: { run: string; estimate: number }[];
 }
 
 export interface LearningCurve {
@@ -84,6 +86,10 @@ export interface ExperimentReport {
 }
 
 export interface ExperimentReportInput {
+  /**
+   * Every scored model. With models of several runs (ScoredModel.run, e.g. "seed 1"), every statistic pools the
+   * runs' person-years and every resample draws each run's people from that run (stratifiedBootstrapWeights).
+   */
   scored: ScoredModel[];
   mainSurvey: ProfileName;
   foundations: { name: string; value: FoundationValue }[];
@@ -145,10 +151,32 @@ function plannedComparisons(survey: ProfileName, models: readonly string[], inpu
   return planned.filter((c) => models.includes(c.a) && models.includes(c.b));
 }
 
+function perRunText(c: Comparison, digits: number): string {
+  return (c.perRun ?? []).map((r) => `${r.run} ${r.estimate >= 0 ? "+" : ""}${formatValue(r.estimate, digits)}`).join(", ");
+}
+
 function findingOf(c: Comparison): string {
   const d = `Δ ${formatInterval(c.difference, 3)}`;
   const outcome = c.verdict === "a better" ? `${c.a} is better` : c.verdict === "b better" ? `${c.b} is better` : "no clear difference (the interval contains 0)";
-  return `${c.survey}, ${c.question} — ${c.statistic}, ${c.a} − ${c.b}: ${d}: ${outcome}.`;
+  const perRun = c.perRun ? ` (${perRunText(c, 3)})` : "";
+  return `${c.survey}, ${c.question} — ${c.statistic}, ${c.a} − ${c.b}: ${d}${perRun}: ${outcome}.`;
+}
+
+/** One survey's models in one run, their people aligned (the same people, in one order, for every model). */
+interface RunBlock {
+  records: { codes: number[]; records: PredictionRecord[] }[];
+  aligned: PersonSums[][];
+}
+
+async function loadRunBlock(survey: ProfileName, run: string, models: readonly string[], scored: readonly ScoredModel[]): Promise<RunBlock> {
+  const inRun = models.map((model) => {
+    const found = scored.find((s) => s.survey === survey && (s.run ?? "") === run && s.model === model);
+    if (!found) throw new Error(`experiment report: ${survey} "${model}" was not scored${run ? ` in ${run}` : ""}`);
+    return found;
+  });
+  const records = await Promise.all(inRun.map((m) => readRecords(m.path)));
+  const aligned = alignPeople(inRun.map((m, i) => ({ name: `${m.model}${run ? ` (${run})` : ""}`, people: personSums(records[i].codes, records[i].records) })));
+  return { records, aligned };
 }
 
 /** SVG line chart of validation loss against fine-tuning steps, one line per run. */
@@ -199,32 +227,43 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
   const comparisons: Comparison[] = [];
   const metricsBySurvey = new Map<ProfileName, ModelMetrics[]>();
   const surveys = [...new Set(input.scored.map((s) => s.survey))];
+  const runs = [...new Set(input.scored.map((s) => s.run ?? ""))];
   for (const survey of surveys) {
-    const models = input.scored.filter((s) => s.survey === survey);
-    const loaded = await Promise.all(models.map((m) => readRecords(m.path)));
-    metricsBySurvey.set(survey, models.map((m, i) => ({ ...computeMetrics(m.model, loaded[i].codes, loaded[i].records), model: m.model })));
-    const aligned = alignPeople(models.map((m, i) => ({ name: m.model, people: personSums(loaded[i].codes, loaded[i].records) })));
-    const byModel = new Map<string, PersonSums[]>(models.map((m, i) => [m.model, aligned[i]]));
-    // One set of resamples per survey, shared by every model: intervals and paired differences line up.
-    const weights = bootstrapWeights(aligned[0].length, input.resamples, input.seed);
+    const models = [...new Set(input.scored.filter((s) => s.survey === survey).map((s) => s.model))];
+    const blocks = await Promise.all(runs.map((run) => loadRunBlock(survey, run, models, input.scored)));
+    metricsBySurvey.set(survey, models.map((model, i) => {
+      const codes = blocks[0].records[i].codes;
+      return { ...computeMetrics(model, codes, blocks.flatMap((b) => b.records[i].records)), model };
+    }));
+    // Each model's people, run after run; one set of resamples per survey, shared by every model, so intervals
+    // and paired differences line up.
+    const byModel = new Map<string, PersonSums[]>(models.map((model, i) => [model, blocks.flatMap((b) => b.aligned[i])]));
+    const weights = stratifiedBootstrapWeights(blocks.map((b) => b.aligned[0].length), input.resamples, input.seed);
     const oracle = byModel.get("oracle");
-    models.forEach((m, i) => {
-      const people = aligned[i];
+    models.forEach((model, i) => {
+      const people = byModel.get(model)!;
       const intervals = Object.fromEntries(
         TABLE_STATISTICS.map(({ key }) => [key, bootstrapInterval(people, BOOTSTRAP_STATISTICS[key], weights)]),
       ) as ModelRow["intervals"];
       const nan = { estimate: NaN, lower: NaN, upper: NaN };
+      const seconds = input.scored.filter((s) => s.survey === survey && s.model === model).reduce((t, s) => t + s.seconds, 0);
       rows.push({
-        survey, model: m.model, personYears: people.reduce((n, p) => n + p.personYears, 0), people: people.length, intervals,
+        survey, model, personYears: people.reduce((n, p) => n + p.personYears, 0), people: people.length, intervals,
         excessLogLoss: oracle ? pairedDifference(people, oracle, BOOTSTRAP_STATISTICS.logLoss, weights) : nan,
-        validMass: metricsBySurvey.get(survey)![i].validMassMean, seconds: m.seconds,
+        validMass: metricsBySurvey.get(survey)![i].validMassMean, seconds,
       });
     });
-    for (const planned of plannedComparisons(survey, models.map((m) => m.model), input)) {
+    for (const planned of plannedComparisons(survey, models, input)) {
       const statistics = planned.question.startsWith("FT-LLM vs CAREER") ? PAIRED_STATISTICS : PAIRED_STATISTICS.slice(0, 1);
+      const [ia, ib] = [models.indexOf(planned.a), models.indexOf(planned.b)];
       for (const { key, label } of statistics) {
-        const difference = pairedDifference(byModel.get(planned.a)!, byModel.get(planned.b)!, BOOTSTRAP_STATISTICS[key], weights);
-        comparisons.push({ survey, ...planned, statistic: label, difference, verdict: verdictOf(difference) });
+        const statistic = BOOTSTRAP_STATISTICS[key];
+        const difference = pairedDifference(byModel.get(planned.a)!, byModel.get(planned.b)!, statistic, weights);
+        const perRun = runs.length < 2 ? undefined : runs.map((run, k) => {
+          const ones = new Float64Array(blocks[k].aligned[ia].length).fill(1);
+          return { run, estimate: statistic(blocks[k].aligned[ia], ones) - statistic(blocks[k].aligned[ib], ones) };
+        });
+        comparisons.push({ survey, ...planned, statistic: label, difference, verdict: verdictOf(difference), ...(perRun ? { perRun } : {}) });
       }
     }
   }
@@ -242,7 +281,7 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
   const learningCurves: LearningCurve[] = input.scored
     .filter((s) => s.finetune)
     .map((s) => ({
-      survey: s.survey, model: s.model, steps: s.finetune!.steps, tokens: s.finetune!.tokens, seconds: s.finetune!.seconds,
+      survey: s.survey, model: s.run ? `${s.model} (${s.run})` : s.model, steps: s.finetune!.steps, tokens: s.finetune!.tokens, seconds: s.finetune!.seconds,
       bestStep: s.finetune!.bestStep, validation: s.finetune!.validation,
     }));
 
@@ -253,8 +292,17 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
       ...TABLE_STATISTICS.map(({ key, digits }) => formatInterval(r.intervals[key], digits)),
       formatInterval(r.excessLogLoss, 3), r.validMass.toFixed(3),
     ]);
-  const comparisonHeaders = ["survey", "question", "A − B", "statistic", "difference [95% CI]", "verdict"];
-  const comparisonRows = comparisons.map((c) => [c.survey, c.question, `${c.a} − ${c.b}`, c.statistic, formatInterval(c.difference, 4), c.verdict === "a better" ? `${c.a} better` : c.verdict === "b better" ? `${c.b} better` : c.verdict]);
+  const pooled = runs.length > 1;
+  const comparisonHeaders = ["survey", "question", "A − B", "statistic", "difference [95% CI]", ...(pooled ? ["per run"] : []), "verdict"];
+  const comparisonRows = comparisons.map((c) => [
+    c.survey, c.question, `${c.a} − ${c.b}`, c.statistic, formatInterval(c.difference, 4), ...(pooled ? [perRunText(c, 4)] : []),
+    c.verdict === "a better" ? `${c.a} better` : c.verdict === "b better" ? `${c.b} better` : c.verdict,
+  ]);
+  const poolingNote = pooled
+    ? `Pooled over ${runs.length} runs (${runs.join(", ")}): every statistic is over all runs' person-years, and each resample ` +
+      "draws each run's test people from that run alone (a stratified bootstrap). The interval still holds each run's trained " +
+      "models fixed; the per-run column of the paired comparisons shows how far the runs' trainings differ."
+    : "";
   const curveHeaders = ["survey", "model", "steps", "tokens", "seconds", "best step", "best valid loss"];
   const curveRows = learningCurves.map((c) => [
     c.survey, c.model, String(c.steps), String(c.tokens), c.seconds.toFixed(0), String(c.bestStep ?? "–"),
@@ -266,6 +314,7 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
     "",
     input.note,
     "",
+    ...(pooled ? [poolingNote, ""] : []),
     `Every interval is a 95% percentile bootstrap interval by person (${input.resamples} resamples of the scored test people); ` +
       "paired differences resample both models' people together. They cover which test people were scored, for the models as " +
       "trained, not the randomness of training them (data draw, initialisation, batch order): rerun with another --seed for that. " +
@@ -308,7 +357,10 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
   );
   write(
     "comparisons.csv",
-    csv(["survey", "question", "a", "b", "statistic", "difference", "lower", "upper", "verdict"], comparisons.map((c) => [c.survey, c.question, c.a, c.b, c.statistic, c.difference.estimate, c.difference.lower, c.difference.upper, c.verdict])),
+    csv(
+      ["survey", "question", "a", "b", "statistic", "difference", "lower", "upper", "verdict", ...(pooled ? runs.map((run) => `difference_${run.replace(/[^a-z0-9]+/gi, "_")}`) : [])],
+      comparisons.map((c) => [c.survey, c.question, c.a, c.b, c.statistic, c.difference.estimate, c.difference.lower, c.difference.upper, c.verdict, ...(c.perRun ?? []).map((r) => r.estimate)]),
+    ),
   );
   write("learning-curves.csv", csv(["survey", "model", "step", "valid_loss"], learningCurves.flatMap((c) => c.validation.map((v) => [c.survey, c.model, v.step, v.loss]))));
   const html = `<!doctype html>
@@ -317,7 +369,7 @@ ${REPORT_STYLE}</head>
 <body>
 <h1>labor-llm experiment</h1>
 <p class="note">${escapeHtml(input.note)}</p>
-<p class="note">Intervals: 95% bootstrap by person (${input.resamples} resamples); paired differences resample both models together. Log losses in nats per person-year; lower is better.</p>
+${pooled ? `<p class="note">${escapeHtml(poolingNote)}</p>\n` : ""}<p class="note">Intervals: 95% bootstrap by person (${input.resamples} resamples); paired differences resample both models together. Log losses in nats per person-year; lower is better.</p>
 <h2>Findings</h2>
 <ul>${findings.map((f) => `<li>${escapeHtml(f)}</li>`).join("\n")}</ul>
 <h2>Paired comparisons</h2>

@@ -130,11 +130,31 @@ export interface Interval {
 }
 
 /** Person multiplicities of `resamples` bootstrap draws of `people` people, seeded. */
-export function bootstrapWeights(people: number, resamples: number, seed: number): Uint32Array[] {
-  const random = new SeededRandom(seed, "bootstrap by person");
+export function bootstrapWeights(people: number, resamples: number, seed: number, stream = "bootstrap by person"): Uint32Array[] {
+  const random = new SeededRandom(seed, stream);
   return Array.from({ length: resamples }, () => {
     const weights = new Uint32Array(people);
     for (let i = 0; i < people; i++) weights[random.integer(0, people - 1)]++;
+    return weights;
+  });
+}
+
+/**
+ * A stratified bootstrap over independent runs (e.g. the experiment at several seeds: other surveys, other
+ * trainings): each resample draws every run's people with replacement from that run alone, so each run keeps
+ * its size and a pooled ratio statistic weighs the runs by their person-years in every resample. The people
+ * are laid out run after run; a single run gets exactly bootstrapWeights(size, resamples, seed).
+ */
+export function stratifiedBootstrapWeights(runSizes: readonly number[], resamples: number, seed: number): Uint32Array[] {
+  const perRun = runSizes.map((size, k) => bootstrapWeights(size, resamples, seed, k === 0 ? "bootstrap by person" : `bootstrap by person, run ${k}`));
+  const total = runSizes.reduce((n, size) => n + size, 0);
+  return Array.from({ length: resamples }, (_, r) => {
+    const weights = new Uint32Array(total);
+    let offset = 0;
+    perRun.forEach((draws, k) => {
+      weights.set(draws[r], offset);
+      offset += runSizes[k];
+    });
     return weights;
   });
 }
