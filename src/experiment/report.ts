@@ -3,7 +3,8 @@
  * excess log loss over the oracle; paired comparisons (A − B on the same resamples of the same people) with a
  * verdict only when the interval excludes 0; the findings as sentences with their numbers; learning curves
  * and reliability diagrams. Written as report.md, report.json, metrics.csv, comparisons.csv,
- * learning-curves.csv and a self-contained report.html.
+ * learning-curves.csv and a self-contained report.html. The same report pools several runs (seeds): statistics
+ * over all their person-years, a bootstrap stratified by run, and each comparison's per-run estimates.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
