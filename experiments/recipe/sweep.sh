@@ -77,3 +77,7 @@ run P9  50 $z2 --finetune-freeze attention
 run P10 50 $z2 --finetune-freeze mlp
 run Q1  50 $z2 --finetune-resumes-share 0.5
 run Q2  50 $z2 --finetune-epochs 3 --finetune-resumes-share 1
+# Seventh session (README "Runs O"): Z2's recipe on the 4-layer foundation, at seeds 0 and 1, and Z2 itself at seed 1.
+run O0   50 $z2 --model-preset demo-deep
+run Z2s1 50 $z2 --seed 1
+run O1   50 $z2 --seed 1 --model-preset demo-deep
