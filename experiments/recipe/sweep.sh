@@ -82,5 +82,5 @@ run O0   50 $z2 --model-preset demo-deep
 run Z2s1 50 $z2 --seed 1
 run O1   50 $z2 --seed 1 --model-preset demo-deep
 # The seed-2 foundation at the recipe's peak pretraining lr and at half of it (end of "Runs O").
-run L3   50 $z2 --seed 2 --pretrain-lr 3e-3
-run L1.5 50 $z2 --seed 2 --pretrain-lr 1.5e-3
+run O2   50 $z2 --seed 2 --pretrain-lr 3e-3
+run O2lr 50 $z2 --seed 2 --pretrain-lr 1.5e-3
