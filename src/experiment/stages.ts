@@ -89,6 +89,7 @@ export function documentSequences(
   label: string,
   targetLoss?: (person: number, targets: readonly DocumentTarget[], target: number) => TargetLoss,
 ): TrainingSequence[] {
+  if (people.length === 0) return []; // nothing to tokenize: no empty "0/0" bar
   const offsets = new TokenOffsets(tokenizer);
   const bar = new ProgressBar(`tokenize ${label}`, people.length, " documents");
   const sequences = people.map((person, i) => {
@@ -377,7 +378,7 @@ export async function fineTune(
       ...documentSequences(data.train, tokenizer, data.template, recipe.loss, "train"),
       ...relabelledSequences(data.train, recipe.relabelledShare, recipe.relabelledLoss, seed + 2, tokenizer, data.template, recipe.loss),
       ...titleListSequences(recipe.titleListCopies, tokenizer, data.template, seed + 1, recipe.loss, recipe.titleListRepeatGroups ?? 0),
-      ...(replayed.length > 0 ? documentSequences(replayed, tokenizer, data.template, recipe.loss, "replayed resumes") : []),
+      ...documentSequences(replayed, tokenizer, data.template, recipe.loss, "replayed resumes"),
     ];
     const bar = trainingBar(name);
     let tokens = 0;

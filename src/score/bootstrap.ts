@@ -129,8 +129,11 @@ export interface Interval {
   upper: number;
 }
 
+/** The random stream of the bootstrap by person (of the first run, when runs are stratified). */
+const BOOTSTRAP_STREAM = "bootstrap by person";
+
 /** Person multiplicities of `resamples` bootstrap draws of `people` people, seeded. */
-export function bootstrapWeights(people: number, resamples: number, seed: number, stream = "bootstrap by person"): Uint32Array[] {
+export function bootstrapWeights(people: number, resamples: number, seed: number, stream = BOOTSTRAP_STREAM): Uint32Array[] {
   const random = new SeededRandom(seed, stream);
   return Array.from({ length: resamples }, () => {
     const weights = new Uint32Array(people);
@@ -146,7 +149,7 @@ export function bootstrapWeights(people: number, resamples: number, seed: number
  * are laid out run after run; a single run gets exactly bootstrapWeights(size, resamples, seed).
  */
 export function stratifiedBootstrapWeights(runSizes: readonly number[], resamples: number, seed: number): Uint32Array[] {
-  const perRun = runSizes.map((size, k) => bootstrapWeights(size, resamples, seed, k === 0 ? "bootstrap by person" : `bootstrap by person, run ${k}`));
+  const perRun = runSizes.map((size, k) => bootstrapWeights(size, resamples, seed, k === 0 ? BOOTSTRAP_STREAM : `${BOOTSTRAP_STREAM}, run ${k}`));
   const total = runSizes.reduce((n, size) => n + size, 0);
   return Array.from({ length: resamples }, (_, r) => {
     const weights = new Uint32Array(total);
