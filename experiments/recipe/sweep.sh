@@ -84,3 +84,7 @@ run O1   50 $z2 --seed 1 --model-preset demo-deep
 # The seed-2 foundation at the recipe's peak pretraining lr and at half of it (end of "Runs O").
 run O2   50 $z2 --seed 2 --pretrain-lr 3e-3
 run O2lr 50 $z2 --seed 2 --pretrain-lr 1.5e-3
+# Eighth session (end of "Runs O"): the foundation at peak lr 1.5e-3 at seeds 0 and 1 (O2lr: seed 2), paired with Z2
+# and Z2s1; adopted for the dev foundation.
+run Olr0 50 $z2 --pretrain-lr 1.5e-3
+run Olr1 50 $z2 --seed 1 --pretrain-lr 1.5e-3
