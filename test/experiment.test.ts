@@ -47,9 +47,18 @@ describe("labor-llm experiment (tiny scale)", () => {
     expect(report.findings.length).toBe(report.comparisons.length + 1);
     expect(report.learningCurves.length).toBe(surveys.length + 5);
     for (const curve of report.learningCurves) expect(curve.validation.length).toBeGreaterThan(0);
+    // Both foundations' pretraining curves, read back from their training logs (one step per point at this size).
+    expect(report.pretrainingCurves.length).toBe(2);
+    for (const curve of report.pretrainingCurves) {
+      expect(curve.points.length).toBeGreaterThan(0);
+      expect(curve.points.every((p, i) => i === 0 || p.step > curve.points[i - 1].step)).toBe(true);
+    }
+    const curvesCsv = readFileSync(join(report.dir, "pretraining-curves.csv"), "utf8").trim().split("\n");
+    expect(curvesCsv.length).toBe(1 + report.pretrainingCurves.reduce((n, c) => n + c.points.length, 0));
     const html = readFileSync(join(report.dir, "report.html"), "utf8");
     expect(html).toContain("Paired comparisons");
     expect(html).toContain("Validation loss");
+    expect(html).toContain("of each foundation during pretraining");
   }, 600_000);
 
   it("resumes from the cache: a rerun trains and scores nothing again", async () => {
@@ -108,6 +117,7 @@ describe("labor-llm experiment (tiny scale)", () => {
     }
     expect(pooled.markdown).toContain("Pooled over 2 runs (seed 1, seed 2)");
     expect(pooled.learningCurves.map((c) => c.model)).toContain("FT-LLM (seed 2)");
+    expect(pooled.pretrainingCurves.map((c) => c.foundation)).toEqual(["tiny (seed 1)", "tiny (seed 1)", "tiny (seed 2)", "tiny (seed 2)"]);
     await expect(runPooledExperiment({ ...options, outDir: workDir, seeds: [1, 1] })).rejects.toThrow(/at least two different seeds/);
   }, 600_000);
 });

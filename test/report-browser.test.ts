@@ -6,7 +6,7 @@
  * the test's directory when LABOR_LLM_KEEP_SCREENSHOTS names a folder to copy them to.
  */
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -19,6 +19,8 @@ import type { Predictor } from "../src/score/predictor.js";
 import { evaluateFiles, writeEvaluationReport } from "../src/report/write.js";
 import { writeExperimentReport } from "../src/experiment/report.js";
 import type { ScoredModel } from "../src/experiment/pipeline.js";
+import type { FoundationValue } from "../src/experiment/stages.js";
+import { TRAIN_LOG_FILE } from "../src/train/loop.js";
 
 const CHROMIUM = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].find(existsSync);
 const workDir = mkdtempSync(join(tmpdir(), "labor-llm-report-browser-"));
@@ -34,7 +36,7 @@ function render(page: string, name: string): { dom: string; log: string; screens
   const dumped = spawnSync(CHROMIUM!, [...flags, "--dump-dom", `file://${page}`], { encoding: "utf8", timeout: 120_000 });
   expect(dumped.status, dumped.stderr).toBe(0);
   const screenshot = join(workDir, `${name}.png`);
-  const shot = spawnSync(CHROMIUM!, [...flags, `--screenshot=${screenshot}`, "--window-size=1280,2400", `file://${page}`], { encoding: "utf8", timeout: 120_000 });
+  const shot = spawnSync(CHROMIUM!, [...flags, `--screenshot=${screenshot}`, "--window-size=1280,3200", `file://${page}`], { encoding: "utf8", timeout: 120_000 });
   expect(shot.status, shot.stderr).toBe(0);
   if (process.env.LABOR_LLM_KEEP_SCREENSHOTS) copyFileSync(screenshot, join(process.env.LABOR_LLM_KEEP_SCREENSHOTS, `${name}.png`));
   return { dom: dumped.stdout, log: dumped.stderr + shot.stderr, screenshot };
@@ -73,7 +75,17 @@ describe.skipIf(!CHROMIUM)("HTML reports in headless Chromium" + (CHROMIUM ? "" 
     expect(consoleErrors(log)).toEqual([]);
   }, 240_000);
 
-  it("renders the experiment report: tables, perplexity charts, reliability diagrams and the learning curve", async () => {
+  /** A foundation whose training log falls from 10 nats towards 0.2, copying (the drop) at `copyStep`. */
+  function foundation(name: string, copyStep: number): { name: string; value: FoundationValue } {
+    const trainDir = join(workDir, `foundation-${name}`, "train");
+    mkdirSync(join(trainDir, "final"), { recursive: true });
+    const lines = Array.from({ length: 600 }, (_, i) => JSON.stringify({ step: i + 1, loss: 0.2 + (i < copyStep ? 2 : 0) + 8 * Math.exp(-i / 20) }));
+    writeFileSync(join(trainDir, TRAIN_LOG_FILE), lines.join("\n") + "\n");
+    return { name, value: { modelDir: join(trainDir, "final"), steps: 600, lastLoss: 0.2, seconds: 1 } };
+  }
+  const foundations = [foundation("demo", 150), foundation("demo-small", 400)];
+
+  it("renders the experiment report: tables, perplexity charts, reliability diagrams, the learning and pretraining curves", async () => {
     const names = ["oracle", "markov", "logit", "CAREER (tiny)", "off-the-shelf LLM", "FT-LLM"];
     const scored: ScoredModel[] = [];
     for (const [i, model] of names.entries()) {
@@ -87,15 +99,16 @@ describe.skipIf(!CHROMIUM)("HTML reports in headless Chromium" + (CHROMIUM ? "" 
     }
     const dir = join(workDir, "experiment");
     await writeExperimentReport(dir, {
-      scored, mainSurvey: "nlsy79", foundations: [], smallerPreset: "tiny", largerPreset: "demo", resamples: 50, seed: 0, note: "browser check",
+      scored, mainSurvey: "nlsy79", foundations, smallerPreset: "tiny", largerPreset: "demo", resamples: 50, seed: 0, note: "browser check",
     });
     const { dom, log } = render(join(dir, "report.html"), "experiment-report");
     const source = readFileSync(join(dir, "report.html"), "utf8");
     // Paired comparisons, the survey's table, the learning-curve runs.
     expect(count(dom, /<table/g)).toBe(3);
     expect(count(dom, /<table/g)).toBe(count(source, /<table/g));
-    // Two perplexity panels, four reliability diagrams, one learning curve.
-    expect(count(dom, /<svg/g)).toBe(7);
+    // Two perplexity panels, four reliability diagrams, one learning-curve chart, one pretraining chart.
+    expect(count(dom, /<svg/g)).toBe(8);
+    expect(dom).toContain("of each foundation during pretraining");
     expect(dom).toContain("FT-LLM − CAREER (tiny)");
     expect(consoleErrors(log)).toEqual([]);
 
@@ -104,6 +117,7 @@ describe.skipIf(!CHROMIUM)("HTML reports in headless Chromium" + (CHROMIUM ? "" 
     await writeExperimentReport(pooledDir, {
       scored: [...scored.map((m) => ({ ...m, run: "seed 0" })), ...scored.map((m) => ({ ...m, run: "seed 1" }))],
       mainSurvey: "nlsy79", foundations: [], smallerPreset: "tiny", largerPreset: "demo", resamples: 50, seed: 0, note: "browser check, pooled",
+      // (no foundations: the demo's report has none, and then no pretraining chart)
     });
     const pooled = render(join(pooledDir, "report.html"), "experiment-report-pooled");
     expect(count(pooled.dom, /<table/g)).toBe(3);

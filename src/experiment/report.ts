@@ -2,9 +2,10 @@
  * The experiment's report: per survey, every model's metrics with 95% bootstrap intervals by person and its
  * excess log loss over the oracle; paired comparisons (A − B on the same resamples of the same people) with a
  * verdict only when the interval excludes 0; the findings as sentences with their numbers; learning curves
- * and reliability diagrams. Written as report.md, report.json, metrics.csv, comparisons.csv,
- * learning-curves.csv and a self-contained report.html. The same report pools several runs (seeds): statistics
- * over all their person-years, a bootstrap stratified by run, and each comparison's per-run estimates.
+ * and reliability diagrams; each foundation's pretraining loss. Written as report.md, report.json, metrics.csv,
+ * comparisons.csv, learning-curves.csv, pretraining-curves.csv and a self-contained report.html. The same report
+ * pools several runs (seeds): statistics over all their person-years, a bootstrap stratified by run, and each
+ * comparison's per-run estimates.
  */
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -19,7 +20,7 @@ import { readPredictions, type PredictionRecord } from "../score/predictions.js"
 import { calibrationCharts, escapeHtml, PALETTE, perplexityChart, REPORT_STYLE, table } from "../report/html.js";
 import { markdownTable } from "../report/tables.js";
 import { csvField } from "../data/panel.js";
-import type { FoundationValue } from "./stages.js";
+import { foundationLossCurve, type FoundationValue } from "./stages.js";
 import type { ScoredModel } from "./pipeline.js";
 
 /** The statistics of the main table, in column order. */
@@ -77,12 +78,19 @@ export interface LearningCurve {
   validation: { step: number; loss: number }[];
 }
 
+/** A foundation's pretraining loss as window means (stages.ts foundationLossCurve). */
+export interface PretrainingCurve {
+  foundation: string;
+  points: { step: number; loss: number }[];
+}
+
 export interface ExperimentReport {
   dir: string;
   rows: ModelRow[];
   comparisons: Comparison[];
   findings: string[];
   learningCurves: LearningCurve[];
+  pretrainingCurves: PretrainingCurve[];
   markdown: string;
 }
 
@@ -101,7 +109,7 @@ export interface ExperimentReportInput {
   note: string;
 }
 
-export const EXPERIMENT_REPORT_FILES = ["report.md", "report.json", "metrics.csv", "comparisons.csv", "learning-curves.csv", "report.html"] as const;
+export const EXPERIMENT_REPORT_FILES = ["report.md", "report.json", "metrics.csv", "comparisons.csv", "learning-curves.csv", "pretraining-curves.csv", "report.html"] as const;
 
 async function readRecords(path: string): Promise<{ codes: number[]; records: PredictionRecord[] }> {
   const records: PredictionRecord[] = [];
@@ -180,47 +188,78 @@ async function loadRunBlock(survey: ProfileName, run: string, models: readonly s
   return { records, aligned };
 }
 
-/** SVG line chart of validation loss against fine-tuning steps, one line per run. */
-function learningCurveChart(curves: readonly LearningCurve[]): string {
-  const withPoints = curves.filter((c) => c.validation.length > 0);
-  if (withPoints.length === 0) return "<p>No validation losses were recorded.</p>";
+interface ChartSeries {
+  label: string;
+  points: { x: number; y: number }[];
+  /** A highlighted point (e.g. the best validation step), with its tooltip. */
+  marker?: { x: number; y: number; title: string };
+}
+
+/** SVG line chart, one line per series, legend on the right (the chart grows to fit it); `logY`: log-scaled y. */
+function lineChart(title: string, xLabel: string, series: readonly ChartSeries[], logY = false): string {
   const width = 620;
-  const height = 320;
   const margin = { left: 56, right: 200, top: 24, bottom: 40 };
+  const height = Math.max(320, margin.top + 16 * series.length + margin.bottom);
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
-  const steps = withPoints.flatMap((c) => c.validation.map((v) => v.step));
-  const losses = withPoints.flatMap((c) => c.validation.map((v) => v.loss)).filter(Number.isFinite);
-  const maxStep = Math.max(1, ...steps);
-  const low = Math.min(...losses);
-  const high = Math.max(...losses);
+  const scale = (v: number) => (logY ? Math.log(v) : v);
+  const ys = series.flatMap((s) => s.points.map((p) => p.y)).filter((v) => Number.isFinite(scale(v)));
+  const maxX = Math.max(1, ...series.flatMap((s) => s.points.map((p) => p.x)));
+  const low = Math.min(...ys.map(scale));
+  const high = Math.max(...ys.map(scale));
   const span = high > low ? high - low : 1;
-  const x = (step: number) => margin.left + (step / maxStep) * plotWidth;
-  const y = (loss: number) => margin.top + plotHeight - ((loss - low) / span) * plotHeight;
+  const x = (v: number) => margin.left + (v / maxX) * plotWidth;
+  const y = (v: number) => margin.top + plotHeight - ((scale(v) - low) / span) * plotHeight;
   const parts: string[] = [
-    `<text x="${margin.left + plotWidth / 2}" y="16" text-anchor="middle" font-weight="bold">Validation loss (nats per target token) during fine-tuning</text>`,
+    `<text x="${margin.left + plotWidth / 2}" y="16" text-anchor="middle" font-weight="bold">${escapeHtml(title)}</text>`,
     `<rect x="${margin.left}" y="${margin.top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#999"/>`,
-    `<text x="${margin.left + plotWidth / 2}" y="${height - 6}" text-anchor="middle" font-size="11">optimizer step</text>`,
+    `<text x="${margin.left + plotWidth / 2}" y="${height - 6}" text-anchor="middle" font-size="11">${escapeHtml(xLabel)}</text>`,
   ];
   for (let k = 0; k <= 4; k++) {
-    const loss = low + (span * k) / 4;
-    const step = Math.round((maxStep * k) / 4);
-    parts.push(`<text x="${margin.left - 4}" y="${y(loss) + 3}" text-anchor="end" font-size="10">${loss.toFixed(2)}</text>`);
+    const tick = low + (span * k) / 4;
+    const value = logY ? Math.exp(tick) : tick;
+    const step = Math.round((maxX * k) / 4);
+    parts.push(`<text x="${margin.left - 4}" y="${y(value) + 3}" text-anchor="end" font-size="10">${value.toFixed(2)}</text>`);
     parts.push(`<text x="${x(step)}" y="${margin.top + plotHeight + 14}" text-anchor="middle" font-size="10">${step}</text>`);
   }
-  withPoints.forEach((curve, i) => {
+  series.forEach((line, i) => {
     const colour = PALETTE[i % PALETTE.length];
-    const points = curve.validation.map((v) => `${x(v.step).toFixed(1)},${y(v.loss).toFixed(1)}`).join(" ");
+    const points = line.points.map((p) => `${x(p.x).toFixed(1)},${y(p.y).toFixed(1)}`).join(" ");
     parts.push(`<polyline points="${points}" fill="none" stroke="${colour}" stroke-width="1.6"/>`);
-    if (curve.bestStep !== null) {
-      const best = curve.validation.find((v) => v.step === curve.bestStep);
-      if (best) parts.push(`<circle cx="${x(best.step).toFixed(1)}" cy="${y(best.loss).toFixed(1)}" r="3.5" fill="${colour}"><title>${escapeHtml(`${curve.survey} ${curve.model}: best ${best.loss.toFixed(4)} at step ${best.step}`)}</title></circle>`);
+    if (line.marker) {
+      parts.push(`<circle cx="${x(line.marker.x).toFixed(1)}" cy="${y(line.marker.y).toFixed(1)}" r="3.5" fill="${colour}"><title>${escapeHtml(line.marker.title)}</title></circle>`);
     }
     const ly = margin.top + 12 + i * 16;
     parts.push(`<line x1="${width - margin.right + 10}" y1="${ly - 4}" x2="${width - margin.right + 28}" y2="${ly - 4}" stroke="${colour}" stroke-width="2"/>`);
-    parts.push(`<text x="${width - margin.right + 32}" y="${ly}" font-size="11">${escapeHtml(`${curve.survey}: ${curve.model}`)}</text>`);
+    parts.push(`<text x="${width - margin.right + 32}" y="${ly}" font-size="11">${escapeHtml(line.label)}</text>`);
   });
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="12">${parts.join("")}</svg>`;
+}
+
+/** Validation loss against fine-tuning steps, one line per run, the best step marked. */
+function learningCurveChart(curves: readonly LearningCurve[]): string {
+  const withPoints = curves.filter((c) => c.validation.length > 0);
+  if (withPoints.length === 0) return "<p>No validation losses were recorded.</p>";
+  return lineChart("Validation loss (nats per target token) during fine-tuning", "optimizer step", withPoints.map((curve) => {
+    const best = curve.validation.find((v) => v.step === curve.bestStep);
+    return {
+      label: `${curve.survey}: ${curve.model}`,
+      points: curve.validation.map((v) => ({ x: v.step, y: v.loss })),
+      ...(best ? { marker: { x: best.step, y: best.loss, title: `${curve.survey} ${curve.model}: best ${best.loss.toFixed(4)} at step ${best.step}` } } : {}),
+    };
+  }));
+}
+
+/** Each foundation's pretraining loss (window means), log-scaled: a foundation that learned to copy late stands out. */
+function pretrainingChart(curves: readonly PretrainingCurve[]): string {
+  const withPoints = curves.filter((c) => c.points.length > 0);
+  if (withPoints.length === 0) return "<p>No foundation training log was found.</p>";
+  return lineChart(
+    "Training loss (nats per target token) of each foundation during pretraining",
+    "optimizer step (each point: the mean over a window of steps)",
+    withPoints.map((c) => ({ label: c.foundation, points: c.points.map((p) => ({ x: p.step, y: p.loss })) })),
+    true,
+  );
 }
 
 export async function writeExperimentReport(dir: string, input: ExperimentReportInput): Promise<ExperimentReport> {
@@ -286,6 +325,13 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
       bestStep: s.finetune!.bestStep, validation: s.finetune!.validation,
     }));
 
+  const pretrainingCurves: PretrainingCurve[] = input.foundations.map((f) => ({ foundation: f.name, points: foundationLossCurve(f.value) }));
+  /** Mean of the window means over the first quarter of the steps: high where a foundation learned to copy late. */
+  const firstQuarterLoss = (curve: PretrainingCurve) => {
+    const quarter = curve.points.filter((p) => p.step <= (curve.points.at(-1)?.step ?? 0) / 4);
+    return quarter.length > 0 ? (quarter.reduce((sum, p) => sum + p.loss, 0) / quarter.length).toFixed(3) : "–";
+  };
+
   const tableHeaders = ["model", "person-years", ...TABLE_STATISTICS.map((s) => s.header), "excess log loss vs oracle", "valid mass"];
   const tableRows = (survey: ProfileName) =>
     rows.filter((r) => r.survey === survey).map((r) => [
@@ -336,7 +382,13 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
     "",
     "## Foundations",
     "",
-    markdownTable(["foundation", "steps", "last training loss", "seconds"], input.foundations.map((f) => [f.name, String(f.value.steps), f.value.lastLoss?.toFixed(4) ?? "–", f.value.seconds.toFixed(0)])),
+    markdownTable(
+      ["foundation", "steps", "mean training loss, first quarter of the steps", "last training loss", "seconds"],
+      input.foundations.map((f, i) => [f.name, String(f.value.steps), firstQuarterLoss(pretrainingCurves[i]), f.value.lastLoss?.toFixed(4) ?? "–", f.value.seconds.toFixed(0)]),
+    ),
+    "",
+    "Pretraining loss curves: pretraining-curves.csv and report.html. A foundation whose loss stays high for long has learned to " +
+      "copy the line above late, and its FT-LLM is worse (experiments/recipe/README.md, \"Runs O\").",
     "",
   ].join("\n");
 
@@ -344,7 +396,7 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
   const write = (file: string, text: string) => writeFileAtomic(join(dir, file), (sink) => sink.write(Buffer.from(text, "utf8")));
   write("report.md", markdown);
   const finite = (_: string, v: unknown) => (typeof v === "number" && !Number.isFinite(v) ? null : v);
-  write("report.json", JSON.stringify({ note: input.note, resamples: input.resamples, rows, comparisons, findings, learningCurves, foundations: input.foundations }, finite, 2) + "\n");
+  write("report.json", JSON.stringify({ note: input.note, resamples: input.resamples, rows, comparisons, findings, learningCurves, foundations: input.foundations, pretrainingCurves }, finite, 2) + "\n");
   write(
     "metrics.csv",
     csv(
@@ -364,6 +416,7 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
     ),
   );
   write("learning-curves.csv", csv(["survey", "model", "step", "valid_loss"], learningCurves.flatMap((c) => c.validation.map((v) => [c.survey, c.model, v.step, v.loss]))));
+  write("pretraining-curves.csv", csv(["foundation", "step", "window_mean_loss"], pretrainingCurves.flatMap((c) => c.points.map((p) => [c.foundation, p.step, p.loss]))));
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>labor-llm experiment</title>
 ${REPORT_STYLE}</head>
@@ -385,8 +438,8 @@ ${calibrationCharts(metricsBySurvey.get(survey)!)}`)
 <h2>Learning curves</h2>
 ${learningCurveChart(learningCurves)}
 ${table(curveHeaders, curveRows)}
-</body></html>
+${pretrainingCurves.length > 0 ? `<h2>Foundations</h2>\n${pretrainingChart(pretrainingCurves)}\n` : ""}</body></html>
 `;
   write("report.html", html);
-  return { dir, rows, comparisons, findings, learningCurves, markdown };
+  return { dir, rows, comparisons, findings, learningCurves, pretrainingCurves, markdown };
 }

@@ -6,7 +6,8 @@
  * it reads — so a rerun (or `--resume` after an interruption) redoes exactly the stages whose inputs changed
  * or that never finished.
  */
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import type { Backend } from "../engine/backend.js";
 import { countPersonYears, type PersonRecord } from "../data/panel.js";
 import { generateSyntheticPanel } from "../data/synthetic.js";
@@ -28,7 +29,7 @@ import {
   lossMask, occupationListDocument, renderDocument, tokenizeDocument, TokenOffsets, type DocumentTarget, type DocumentTemplate, type LossMaskMode,
 } from "../text/documents.js";
 import type { TrainingSequence } from "../train/batches.js";
-import { trainLlama } from "../train/loop.js";
+import { readTrainingLosses, TRAIN_LOG_FILE, trainLlama } from "../train/loop.js";
 import { ADAMW_DEFAULTS } from "../train/optimizer.js";
 import { LlmScorer } from "../score/llm-scorer.js";
 import { LlmPredictor, type Predictor } from "../score/predictor.js";
@@ -245,6 +246,25 @@ export interface FoundationValue {
   steps: number;
   lastLoss: number | null;
   seconds: number;
+}
+
+/**
+ * A foundation's pretraining loss as at most `points` window means (each plotted at its window's last step): the
+ * curve shows when a foundation learned to copy the line above, the largest source of seed-to-seed spread
+ * (experiments/recipe/README.md, "Runs O"). Read from the training log beside `final/` (train/loop.ts's layout),
+ * so foundations cached before this existed have it too; none (empty) where the log has been deleted.
+ */
+export function foundationLossCurve(value: FoundationValue, points = 100): { step: number; loss: number }[] {
+  const trainDir = dirname(value.modelDir);
+  if (!existsSync(join(trainDir, TRAIN_LOG_FILE))) return [];
+  const losses = readTrainingLosses(trainDir);
+  const window = Math.max(1, Math.ceil(losses.length / points));
+  const curve: { step: number; loss: number }[] = [];
+  for (let start = 0; start < losses.length; start += window) {
+    const slice = losses.slice(start, start + window);
+    curve.push({ step: slice.at(-1)!.step, loss: slice.reduce((sum, l) => sum + l.loss, 0) / slice.length });
+  }
+  return curve;
 }
 
 /** Pretrain a foundation model on `corpus` (documents in `template`); the cache key includes `corpusKey`. */

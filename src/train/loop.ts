@@ -15,7 +15,7 @@
  *   checkpoint -> checkpoint-N/  the latest training state (see checkpoint.ts)
  *   train_log.jsonl   one line per step and per validation
  */
-import { appendFileSync, existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Backend } from "../engine/backend.js";
 import type { LlamaConfig } from "../io/llama-config.js";
@@ -29,6 +29,23 @@ import { epochOrder, packInOrder } from "../util/packing.js";
 import { learningRateAt, type ScheduleKind } from "./schedule.js";
 import { trainingStep } from "./step.js";
 import { loadCheckpoint, pointLink, saveCheckpoint, type StepRecord, type TrainerState } from "./checkpoint.js";
+
+/** The training log in the output directory: one JSON line per step ({ step, loss, … }) and per validation. */
+export const TRAIN_LOG_FILE = "train_log.jsonl";
+
+/** The training loss of every step logged in `outDir`'s training log, in step order (validations left out). */
+export function readTrainingLosses(outDir: string): { step: number; loss: number }[] {
+  const path = join(outDir, TRAIN_LOG_FILE);
+  return readFileSync(path, "utf8").split("\n").filter((line) => line.trim() !== "").flatMap((line, i) => {
+    let record: { step?: unknown; loss?: unknown; validation?: unknown };
+    try {
+      record = JSON.parse(line) as typeof record;
+    } catch {
+      throw new Error(`${path}:${i + 1}: not a JSON line`);
+    }
+    return record.validation || typeof record.step !== "number" || typeof record.loss !== "number" ? [] : [{ step: record.step, loss: record.loss }];
+  });
+}
 
 export interface TrainOptions {
   backend: Backend;
@@ -168,7 +185,7 @@ export async function trainLlama(options: TrainOptions): Promise<TrainResult> {
       throw new Error(`${options.outDir} already holds a training checkpoint (use --resume, or a new --out)`);
     }
     const startStep = state.step;
-    const logPath = join(options.outDir, "train_log.jsonl");
+    const logPath = join(options.outDir, TRAIN_LOG_FILE);
     const log = (record: object) => appendFileSync(logPath, JSON.stringify(record) + "\n");
     // The log restarts from what the checkpoint holds (steps after it, logged by a run that crashed, go).
     rmSync(logPath, { force: true });

@@ -16,8 +16,10 @@ probabilities are known, and writes one report with 95% bootstrap intervals by p
   - paired differences (same people, same resamples): FT-LLM vs each baseline, value of fine-tuning, titles vs
     codes, without birth year, without education, and data vs size (a smaller foundation fine-tuned on the
     survey plus career data from another population vs the larger one on the survey alone);
-  - learning curves and reliability diagrams.
-Writes DIR/report/ (report.md, report.json, metrics.csv, comparisons.csv, learning-curves.csv, report.html).
+  - learning curves, reliability diagrams, and each foundation's pretraining loss (a foundation that learned to
+    copy the previous line late stands out, and its FT-LLM is worse).
+Writes DIR/report/ (report.md, report.json, metrics.csv, comparisons.csv, learning-curves.csv,
+pretraining-curves.csv, report.html).
 Every stage is cached by a hash of its inputs: rerunning the same command resumes after an interruption
 (Ctrl-C, kill, power loss), redoing only the unfinished stage.
   --scale NAME   dev: fits a developer's session on 2 CPU cores (see README for its measured time);
