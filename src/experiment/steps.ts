@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export interface StepResult<T> {
   dir: string;
@@ -30,7 +30,9 @@ export async function runStep<T>(
   produce: (dir: string) => Promise<T>,
 ): Promise<StepResult<T>> {
   const key = stepKey({ name, inputs });
-  const dir = join(root, `${name}-${key}`);
+  // Absolute: the paths a step returns are kept in its done.json, and a relative one would break the cache for a
+  // rerun from another working directory.
+  const dir = resolve(root, `${name}-${key}`);
   const marker = join(dir, "done.json");
   if (existsSync(marker)) {
     return { dir, key, value: JSON.parse(readFileSync(marker, "utf8")) as T, reused: true };
