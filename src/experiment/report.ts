@@ -197,8 +197,10 @@ interface ChartSeries {
 
 /** SVG line chart, one line per series, legend on the right (the chart grows to fit it); `logY`: log-scaled y. */
 function lineChart(title: string, xLabel: string, series: readonly ChartSeries[], logY = false): string {
-  const width = 620;
-  const margin = { left: 56, right: 200, top: 24, bottom: 40 };
+  // The legend's column is as wide as its longest label (~6.5 px per character at 11 px), so no label is clipped.
+  const legendWidth = Math.max(200, 40 + Math.ceil(6.5 * Math.max(0, ...series.map((s) => s.label.length))));
+  const margin = { left: 56, right: legendWidth, top: 24, bottom: 40 };
+  const width = 420 + legendWidth;
   const height = Math.max(320, margin.top + 16 * series.length + margin.bottom);
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = height - margin.top - margin.bottom;
