@@ -35,7 +35,8 @@ describe("foundationLossCurve", () => {
 
   it("gives no curve where the log is gone, and names the file and line of a damaged log", () => {
     expect(foundationLossCurve({ modelDir: join(workDir, "absent", "train", "final"), steps: 0, lastLoss: null, seconds: 0 })).toEqual([]);
-    const value = foundationWithLog("damaged", [JSON.stringify({ step: 1, loss: 2 }), "{\"step\": 2, \"loss\""]);
-    expect(() => foundationLossCurve(value)).toThrow(/damaged[/\\]train[/\\]train_log\.jsonl:2: not a JSON line/);
+    // A blank line before the damaged one: the error still gives the file's line number (3).
+    const value = foundationWithLog("damaged", [JSON.stringify({ step: 1, loss: 2 }), "", "{\"step\": 2, \"loss\""]);
+    expect(() => foundationLossCurve(value)).toThrow(/damaged[/\\]train[/\\]train_log\.jsonl:3: not a JSON line/);
   });
 });

@@ -36,7 +36,9 @@ export const TRAIN_LOG_FILE = "train_log.jsonl";
 /** The training loss of every step logged in `outDir`'s training log, in step order (validations left out). */
 export function readTrainingLosses(outDir: string): { step: number; loss: number }[] {
   const path = join(outDir, TRAIN_LOG_FILE);
-  return readFileSync(path, "utf8").split("\n").filter((line) => line.trim() !== "").flatMap((line, i) => {
+  // Blank lines are skipped inside the loop, not filtered out first, so an error names the file's own line number.
+  return readFileSync(path, "utf8").split("\n").flatMap((line, i) => {
+    if (line.trim() === "") return [];
     let record: { step?: unknown; loss?: unknown; validation?: unknown };
     try {
       record = JSON.parse(line) as typeof record;
