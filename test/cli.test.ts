@@ -94,6 +94,9 @@ describe("labor-llm CLI", () => {
     const share = run(["demo", "--out", join(workDir, "demo-x"), "--finetune-resumes-share", "1.5"]);
     expect(share.status).toBe(2);
     expect(share.stderr).toMatch(/--finetune-resumes-share must be in \[0, 1\], got "1.5"/);
+    const warmup = run(["demo", "--out", join(workDir, "demo-x"), "--pretrain-warmup", "0.6"]);
+    expect(warmup.status).toBe(2);
+    expect(warmup.stderr).toMatch(/--pretrain-warmup must be in \[0, 0.5\], got "0.6"/);
     expect(existsSync(join(workDir, "demo-x"))).toBe(false);
   });
 });

@@ -16,7 +16,7 @@ import { generateSyntheticPanel } from "../src/data/synthetic.js";
 import { documentTemplate, lossMask, renderDocument, tokenizeDocument } from "../src/text/documents.js";
 import { buildLlama2TokenizerConfig, buildLlama2TokenizerJson } from "../src/text/llama2-tokenizer.js";
 import { Tokenizer } from "../src/text/tokenizer.js";
-import { trainLlama, type TrainOptions } from "../src/train/loop.js";
+import { resolvedWarmupSteps, trainLlama, type TrainOptions } from "../src/train/loop.js";
 import { ADAMW_DEFAULTS } from "../src/train/optimizer.js";
 import { buildPackedBatch, type TrainingSequence } from "../src/train/batches.js";
 import { makeRandom } from "./op-suite.js";
@@ -140,6 +140,22 @@ describe("training loop (cpu)", () => {
     const outDir = join(workDir, "straight-LoRA with dropout");
     await expect(trainLlama(baseOptions(outDir, LORA, { resume: true, learningRate: 1e-3 }))).rejects.toThrow(/learningRate was 0.003/);
     await expect(trainLlama(baseOptions(outDir, LORA))).rejects.toThrow(/already holds a training checkpoint/);
+  });
+
+  it("a warmup share ramps the learning rate over that share of the run's steps, and the share is validated", async () => {
+    const rates: number[] = [];
+    const result = await trainLlama(baseOptions(join(workDir, "warmup-share"), { kind: "full" }, {
+      warmupSteps: 1, warmupShare: 0.5, evalEvery: 0, checkpointEvery: 0, onStep: (record) => rates.push(record.learningRate),
+    }));
+    const warmup = Math.ceil(0.5 * result.steps);
+    expect(warmup).toBeGreaterThan(1);
+    // Linear from lr/W at step 1 to the peak at step W (the given warmupSteps: 1 is replaced), then decaying.
+    for (let t = 1; t <= warmup; t++) expect(rates[t - 1]).toBeCloseTo((3e-3 * t) / warmup, 12);
+    expect(rates[warmup]).toBeLessThan(3e-3);
+    expect(resolvedWarmupSteps({ warmupSteps: 10, warmupShare: 0.05 }, 2133)).toBe(107);
+    expect(resolvedWarmupSteps({ warmupSteps: 10, warmupShare: 0 }, 2133)).toBe(0);
+    expect(resolvedWarmupSteps({ warmupSteps: 10 }, 2133)).toBe(10);
+    expect(() => resolvedWarmupSteps({ warmupSteps: 10, warmupShare: 0.6 }, 100)).toThrow(/warmup share must be in \[0, 0.5\], got 0.6/);
   });
 
   it("early stopping after `patience` validations without improvement", async () => {

@@ -72,6 +72,10 @@ export interface DemoSizes {
   relabelledLoss: RelabelledLoss;
   /** Share of the resumes corpus replayed in the fine-tuning (FinetuneRecipe.resumesReplayShare; 0: none). */
   finetuneResumesShare: number;
+  /** Pretraining warmup as a share of its steps (FoundationRecipe.warmupShare; absent: 10 steps). */
+  pretrainWarmupShare?: number;
+  /** Fine-tuning warmup as a share of its steps (FinetuneRecipe.warmupShare; absent: 5 steps). */
+  finetuneWarmupShare?: number;
 }
 
 /** The recipe found by experiments/recipe/ (its README has every run and what it showed). */
@@ -163,6 +167,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       preset: options.modelPreset, config, epochs: options.pretrainEpochs, learningRate: options.pretrainLearningRate, loss: options.pretrainLoss,
       ...titleListRecipe(options.titleListCopies, options.titleListRepeatGroups),
       ...relabelledRecipe(options.relabelledShare, options.relabelledLoss),
+      ...(options.pretrainWarmupShare !== undefined ? { warmupShare: options.pretrainWarmupShare } : {}),
     },
     { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
   );
@@ -175,7 +180,8 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     { mode: options.finetuneMode, ...(options.finetuneFrozen.length > 0 ? { frozen: options.finetuneFrozen } : {}), learningRate: options.finetuneLearningRate, epochs: options.finetuneEpochs, loss: options.finetuneLoss, evalEvery: options.finetuneEvalEvery,
       ...titleListRecipe(options.finetuneTitleListCopies, options.finetuneTitleListRepeatGroups),
       ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss),
-      ...(options.finetuneResumesShare > 0 ? { resumesReplayShare: options.finetuneResumesShare } : {}) },
+      ...(options.finetuneResumesShare > 0 ? { resumesReplayShare: options.finetuneResumesShare } : {}),
+      ...(options.finetuneWarmupShare !== undefined ? { warmupShare: options.finetuneWarmupShare } : {}) },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE, resumes: data.resumes },
   );
 

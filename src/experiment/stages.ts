@@ -182,6 +182,10 @@ function trainingBar(label: string) {
   };
 }
 
+/** The warmup of a recipe without `warmupShare`: a fixed number of steps (pretraining, fine-tuning). */
+const FOUNDATION_WARMUP_STEPS = 10;
+const FINETUNE_WARMUP_STEPS = 5;
+
 /** How a foundation model is made: a random Llama of `config`, fully trained on a corpus of careers. */
 export interface FoundationRecipe {
   /** Name of the preset (for logs and keys). */
@@ -204,6 +208,11 @@ export interface FoundationRecipe {
   relabelledShare?: number;
   /** Where the relabelled copies' loss falls (see relabelledSequences); absent: "targets". */
   relabelledLoss?: RelabelledLoss;
+  /**
+   * Linear warmup over this share of the optimizer steps (TrainOptions.warmupShare). Absent: 10 steps, whatever
+   * the run's length (and the cache keys of foundations made before the option stay what they were).
+   */
+  warmupShare?: number;
 }
 
 /** How many relabelled copies a recipe's share adds to `people` documents. */
@@ -300,7 +309,8 @@ export async function pretrainFoundation(
       mode: { kind: "full" },
       learningRate: recipe.learningRate,
       schedule: "cosine",
-      warmupSteps: 10,
+      warmupSteps: FOUNDATION_WARMUP_STEPS,
+      ...(recipe.warmupShare !== undefined ? { warmupShare: recipe.warmupShare } : {}),
       minLearningRateRatio: 0.1,
       epochs: recipe.epochs,
       batchTokens: 4096,
@@ -351,6 +361,8 @@ export interface FinetuneRecipe {
    * foundation (and CAREER) were pretrained on, no new data. Absent or 0: none.
    */
   resumesReplayShare?: number;
+  /** As FoundationRecipe.warmupShare; absent: 5 steps. */
+  warmupShare?: number;
 }
 
 export interface FinetuneValue {
@@ -413,7 +425,8 @@ export async function fineTune(
       mode,
       learningRate: recipe.learningRate,
       schedule: "cosine",
-      warmupSteps: 5,
+      warmupSteps: FINETUNE_WARMUP_STEPS,
+      ...(recipe.warmupShare !== undefined ? { warmupShare: recipe.warmupShare } : {}),
       minLearningRateRatio: 0.1,
       epochs: recipe.epochs,
       batchTokens: 4096,

@@ -63,6 +63,11 @@ export interface TrainOptions {
   learningRate: number;
   schedule: ScheduleKind;
   warmupSteps: number;
+  /**
+   * Warmup as a share of the run's optimizer steps (ceil(share × total), at least 1); when given it replaces
+   * `warmupSteps`, so that one recipe warms up for the same part of its run at any corpus size.
+   */
+  warmupShare?: number;
   /** Final learning rate / peak (default 0). */
   minLearningRateRatio?: number;
   epochs: number;
@@ -127,6 +132,8 @@ function fingerprint(options: TrainOptions, sequences: readonly TrainingSequence
     learningRate: options.learningRate,
     schedule: options.schedule,
     warmupSteps: options.warmupSteps,
+    // Only where given, so that a checkpoint written before the option existed still resumes.
+    ...(options.warmupShare !== undefined ? { warmupShare: options.warmupShare } : {}),
     minLearningRateRatio: options.minLearningRateRatio ?? 0,
     epochs: options.epochs,
     maxSteps: options.maxSteps ?? null,
@@ -140,6 +147,14 @@ function fingerprint(options: TrainOptions, sequences: readonly TrainingSequence
     documents: sequences.length,
     tokens,
   };
+}
+
+/** The warmup steps of a run of `totalSteps`: `warmupShare` of them where given, else `warmupSteps`. */
+export function resolvedWarmupSteps(options: Pick<TrainOptions, "warmupSteps" | "warmupShare">, totalSteps: number): number {
+  const share = options.warmupShare;
+  if (share === undefined) return options.warmupSteps;
+  if (!(share >= 0 && share <= 0.5)) throw new Error(`warmup share must be in [0, 0.5], got ${share}`);
+  return share === 0 ? 0 : Math.max(1, Math.ceil(share * totalSteps));
 }
 
 export async function trainLlama(options: TrainOptions): Promise<TrainResult> {
@@ -158,6 +173,7 @@ export async function trainLlama(options: TrainOptions): Promise<TrainResult> {
   const stepsPerEpoch = plans.map((p) => Math.ceil(p.length / accumulation));
   const plannedSteps = stepsPerEpoch.reduce((a, b) => a + b, 0);
   const totalSteps = Math.min(plannedSteps, options.maxSteps ?? Infinity);
+  const warmupSteps = resolvedWarmupSteps(options, totalSteps);
   const tokensTotal = plans.flat().reduce((n, group) => n + group.reduce((m, i) => m + train[i].ids.length, 0), 0);
   const print = fingerprint(options, train);
 
@@ -229,7 +245,7 @@ export async function trainLlama(options: TrainOptions): Promise<TrainResult> {
         const micro = groups.map((members, i) => buildPackedBatch(train, members, state.microBatches + i));
         const step = state.step + 1;
         const learningRate = learningRateAt(step, {
-          peak: options.learningRate, warmupSteps: options.warmupSteps, totalSteps, kind: options.schedule, minRatio: options.minLearningRateRatio,
+          peak: options.learningRate, warmupSteps, totalSteps, kind: options.schedule, minRatio: options.minLearningRateRatio,
         });
         const result = await trainingStep(model, optimizer, micro, { step, learningRate, maxGradNorm: options.maxGradNorm });
         state.step = step;
