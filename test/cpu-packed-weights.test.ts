@@ -152,6 +152,9 @@ describe("cpu backend: bf16 weights packed once for AMX", () => {
   });
 
   it.skipIf(!info.available.includes("amx"))("on AMX: packed and per-call products agree bit for bit", async () => {
+    // packWeight packs only while the process-wide selection is AMX, and the tests above leave it at baseIsa; a
+    // process whose only backend is AMX starts there (the selection defaults to the best ISA).
+    native.setIsa("amx");
     const backend = createCpuBackend({ isa: "amx" });
     const data = bf16Weight(11, n, k);
     const start = backend.packStats();
