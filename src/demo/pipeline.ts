@@ -167,7 +167,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       preset: options.modelPreset, config, epochs: options.pretrainEpochs, learningRate: options.pretrainLearningRate, loss: options.pretrainLoss,
       ...titleListRecipe(options.titleListCopies, options.titleListRepeatGroups),
       ...relabelledRecipe(options.relabelledShare, options.relabelledLoss),
-      ...(options.pretrainWarmupShare !== undefined ? { warmupShare: options.pretrainWarmupShare } : {}),
+      warmupShare: options.pretrainWarmupShare,
     },
     { key: { resumes: options.resumes, seed: seed + 1 }, people: data.resumes, template: TEMPLATE },
   );
@@ -181,7 +181,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
       ...titleListRecipe(options.finetuneTitleListCopies, options.finetuneTitleListRepeatGroups),
       ...relabelledRecipe(options.finetuneRelabelledShare, options.relabelledLoss),
       ...(options.finetuneResumesShare > 0 ? { resumesReplayShare: options.finetuneResumesShare } : {}),
-      ...(options.finetuneWarmupShare !== undefined ? { warmupShare: options.finetuneWarmupShare } : {}) },
+      warmupShare: options.finetuneWarmupShare },
     { key: dataKey, train: data.train, valid: data.valid, template: TEMPLATE, resumes: data.resumes },
   );
 

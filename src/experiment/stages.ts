@@ -209,8 +209,8 @@ export interface FoundationRecipe {
   /** Where the relabelled copies' loss falls (see relabelledSequences); absent: "targets". */
   relabelledLoss?: RelabelledLoss;
   /**
-   * Linear warmup over this share of the optimizer steps (TrainOptions.warmupShare). Absent: 10 steps, whatever
-   * the run's length (and the cache keys of foundations made before the option stay what they were).
+   * Linear warmup over this share of the optimizer steps (TrainOptions.warmupShare). Absent (or undefined, which
+   * the step key's JSON leaves out, so earlier foundations keep their keys): 10 steps, whatever the run's length.
    */
   warmupShare?: number;
 }
@@ -310,7 +310,7 @@ export async function pretrainFoundation(
       learningRate: recipe.learningRate,
       schedule: "cosine",
       warmupSteps: FOUNDATION_WARMUP_STEPS,
-      ...(recipe.warmupShare !== undefined ? { warmupShare: recipe.warmupShare } : {}),
+      warmupShare: recipe.warmupShare,
       minLearningRateRatio: 0.1,
       epochs: recipe.epochs,
       batchTokens: 4096,
@@ -426,7 +426,7 @@ export async function fineTune(
       learningRate: recipe.learningRate,
       schedule: "cosine",
       warmupSteps: FINETUNE_WARMUP_STEPS,
-      ...(recipe.warmupShare !== undefined ? { warmupShare: recipe.warmupShare } : {}),
+      warmupShare: recipe.warmupShare,
       minLearningRateRatio: 0.1,
       epochs: recipe.epochs,
       batchTokens: 4096,

@@ -149,11 +149,14 @@ function fingerprint(options: TrainOptions, sequences: readonly TrainingSequence
   };
 }
 
+/** The largest TrainOptions.warmupShare: past half the run the decay would have less room than the warmup. */
+export const MAX_WARMUP_SHARE = 0.5;
+
 /** The warmup steps of a run of `totalSteps`: `warmupShare` of them where given, else `warmupSteps`. */
 export function resolvedWarmupSteps(options: Pick<TrainOptions, "warmupSteps" | "warmupShare">, totalSteps: number): number {
   const share = options.warmupShare;
   if (share === undefined) return options.warmupSteps;
-  if (!(share >= 0 && share <= 0.5)) throw new Error(`warmup share must be in [0, 0.5], got ${share}`);
+  if (!(share >= 0 && share <= MAX_WARMUP_SHARE)) throw new Error(`warmup share must be in [0, ${MAX_WARMUP_SHARE}], got ${share}`);
   return share === 0 ? 0 : Math.max(1, Math.ceil(share * totalSteps));
 }
 

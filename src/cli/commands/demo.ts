@@ -5,6 +5,7 @@ import { presetNames } from "../../model/presets.js";
 import { LOSS_MASK_MODES } from "../../text/documents.js";
 import { DEMO_DEFAULTS, runDemoPipeline } from "../../demo/pipeline.js";
 import { RELABELLED_LOSSES } from "../../experiment/stages.js";
+import { MAX_WARMUP_SHARE } from "../../train/loop.js";
 import { UsageError, checkedNumber, frozenPartsFlag, oneOf, optionalInteger, optionalNumber, parseFlags } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 import { formatSeconds } from "../progress.js";
@@ -28,7 +29,7 @@ by experiments/recipe/ (its README lists every run).
   --career-preset NAME CAREER size: ${CAREER_PRESET_NAMES.join(", ")} (default ${DEMO_DEFAULTS.careerPreset})
   --pretrain-epochs N  foundation pretraining epochs over the resumes (default ${DEMO_DEFAULTS.pretrainEpochs})
   --pretrain-lr X      peak learning rate of the pretraining (cosine to a tenth) (default ${DEMO_DEFAULTS.pretrainLearningRate})
-  --pretrain-warmup X  linear warmup over this share of the pretraining's steps, X in [0, 0.5] (default: 10 steps)
+  --pretrain-warmup X  linear warmup over this share of the pretraining's steps, X in [0, ${MAX_WARMUP_SHARE}] (default: 10 steps)
   --title-list-copies N  copies of the occupation-title list in the pretraining corpus, each in its own
                        shuffled order: a real foundation model has read every title (default ${DEMO_DEFAULTS.titleListCopies})
   --title-list-repeat-groups K  write each pretraining title list in groups of K titles, each group twice, so
@@ -38,7 +39,7 @@ by experiments/recipe/ (its README lists every run).
                        embeddings (tied to lm_head), attention, mlp (default: none)
   --finetune-epochs N  fine-tuning epochs over the survey's training split (default ${DEMO_DEFAULTS.finetuneEpochs})
   --finetune-lr X      peak learning rate of the fine-tuning (cosine to a tenth) (default ${DEMO_DEFAULTS.finetuneLearningRate})
-  --finetune-warmup X  linear warmup over this share of the fine-tuning's steps, X in [0, 0.5] (default: 5 steps)
+  --finetune-warmup X  linear warmup over this share of the fine-tuning's steps, X in [0, ${MAX_WARMUP_SHARE}] (default: 5 steps)
   --finetune-eval-every N  validate every N steps and score the weights with the lowest validation loss
                        (0: the last weights) (default ${DEMO_DEFAULTS.finetuneEvalEvery})
   --finetune-title-list-copies N  copies of the title list mixed into the fine-tuning documents: without them
@@ -63,11 +64,10 @@ by experiments/recipe/ (its README lists every run).
   --fresh              delete DIR first instead of reusing finished steps
 ${BACKEND_HELP}`;
 
-/** A warmup-share flag as its DemoSizes field, absent when the flag is (the recipe's fixed warmup steps). */
-function warmupShareFlag<K extends string>(values: Record<string, unknown>, flag: string, field: K): Partial<Record<K, number>> {
-  if (values[flag] === undefined) return {};
-  const share = checkedNumber(values, flag, 0, (x) => x >= 0 && x <= 0.5, "in [0, 0.5]");
-  return { [field]: share } as Partial<Record<K, number>>;
+/** A warmup-share flag's value; undefined when it is not given (the recipe's fixed warmup steps). */
+function warmupShareFlag(values: Record<string, unknown>, flag: string): number | undefined {
+  if (values[flag] === undefined) return undefined;
+  return checkedNumber(values, flag, 0, (x) => x >= 0 && x <= MAX_WARMUP_SHARE, `in [0, ${MAX_WARMUP_SHARE}]`);
 }
 
 export async function runDemo(argv: string[]): Promise<number> {
@@ -130,8 +130,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     relabelledLoss: oneOf(values, "relabel-loss", RELABELLED_LOSSES, DEMO_DEFAULTS.relabelledLoss),
     finetuneResumesShare: checkedNumber(values, "finetune-resumes-share", DEMO_DEFAULTS.finetuneResumesShare, (x) => x >= 0 && x <= 1, "in [0, 1]"),
     seed: optionalInteger(values, "seed", 0),
-    ...warmupShareFlag(values, "pretrain-warmup", "pretrainWarmupShare"),
-    ...warmupShareFlag(values, "finetune-warmup", "finetuneWarmupShare"),
+    pretrainWarmupShare: warmupShareFlag(values, "pretrain-warmup"),
+    finetuneWarmupShare: warmupShareFlag(values, "finetune-warmup"),
   };
   if (options.finetuneFrozen.length > 0 && options.finetuneMode === "lora") {
     throw new UsageError("--finetune-freeze is for --finetune-mode full (LoRA trains only its adapters)");
