@@ -96,7 +96,7 @@ function matmulKernel(shape: MatmulShape): MicroKernel {
       return (isa) => {
         // A bf16 b is packed once for the AMX path, as the model packs its weights; null on every other path.
         cpu.setIsa(isa);
-        const packed = bDtype === "bf16" ? cpu.packWeight(b as Uint16Array, n, k, transB) : null;
+        const packed = bDtype === "bf16" ? cpu.packWeight(b as Uint16Array, n, k, transB, isa) : null;
         return () => cpu.matmul(a, b, bDtype, out, 1, m, n, k, transA, transB, false, accumulate, 1, packed);
       };
     },

@@ -34,7 +34,8 @@ function amxBookkeeping() {
     ...native,
     isaInfo: () => ({ ...native.isaInfo(), selected: "amx" }),
     setIsa: () => {},
-    packWeight: (b, _n, _k, transB) => {
+    packWeight: (b, _n, _k, transB, isa) => {
+      expect(isa).toBe("amx");
       const packed = { id: packs.length, source: b, transB };
       packs.push(packed);
       return packed as unknown as NativePackedWeight;
@@ -137,13 +138,18 @@ describe("cpu backend: bf16 weights packed once for AMX", () => {
     expect(stats.liveWeights).toBe(start.liveWeights);
     expect(stats.cachedPacks).toBe(start.cachedPacks);
     expect(stats.perCallPacks).toBe(start.perCallPacks);
-    expect(native.packWeight(bf16Weight(10, n, k), n, k, true)).toBeNull();
+    expect(native.packWeight(bf16Weight(10, n, k), n, k, true, baseIsa)).toBeNull();
   });
 
   it("native validation of packWeight, releasePackedWeight and matmul's packedB (on every CPU)", () => {
     const untyped = native as unknown as Record<string, (...args: unknown[]) => unknown>;
-    expect(() => untyped.packWeight(new Float32Array(6), 2, 3, true)).toThrow(/^packWeight: b must be a Uint16Array \(bf16\)/);
-    expect(() => native.packWeight(new Uint16Array(5), 2, 3, true)).toThrow(/^packWeight: b has 5 elements, expected N·K = 6/);
+    expect(() => untyped.packWeight(new Float32Array(6), 2, 3, true, baseIsa)).toThrow(/^packWeight: b must be a Uint16Array \(bf16\)/);
+    expect(() => native.packWeight(new Uint16Array(5), 2, 3, true, baseIsa)).toThrow(/^packWeight: b has 5 elements, expected N·K = 6/);
+    expect(() => untyped.packWeight(new Uint16Array(6), 2, 3, true)).toThrow(/^packWeight: expected 5 arguments, got 4/);
+    expect(() => untyped.packWeight(new Uint16Array(6), 2, 3, true, "sse")).toThrow(/^packWeight: unknown ISA "sse"/);
+    if (!info.available.includes("amx")) {
+      expect(() => native.packWeight(new Uint16Array(6), 2, 3, true, "amx")).toThrow(/^packWeight: ISA amx is not available on this CPU/);
+    }
     expect(() => untyped.releasePackedWeight({})).toThrow(/^releasePackedWeight: packed must be a packed weight from packWeight/);
     const out = new Float32Array(m * n);
     expect(() => untyped.matmul(x, bf16Weight(12, n, k), "bf16", out, 1, m, n, k, false, true, false, false, 1, {}))
@@ -152,9 +158,9 @@ describe("cpu backend: bf16 weights packed once for AMX", () => {
   });
 
   it.skipIf(!info.available.includes("amx"))("on AMX: packed and per-call products agree bit for bit", async () => {
-    // packWeight packs only while the process-wide selection is AMX, and the tests above leave it at baseIsa; a
-    // process whose only backend is AMX starts there (the selection defaults to the best ISA).
-    native.setIsa("amx");
+    // The process-wide selection is another ISA (as when a second backend in the process ran last): packWeight
+    // packs for the backend's ISA, not the selection's.
+    native.setIsa(baseIsa);
     const backend = createCpuBackend({ isa: "amx" });
     const data = bf16Weight(11, n, k);
     const start = backend.packStats();
@@ -171,7 +177,7 @@ describe("cpu backend: bf16 weights packed once for AMX", () => {
 
     // The addon refuses a packed b that does not belong to b, or was released.
     native.setIsa("amx");
-    const handle = native.packWeight(data, n, k, true) as NativePackedWeight;
+    const handle = native.packWeight(data, n, k, true, "amx") as NativePackedWeight;
     const out = new Float32Array(m * n);
     expect(() => native.matmul(x, data.slice(), "bf16", out, 1, m, n, k, false, true, false, false, 1, handle))
       .toThrow(/packedB was packed from another b/);

@@ -227,6 +227,17 @@ class FlushWorker : public Napi::AsyncWorker {
   std::vector<Napi::Reference<Napi::Value>> keep_;
 };
 
+// The ISA named by string argument `index`, which this CPU must run (record, setIsa, packWeight).
+cpu::Isa AvailableIsaArg(const Op& op, const Napi::CallbackInfo& info, size_t index) {
+  if (!info[index].IsString()) op.Fail("isa must be a string");
+  const std::string name = info[index].As<Napi::String>().Utf8Value();
+  cpu::Isa isa;
+  if (!cpu::ParseIsa(name, &isa)) op.Fail("unknown ISA \"" + name + "\" (amx, avx512, avx2, scalar)");
+  const std::string unavailable = cpu::UnavailableReason(isa);
+  if (!unavailable.empty()) op.Fail(unavailable);
+  return isa;
+}
+
 // record(isa | null): start recording ops for `isa`, or stop.
 void Record(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "record"};
@@ -236,15 +247,8 @@ void Record(const Napi::CallbackInfo& info) {
     recording.on = false;
     return;
   }
-  if (!info[0].IsString()) op.Fail("isa must be a string or null");
-  const std::string name = info[0].As<Napi::String>().Utf8Value();
-  cpu::Isa isa;
-  if (!cpu::ParseIsa(name, &isa)) op.Fail("unknown ISA \"" + name + "\" (amx, avx512, avx2, scalar)");
-  bool available = false;
-  for (cpu::Isa a : cpu::DetectIsa().available) available = available || a == isa;
-  if (!available) op.Fail("ISA " + name + " is not available on this CPU");
+  recording.isa = AvailableIsaArg(op, info, 0);
   recording.on = true;
-  recording.isa = isa;
 }
 
 // flush() -> Promise<void>: runs everything recorded so far off the JS thread; rejects with the first
@@ -290,15 +294,7 @@ Napi::Value IsaInfo(const Napi::CallbackInfo& info) {
 void SetIsa(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "setIsa"};
   CheckArgCount(op, info, 1);
-  if (!info[0].IsString()) op.Fail("isa must be a string");
-  const std::string name = info[0].As<Napi::String>().Utf8Value();
-  cpu::Isa isa;
-  if (!cpu::ParseIsa(name, &isa)) op.Fail("unknown ISA \"" + name + "\" (amx, avx512, avx2, scalar)");
-  try {
-    cpu::SelectIsa(isa);
-  } catch (const std::invalid_argument& error) {
-    op.Fail(error.what());
-  }
+  cpu::SelectIsa(AvailableIsaArg(op, info, 0));
 }
 
 void SetThreads(const Napi::CallbackInfo& info) {
@@ -332,18 +328,20 @@ const cpu::PackedWeight& PackedArg(const Op& op, const Napi::CallbackInfo& info,
   return *handle->weight;
 }
 
-// packWeight(b, n, k, transB) -> packed weight | null: b (bf16, [N,K] when transB, else [K,N]) packed for
-// the selected ISA's matmul, or null when that ISA reads b in place (all but AMX). b must not change
-// afterwards (a frozen weight). When b lies in a mapped file, its pages are dropped from RSS after packing.
+// packWeight(b, n, k, transB, isa) -> packed weight | null: b (bf16, [N,K] when transB, else [K,N]) packed
+// for `isa`'s matmul (the ISA its matmuls will run on, whatever the process-wide selection is now), or null
+// when that ISA reads b in place (all but AMX). b must not change afterwards (a frozen weight). When b lies
+// in a mapped file, its pages are dropped from RSS after packing.
 Napi::Value PackWeight(const Napi::CallbackInfo& info) {
   const Op op{info.Env(), "packWeight"};
-  CheckArgCount(op, info, 4);
+  CheckArgCount(op, info, 5);
   const Array b = ArrayArg(op, info, 0, "b", napi_uint16_array, " (bf16)");
   const int64_t n = SizeArg(op, info, 1, "n"), k = SizeArg(op, info, 2, "k");
   const bool trans_b = BoolArg(op, info, 3, "transB");
+  const cpu::Isa isa = AvailableIsaArg(op, info, 4);
   ExpectLength(op, b, "b", Product(op, {n, k}), "N·K");
   std::unique_ptr<cpu::PackedWeight> packed;
-  RunKernel(op, [&] { packed = cpu::PackWeight(static_cast<const uint16_t*>(b.data), n, k, trans_b); });
+  RunKernel(op, [&] { packed = cpu::PackWeight(static_cast<const uint16_t*>(b.data), n, k, trans_b, isa); });
   if (!packed) return info.Env().Null();
   DropMappedPages(b.data, b.bytes);
   auto external = Napi::External<PackedHandle>::New(info.Env(), new PackedHandle{std::move(packed)},

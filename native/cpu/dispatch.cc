@@ -13,8 +13,8 @@ void Matmul(const MatmulArgs& args) {
   }
 }
 
-std::unique_ptr<PackedWeight> PackWeight(const uint16_t* b, int64_t n, int64_t k, bool trans_b) {
-  if (SelectedIsa() != Isa::kAmx) return nullptr;
+std::unique_ptr<PackedWeight> PackWeight(const uint16_t* b, int64_t n, int64_t k, bool trans_b, Isa isa) {
+  if (isa != Isa::kAmx) return nullptr;
   const double start = PackClock();
   const int64_t elements = amx::PackedBElements(n, k);
   auto packed = std::make_unique<PackedWeight>(b, n, k, trans_b, sizeof(uint16_t) * static_cast<size_t>(elements));

@@ -98,16 +98,19 @@ Isa SelectedIsa() {
   return value < 0 ? DetectIsa().available.front() : static_cast<Isa>(value);
 }
 
-void SelectIsa(Isa isa) {
+std::string UnavailableReason(Isa isa) {
   for (Isa available : DetectIsa().available) {
-    if (available == isa) {
-      selected.store(static_cast<int>(isa), std::memory_order_relaxed);
-      return;
-    }
+    if (available == isa) return "";
   }
   std::string message = std::string("ISA ") + IsaName(isa) + " is not available on this CPU";
   if (isa == Isa::kAmx) message += " (" + DetectIsa().amx_unavailable_reason + ")";
-  throw std::invalid_argument(message);
+  return message;
+}
+
+void SelectIsa(Isa isa) {
+  const std::string reason = UnavailableReason(isa);
+  if (!reason.empty()) throw std::invalid_argument(reason);
+  selected.store(static_cast<int>(isa), std::memory_order_relaxed);
 }
 
 const char* IsaName(Isa isa) {

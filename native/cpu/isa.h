@@ -18,7 +18,9 @@ struct IsaInfo {
 // Detection runs once (thread-safe); for AMX it also asks Linux for tile-data permission, process-wide.
 const IsaInfo& DetectIsa();
 Isa SelectedIsa();
-// Throws std::invalid_argument when this CPU cannot run `isa`.
+// "" when this CPU runs `isa`, else why not ("ISA amx is not available on this CPU (…)").
+std::string UnavailableReason(Isa isa);
+// Throws std::invalid_argument (UnavailableReason) when this CPU cannot run `isa`.
 void SelectIsa(Isa isa);
 
 const char* IsaName(Isa isa);

@@ -6,13 +6,13 @@
 #include <memory>
 
 #include "cpu/buffer.h"
+#include "cpu/isa.h"
 
 namespace labor::cpu {
 
 enum class DType { kF32, kBf16, kF16 };
 
-// A bf16 matmul b that never changes (a frozen weight), re-laid out once for the selected ISA's kernel
-// so that matmuls passing it (MatmulArgs::packed_b) skip packing b on every call. Only the AMX path has a
+// A bf16 matmul b that never changes (a frozen weight), re-laid out once for one ISA's kernel so that matmuls passing it (MatmulArgs::packed_b) skip packing b on every call. Only the AMX path has a
 // packed layout (VNNI-2 tiles, ops_amx.cc); the other paths read b in place and ignore it. Made by
 // PackWeight below; the live count and bytes are in PackStats.
 class PackedWeight {
@@ -119,10 +119,11 @@ double PeakLoop(int64_t iterations);
 void Matmul(const MatmulArgs& args);
 void Attention(const AttentionArgs& args);
 
-// b (bf16, [K,N] or [N,K] when trans_b) packed for the selected ISA's matmul, or null when that ISA reads
-// b in place (every ISA but AMX): so nothing is copied on CPUs without AMX. The packing time and the
-// packed bytes go to PackStats.
-std::unique_ptr<PackedWeight> PackWeight(const uint16_t* b, int64_t n, int64_t k, bool trans_b);
+// b (bf16, [K,N] or [N,K] when trans_b) packed for `isa`'s matmul, or null when that ISA reads b in place
+// (every ISA but AMX): so nothing is copied on CPUs without AMX. The ISA is the caller's (the backend that
+// will run the matmuls), not the process-wide selection, which another backend in the process may have
+// changed; the caller has checked that this CPU runs it. The packing time and bytes go to PackStats.
+std::unique_ptr<PackedWeight> PackWeight(const uint16_t* b, int64_t n, int64_t k, bool trans_b, Isa isa);
 
 // Weight packing so far, process-wide, reported apart from matmul time. "Cached" packs are PackWeight's
 // (once per weight); "per-call" packs are the AMX path packing a bf16 b inside a matmul that had no

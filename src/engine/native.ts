@@ -58,11 +58,13 @@ export interface NativeCpuOps {
     transA: boolean, transB: boolean, bBatched: boolean, accumulate: boolean, alpha?: number,
     packedB?: NativePackedWeight | null): void;
   /**
-   * b (bf16, [N,K] when transB, else [K,N]) packed for the selected ISA's matmul, to pass as matmul's
-   * `packedB` with this same b, n, k and transB; null when that ISA reads b in place (all but AMX). b must
-   * never change afterwards. When b lies in a mapped file, its pages are dropped from RSS once packed.
+   * b (bf16, [N,K] when transB, else [K,N]) packed for `isa`'s matmul, to pass as matmul's `packedB` with
+   * this same b, n, k and transB; null when that ISA reads b in place (all but AMX). `isa` is the one the
+   * matmuls will run with, not the process-wide selection (which another backend may have changed); this
+   * CPU must run it. b must never change afterwards. When b lies in a mapped file, its pages are dropped
+   * from RSS once packed.
    */
-  packWeight(b: Uint16Array, n: number, k: number, transB: boolean): NativePackedWeight | null;
+  packWeight(b: Uint16Array, n: number, k: number, transB: boolean, isa: CpuIsa): NativePackedWeight | null;
   /** Free a packed weight now, not at garbage collection (a matmul given it afterwards throws). */
   releasePackedWeight(packed: NativePackedWeight): void;
   packStats(): CpuPackStats;

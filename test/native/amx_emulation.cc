@@ -146,7 +146,7 @@ std::vector<float> Naive(const MatmulArgs& p, const std::vector<float>& out_befo
 }
 
 std::unique_ptr<PackedWeight> Pack(const uint16_t* b, int64_t n, int64_t k, bool trans_b) {
-  // What cpu::PackWeight (dispatch.cc) does when AMX is selected.
+  // What cpu::PackWeight (dispatch.cc) does for Isa::kAmx.
   auto packed = std::make_unique<PackedWeight>(b, n, k, trans_b, sizeof(uint16_t) * amx::PackedBElements(n, k));
   amx::PackB(b, n, k, trans_b, static_cast<uint16_t*>(packed->data.data()));
   return packed;

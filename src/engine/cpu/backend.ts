@@ -514,7 +514,7 @@ export class CpuBackend implements Backend {
     const way = transB ? "transB" : "plain";
     let copy = copies[way];
     if (copy === undefined) {
-      copy = this.native.packWeight(b.data as Uint16Array, n, k, transB);
+      copy = this.native.packWeight(b.data as Uint16Array, n, k, transB, this.isa);
       copies[way] = copy;
     }
     return copy;
@@ -523,7 +523,7 @@ export class CpuBackend implements Backend {
   /**
    * Runs op calls: recorded for this backend's ISA off the JS thread, else at once with the ISA (process-
    * global in the addon) selected only when another backend changed it. A bf16 weight's first AMX packing
-   * (packedWeight) happens inside `call`, at once, on the JS thread.
+   * (packedWeight) happens inside `call`, at once, on the JS thread, for this backend's ISA.
    */
   private run(call: () => void): void {
     if (this.stream) {
