@@ -6,6 +6,7 @@ import { INFO_HELP, runInfo } from "./commands/info.js";
 import { LOGPROBS_HELP, runLogprobs } from "./commands/logprobs.js";
 import { MODEL_HELP, runModel } from "./commands/model.js";
 import { BASELINE_HELP, runBaseline } from "./commands/baseline.js";
+import { ENSEMBLE_HELP, runEnsemble } from "./commands/ensemble.js";
 import { EVAL_HELP, runEval } from "./commands/eval.js";
 import { EXPERIMENT_HELP, runExperimentCommand } from "./commands/experiment.js";
 import { SCORE_HELP, runScore } from "./commands/score.js";
@@ -24,6 +25,7 @@ commands:
   score        every person-year's probability of each next occupation under a model (+ adapter)
   baseline     comparison models (markov, logit, oracle) in the same predictions format
   eval         metrics of predictions files in one table (markdown, JSON, CSV, HTML report)
+  ensemble     the equal-weight ensemble of models' predictions of the same person-years
   logprobs     per-token log-probabilities of texts under a model
   info         backends and CPU kernel paths available on this machine`;
 
@@ -36,6 +38,7 @@ const COMMANDS: Record<string, { run: (argv: string[]) => number | Promise<numbe
   score: { run: runScore, help: SCORE_HELP },
   baseline: { run: runBaseline, help: BASELINE_HELP },
   eval: { run: runEval, help: EVAL_HELP },
+  ensemble: { run: runEnsemble, help: ENSEMBLE_HELP },
   logprobs: { run: runLogprobs, help: LOGPROBS_HELP },
   info: { run: runInfo, help: INFO_HELP },
 };

@@ -110,7 +110,14 @@ export const DEMO_DEFAULTS: DemoSizes = {
 
 export interface DemoOptions extends DemoSizes {
   outDir: string;
+  /** Seed of the data (survey, splits, resumes) and, unless modelSeed is given, of the models. */
   seed: number;
+  /**
+   * Seed of the models' initialisation, batch order and sampled copies (foundation, fine-tuning, CAREER),
+   * apart from the data's. Runs that differ only in it train new models on the same people: the members of
+   * an ensemble (`labor-llm ensemble`). Absent: `seed` (and the step keys of a run without it).
+   */
+  modelSeed?: number;
   backend: Backend;
   log?: (line: string) => void;
 }
@@ -139,8 +146,8 @@ export function demoData(people: number, resumes: number, seed: number): Survey 
 export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult> {
   const started = performance.now();
   const log = options.log ?? ((line: string) => console.log(line));
-  const { backend, seed } = options;
-  const context: StageContext = { stepsDir: join(options.outDir, "steps"), backend, seed, log };
+  const { backend, seed, modelSeed } = options;
+  const context: StageContext = { stepsDir: join(options.outDir, "steps"), backend, seed: modelSeed ?? seed, log };
   const taxonomy = occupationTaxonomy();
   const config = MODEL_PRESETS[options.modelPreset];
   if (!config) throw new Error(`--model-preset: unknown preset "${options.modelPreset}"`);
@@ -195,7 +202,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
   await scoreWith("oracle", {}, async () => new OraclePredictor("nlsy79", taxonomy));
   await scoreWith("markov", {}, async () => fitMarkovTuned(data.train, data.valid, undefined, taxonomy));
   await scoreWith("logit", { ...LOGIT_SETTINGS }, logitPredictor("logit", data.train));
-  await scoreWith("career", { preset: options.careerPreset }, careerPredictor(context, "CAREER", options.careerPreset, data, data.resumes));
+  await scoreWith("career", { preset: options.careerPreset, modelSeed }, careerPredictor(context, "CAREER", options.careerPreset, data, data.resumes));
   await scoreWith("off-the-shelf-llm", { foundation: foundation.key }, llmPredictor(context, "off-the-shelf LLM", foundation, TEMPLATE));
   await scoreWith("ft-llm", { finetune: finetune.key }, llmPredictor(context, "FT-LLM", foundation, TEMPLATE, finetune));
 
@@ -207,7 +214,7 @@ export async function runDemoPipeline(options: DemoOptions): Promise<DemoResult>
     title: "labor-llm demo: next-occupation prediction on a synthetic NLSY79-like survey",
     note:
       `Synthetic data with a known truth: ${options.people} survey people (test split ${data.test.length}), ` +
-      `${options.resumes} resumes; foundation ${options.modelPreset} Llama; seed ${seed}; ${backend.describe()}; ` +
+      `${options.resumes} resumes; foundation ${options.modelPreset} Llama; seed ${seed}${modelSeed === undefined ? "" : ` (models: seed ${modelSeed})`}; ${backend.describe()}; ` +
       `pipeline time ${formatSeconds(seconds)}.`,
     sources: predictionFiles,
   });

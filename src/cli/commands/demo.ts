@@ -61,6 +61,9 @@ by experiments/recipe/ (its README lists every run).
                        text, what scoring reads: ~2× faster steps that learn titles sooner) (default ${DEMO_DEFAULTS.pretrainLoss})
   --finetune-loss L    all | targets, as --pretrain-loss, for the fine-tuning (default ${DEMO_DEFAULTS.finetuneLoss})
   --seed N             seed of data, initialisation and training (default 0)
+  --model-seed N       seed of the models alone (initialisation, batch order, sampled copies of the foundation,
+                       fine-tuning and CAREER); the data stay those of --seed. Runs that differ only in it are
+                       members of an ensemble: combine their predictions with labor-llm ensemble (default: --seed)
   --fresh              delete DIR first instead of reusing finished steps
 ${BACKEND_HELP}`;
 
@@ -96,6 +99,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     "finetune-relabel-share": { type: "string" },
     "relabel-loss": { type: "string" },
     seed: { type: "string" },
+    "model-seed": { type: "string" },
     fresh: { type: "boolean" },
     "finetune-freeze": { type: "string" },
     "finetune-resumes-share": { type: "string" },
@@ -130,6 +134,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     relabelledLoss: oneOf(values, "relabel-loss", RELABELLED_LOSSES, DEMO_DEFAULTS.relabelledLoss),
     finetuneResumesShare: checkedNumber(values, "finetune-resumes-share", DEMO_DEFAULTS.finetuneResumesShare, (x) => x >= 0 && x <= 1, "in [0, 1]"),
     seed: optionalInteger(values, "seed", 0),
+    modelSeed: values["model-seed"] === undefined ? undefined : optionalInteger(values, "model-seed", 0),
     pretrainWarmupShare: warmupShareFlag(values, "pretrain-warmup"),
     finetuneWarmupShare: warmupShareFlag(values, "finetune-warmup"),
   };
