@@ -97,6 +97,9 @@ describe("labor-llm CLI", () => {
     const warmup = run(["demo", "--out", join(workDir, "demo-x"), "--pretrain-warmup", "0.6"]);
     expect(warmup.status).toBe(2);
     expect(warmup.stderr).toMatch(/--pretrain-warmup must be in \[0, 0.5\], got "0.6"/);
+    const modelSeed = run(["demo", "--out", join(workDir, "demo-x"), "--model-seed", "1.5"]);
+    expect(modelSeed.status).toBe(2);
+    expect(modelSeed.stderr).toMatch(/--model-seed must be an integer ≥ 0, got "1.5"/);
     expect(existsSync(join(workDir, "demo-x"))).toBe(false);
   });
 });

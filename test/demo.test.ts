@@ -58,4 +58,18 @@ describe("labor-llm demo (reduced size)", () => {
     expect(lines.filter((l) => /reusing/.test(l)).length).toBe(8);
     expect(performance.now() - started).toBeLessThan(60_000);
   }, 120_000);
+
+  it("--model-seed trains new models on the same data: only the data's steps are reused", async () => {
+    const lines: string[] = [];
+    const result = await runDemoPipeline({ ...options, modelSeed: 4, log: (line) => lines.push(line) });
+    expect(lines.filter((l) => /reusing/.test(l)).map((l) => l.trim().split(":")[0])).toEqual(["oracle", "markov", "logit"]);
+    const first = await runDemoPipeline({ ...options, log: () => {} });
+    const byModel = (metrics: typeof result.metrics) => new Map(metrics.map((m) => [m.model, m]));
+    const [a, b] = [byModel(first.metrics), byModel(result.metrics)];
+    for (const model of ["oracle", "markov", "logit"]) expect(b.get(model)?.perplexity).toBe(a.get(model)?.perplexity);
+    for (const model of ["career", "off-the-shelf LLM", "FT-LLM"]) {
+      expect(b.get(model)?.personYears).toBe(a.get(model)?.personYears);
+      expect(b.get(model)?.perplexity).not.toBe(a.get(model)?.perplexity);
+    }
+  }, 300_000);
 });
