@@ -91,6 +91,34 @@ describe("labor-llm experiment (tiny scale)", () => {
       .rejects.toThrow(/resumesReplayShare must be in \(0, 1\], got 1.5/);
   }, 300_000);
 
+  it("--members 2: each survey's FT-LLM and CAREER again from model seed + 1000, their ensembles, compared size for size", async () => {
+    const lines: string[] = [];
+    const report = await runExperiment({ ...options, members: 2, log: (line: string) => lines.push(line) });
+    expect(lines).toContain("      ensemble member 2/2: model seed 1001");
+    // Member 1 is the run above, reused; only member 2's foundation is pretrained.
+    expect(lines.filter((l) => /pretrained on \d+ career documents/.test(l)).length).toBe(1);
+    const surveys = EXPERIMENT_SCALES.tiny.surveys;
+    expect(report.rows.filter((r) => r.survey === surveys[1]).map((r) => r.model)).toEqual([
+      "oracle", "markov", "logit", "CAREER (tiny)", "off-the-shelf LLM", "FT-LLM",
+      "CAREER (tiny), member 2", "FT-LLM, member 2", "CAREER (tiny) ×2", "FT-LLM ×2",
+    ]);
+    for (const survey of surveys) {
+      const logLoss = (model: string) => Math.log(report.rows.find((r) => r.survey === survey && r.model === model)!.intervals.perplexity.estimate);
+      // A mixture's log loss is at most its members' mean (log is concave), person-year by person-year.
+      for (const model of ["FT-LLM", "CAREER (tiny)"]) {
+        expect(logLoss(`${model} ×2`)).toBeLessThanOrEqual((logLoss(model) + logLoss(`${model}, member 2`)) / 2 + 1e-9);
+      }
+      const questions = report.comparisons.filter((c) => c.survey === survey).map((c) => c.question);
+      for (const q of ["FT-LLM ×2 vs CAREER (tiny) ×2", "ensemble gain: FT-LLM ×2 vs one", "ensemble gain: CAREER (tiny) ×2 vs one", "FT-LLM vs CAREER (tiny)"]) {
+        expect(questions, q).toContain(q);
+      }
+      expect(questions.some((q) => q.includes("member 2"))).toBe(false);
+    }
+    expect(report.learningCurves.length).toBe(2 * surveys.length + 5);
+    expect(report.pretrainingCurves.map((c) => c.foundation)).toEqual(["tiny", "tiny", "tiny, member 2"]);
+    expect(report.markdown).toContain("ensembles of 2 members");
+  }, 600_000);
+
   it("pools two seeds: each comparison is the person-year-weighted mean of the seeds' own estimates, resampled within each seed", async () => {
     const lines: string[] = [];
     const pooled = await runPooledExperiment({ ...options, outDir: workDir, seeds: [1, 2], log: (line: string) => lines.push(line) });

@@ -22,7 +22,7 @@ import { OraclePredictor } from "../score/baselines/oracle.js";
 import { fitMarkovTuned } from "../score/baselines/markov.js";
 import { formatSeconds } from "../util/progress.js";
 import {
-  careerPredictor, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
+  careerPredictor, ensemblePredictions, fineTune, llmPredictor, LOGIT_SETTINGS, logitPredictor, pretrainFoundation, resumesCorpus, scorePredictions, syntheticSurvey,
   type FinetuneRecipe, type FinetuneValue, type FoundationRecipe, type FoundationValue, type StageContext,
 } from "./stages.js";
 import type { StepResult } from "./steps.js";
@@ -92,6 +92,13 @@ export interface ExperimentOptions {
   scaleName: string;
   outDir: string;
   seed: number;
+  /**
+   * Models per ensemble (default 1: none). With K > 1, every survey's FT-LLM and CAREER are trained K times on
+   * the same data (member j ≥ 2 from model seed seed + MEMBER_SEED_STRIDE·(j − 1): its own foundation,
+   * fine-tuning and CAREER), and "FT-LLM ×K" and "CAREER (…) ×K", the equal-weight mixtures of the members'
+   * predictions (score/ensemble.ts), are compared as well.
+   */
+  members?: number;
   backend: Backend;
   log?: (line: string) => void;
 }
@@ -116,6 +123,19 @@ const ABLATIONS: { template: TemplateName; label: string }[] = [
 
 /** Survey i of the experiment is drawn with seed + i·stride (far from the resumes' seed + 1 and seed + 2). */
 const SURVEY_SEED_STRIDE = 1000;
+/**
+ * Ensemble member j ≥ 2 trains its models from seed + stride·(j − 1), as `labor-llm demo --model-seed` does in
+ * experiments/recipe/runs-e.sh (member b of seed S: 1000 + S). Model seeds and data seeds feed different draws.
+ */
+export const MEMBER_SEED_STRIDE = 1000;
+
+/** Row label of member j (1-based) of a model's ensemble, and of the ensemble of K. */
+export function memberLabel(model: string, member: number): string {
+  return member === 1 ? model : `${model}, member ${member}`;
+}
+export function ensembleLabel(model: string, members: number): string {
+  return `${model} ×${members}`;
+}
 
 /** What one run of the pipeline scored: the input of its report (and of a report pooling several runs). */
 interface ExperimentRun {
@@ -130,7 +150,8 @@ function scaleNote(options: Omit<ExperimentOptions, "seed">, seeds: string, seco
   return `Scale "${options.scaleName}": ${scale.surveyPeople} people per survey (first ${scale.testPeople} test people scored, or the whole test split where it holds fewer), ` +
     `${scale.resumes} resumes, ${scale.extraCareers} extra careers; foundation ${scale.foundation.preset}, smaller ${scale.smallerPreset}; ` +
     `fine-tuning ${scale.finetune.mode}, lr ${scale.finetune.learningRate}, ${scale.finetune.epochs} epochs, best validation kept; ` +
-    `${seeds} (survey i drawn with seed + ${SURVEY_SEED_STRIDE}·i); ${options.backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`;
+    `${seeds} (survey i drawn with seed + ${SURVEY_SEED_STRIDE}·i)` +
+    `${(options.members ?? 1) > 1 ? `; ensembles of ${options.members} members (member j from model seed seed + ${MEMBER_SEED_STRIDE}·(j − 1))` : ""}; ${options.backend.describe()}; this invocation took ${formatSeconds(seconds)} (stages reused from the cache take no time).`;
 }
 
 function reportInput(options: Omit<ExperimentOptions, "seed">, run: ExperimentRun, seed: number, note: string): ExperimentReportInput {
@@ -200,6 +221,16 @@ async function runExperimentStages(options: ExperimentOptions): Promise<Experime
     { name: scale.foundation.preset, value: foundation.value },
     { name: scale.smallerPreset, value: smaller.value },
   ];
+  const members = options.members ?? 1;
+  // Ensemble members 2…K: the same recipes from their own model seed, on the same corpus and surveys.
+  const memberRuns: { member: number; context: StageContext; foundation: StepResult<FoundationValue> }[] = [];
+  for (let member = 2; member <= members; member++) {
+    const memberContext = { ...context, seed: seed + MEMBER_SEED_STRIDE * (member - 1) };
+    log(`      ensemble member ${member}/${members}: model seed ${memberContext.seed}`);
+    const memberFoundation = await pretrainFoundation(memberContext, `foundation-${scale.foundation.preset}`, { ...scale.foundation, config: configOf(scale.foundation.preset) }, corpus);
+    memberRuns.push({ member, context: memberContext, foundation: memberFoundation });
+    foundations.push({ name: `${scale.foundation.preset}, member ${member}`, value: memberFoundation.value });
+  }
 
   const scored: ScoredModel[] = [];
   const mainSurvey = scale.surveys[0];
@@ -214,23 +245,44 @@ async function runExperimentStages(options: ExperimentOptions): Promise<Experime
     const dataKey = { profile, people: scale.surveyPeople, seed: surveySeed };
     const scoredKey = { ...dataKey, testPeople: test.length };
     log(`      ${survey.train.length}/${survey.valid.length}/${survey.test.length} people train/valid/test; scoring ${test.length} test people (${countPersonYears({ people: test })} person-years)`);
-    const score = async (model: string, inputs: unknown, make: Parameters<typeof scorePredictions>[4], finetune?: StepResult<FinetuneValue>) => {
+    const score = async (model: string, inputs: unknown, make: Parameters<typeof scorePredictions>[4], finetune?: StepResult<FinetuneValue>, stageContext = context) => {
       const key = model.toLowerCase().replace(/[^a-z0-9]+/g, "-");
-      const step = await scorePredictions(context, `${profile}-${key}`, { dataKey: scoredKey, inputs }, test, make, { split: "test", survey: profile });
+      const step = await scorePredictions(stageContext, `${profile}-${key}`, { dataKey: scoredKey, inputs }, test, make, { split: "test", survey: profile });
       scored.push({ survey: profile, model, path: step.value.path, seconds: step.value.seconds, finetune: finetune?.value });
+      return step.value.path;
     };
     await score("oracle", {}, async () => new OraclePredictor(profile, taxonomy));
     await score("markov", {}, async () => fitMarkovTuned(survey.train, survey.valid, undefined, taxonomy));
     await score("logit", { ...LOGIT_SETTINGS }, logitPredictor(`${profile} logit`, survey.train));
     const careerPresets: CareerPresetName[] = [...scale.careerPresets];
     if (scale.careerPaperOnMain && profile === mainSurvey && !careerPresets.includes("paper")) careerPresets.push("paper");
+    const ensembles = new Map<string, string[]>();  // model → its members' predictions files
     for (const preset of careerPresets) {
-      await score(`CAREER (${preset})`, { preset, resumes: corpus.key }, careerPredictor(context, `${profile} CAREER (${preset})`, preset, survey, resumes));
+      const model = `CAREER (${preset})`;
+      ensembles.set(model, [await score(model, { preset, resumes: corpus.key }, careerPredictor(context, `${profile} ${model}`, preset, survey, resumes))]);
     }
     await score("off-the-shelf LLM", { foundation: foundation.key }, llmPredictor(context, "off-the-shelf LLM", foundation, defaultTemplate));
     const surveyData = { key: dataKey, train: survey.train, valid: survey.valid, template: defaultTemplate, resumes };
     const finetuned = await fineTune(context, `${profile}-finetune`, foundation, scale.finetune, surveyData);
-    await score("FT-LLM", { finetune: finetuned.key }, llmPredictor(context, "FT-LLM", foundation, defaultTemplate, finetuned), finetuned);
+    ensembles.set("FT-LLM", [await score("FT-LLM", { finetune: finetuned.key }, llmPredictor(context, "FT-LLM", foundation, defaultTemplate, finetuned), finetuned)]);
+    for (const { member, context: memberContext, foundation: memberFoundation } of memberRuns) {
+      for (const preset of careerPresets) {
+        const model = memberLabel(`CAREER (${preset})`, member);
+        const make = careerPredictor(memberContext, `${profile} ${model}`, preset, survey, resumes);
+        ensembles.get(`CAREER (${preset})`)!.push(await score(model, { preset, resumes: corpus.key, modelSeed: memberContext.seed }, make, undefined, memberContext));
+      }
+      const memberFinetuned = await fineTune(memberContext, `${profile}-finetune`, memberFoundation, scale.finetune, surveyData);
+      const model = memberLabel("FT-LLM", member);
+      const make = llmPredictor(memberContext, model, memberFoundation, defaultTemplate, memberFinetuned);
+      ensembles.get("FT-LLM")!.push(await score(model, { finetune: memberFinetuned.key }, make, memberFinetuned, memberContext));
+    }
+    if (members > 1) {
+      for (const [model, paths] of ensembles) {
+        const label = ensembleLabel(model, members);
+        const step = await ensemblePredictions(context, `${profile}-${label.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`, label, paths);
+        scored.push({ survey: profile, model: label, path: step.value.path, seconds: 0 });
+      }
+    }
 
     if (profile !== mainSurvey) continue;
     log(`[3/4] ${profile}: titles vs codes, no birth year, no education; data vs size`);

@@ -145,8 +145,17 @@ function csv(headers: string[], rows: (string | number)[][]): string {
 /** The comparisons asked of each survey (those whose two models were scored there). */
 function plannedComparisons(survey: ProfileName, models: readonly string[], input: ExperimentReportInput): { question: string; a: string; b: string }[] {
   const planned: { question: string; a: string; b: string }[] = [];
-  for (const baseline of models.filter((m) => m.startsWith("CAREER") || m === "logit" || m === "markov")) {
+  const careers = models.filter((m) => /^CAREER \([a-z]+\)$/.test(m));
+  for (const baseline of [...careers, "logit", "markov"]) {
     planned.push({ question: `FT-LLM vs ${baseline}`, a: "FT-LLM", b: baseline });
+  }
+  // Ensembles of K members (pipeline.ts, --members): the FT-LLM's against CAREER's of the same size, and what
+  // the ensemble adds to its first member.
+  const ftEnsemble = models.find((m) => /^FT-LLM ×\d+$/.test(m));
+  if (ftEnsemble) {
+    const size = ftEnsemble.slice("FT-LLM ".length);
+    for (const career of careers) planned.push({ question: `FT-LLM ${size} vs ${career} ${size}`, a: ftEnsemble, b: `${career} ${size}` });
+    for (const model of ["FT-LLM", ...careers]) planned.push({ question: `ensemble gain: ${model} ${size} vs one`, a: `${model} ${size}`, b: model });
   }
   planned.push({ question: "value of fine-tuning", a: "FT-LLM", b: "off-the-shelf LLM" });
   if (survey === input.mainSurvey) {
@@ -296,7 +305,7 @@ export async function writeExperimentReport(dir: string, input: ExperimentReport
       });
     });
     for (const planned of plannedComparisons(survey, models, input)) {
-      const statistics = planned.question.startsWith("FT-LLM vs CAREER") ? PAIRED_STATISTICS : PAIRED_STATISTICS.slice(0, 1);
+      const statistics = /^FT-LLM( ×\d+)? vs CAREER/.test(planned.question) ? PAIRED_STATISTICS : PAIRED_STATISTICS.slice(0, 1);
       const [ia, ib] = [models.indexOf(planned.a), models.indexOf(planned.b)];
       for (const { key, label } of statistics) {
         const statistic = BOOTSTRAP_STATISTICS[key];

@@ -36,6 +36,7 @@ import { LlmPredictor, type Predictor } from "../score/predictor.js";
 import { LogitPredictor } from "../score/baselines/logit.js";
 import { trainCareerBaseline } from "../score/baselines/career.js";
 import type { CareerPresetName } from "../model/career.js";
+import { writeEnsemble } from "../score/ensemble.js";
 import { predictionHeader, predictionRecords, writePredictions } from "../score/predictions.js";
 import { ProgressBar } from "../util/progress.js";
 import { SeededRandom } from "../util/random.js";
@@ -478,6 +479,17 @@ export async function scorePredictions(
     const path = join(dir, "predictions.jsonl");
     writePredictions(path, predictionHeader(predictor.name, predictor.taxonomy, predictor.normalised, { ...meta, seed: context.seed, seconds }), predictionRecords(people, logProbs));
     return { path, seconds, personYears };
+  });
+  if (step.reused) context.log(`      ${name}: reusing predictions`);
+  return step;
+}
+
+/** The equal-weight ensemble of members' predictions files (score/ensemble.ts) as `name/predictions.jsonl` (cached by the members' paths, which hold their steps' keys). */
+export async function ensemblePredictions(context: StageContext, name: string, label: string, members: readonly string[]): Promise<StepResult<PredictionsValue>> {
+  const step = await runStep(context.stepsDir, `predictions-${name}`, { members }, async (dir) => {
+    const path = join(dir, "predictions.jsonl");
+    const { records } = await writeEnsemble(members, path, label);
+    return { path, seconds: 0, personYears: records };
   });
   if (step.reused) context.log(`      ${name}: reusing predictions`);
   return step;

@@ -1,12 +1,14 @@
 /** `labor-llm experiment`: the paper's comparisons with intervals, on synthetic surveys (src/experiment/). */
 import { rmSync } from "node:fs";
-import { EXPERIMENT_SCALES, runExperiment, runPooledExperiment } from "../../experiment/pipeline.js";
+import { EXPERIMENT_SCALES, MEMBER_SEED_STRIDE, runExperiment, runPooledExperiment } from "../../experiment/pipeline.js";
 import { oneOf, optionalInteger, parseFlags, UsageError } from "../args.js";
 import { BACKEND_FLAGS, BACKEND_HELP, backendFromFlags } from "../backend-flags.js";
 
 const SCALE_NAMES = Object.keys(EXPERIMENT_SCALES) as (keyof typeof EXPERIMENT_SCALES)[];
+/** Each member is a whole foundation, fine-tuning and CAREER per survey: more than a few is never a session's work. */
+const MAX_MEMBERS = 8;
 
-export const EXPERIMENT_HELP = `labor-llm experiment [--scale dev|gpu|tiny] [--out DIR] [--seed N | --seeds LIST] [--test-people N] [--fresh]
+export const EXPERIMENT_HELP = `labor-llm experiment [--scale dev|gpu|tiny] [--out DIR] [--seed N | --seeds LIST] [--test-people N] [--members K] [--fresh]
 
 Reproduces the LABOR-LLM comparisons on synthetic NLSY79-, NLSY97- and PSID-like surveys whose true transition
 probabilities are known, and writes one report with 95% bootstrap intervals by person:
@@ -35,6 +37,12 @@ Every stage is cached by a hash of its inputs: rerunning the same command resume
   --test-people N  score the first N people of each survey's test split (default: the scale's, dev 50; the
                  test split holds ~10% of the survey, ~100 people at dev). More people narrow every interval
                  (about 1/√N) at the cost of scoring time; the fine-tunings are cached apart from N
+  --members K    train every survey's FT-LLM and CAREER K times on the same data, member j ≥ 2 from model seed
+                 seed + ${MEMBER_SEED_STRIDE}·(j − 1) (its own foundation, fine-tuning and CAREER), and compare their
+                 equal-weight ensembles as well: "FT-LLM ×K" vs "CAREER (…) ×K", and each ensemble vs its first
+                 member. Models trained from scratch on little data differ by chance (initialisation, batch
+                 order); an ensemble averages that away. Costs about K× the FT-LLM and CAREER stages (default 1:
+                 no ensembles)
   --fresh        delete DIR first instead of resuming
 ${BACKEND_HELP}`;
 
@@ -56,6 +64,7 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
     seed: { type: "string" },
     seeds: { type: "string" },
     "test-people": { type: "string" },
+    members: { type: "string" },
     fresh: { type: "boolean" },
     ...BACKEND_FLAGS,
   });
@@ -70,12 +79,14 @@ export async function runExperimentCommand(argv: string[]): Promise<number> {
   if (seeds && values.seed !== undefined) throw new UsageError("--seed and --seeds: give one seed or a list, not both");
   const scale = { ...EXPERIMENT_SCALES[scaleName] };
   scale.testPeople = optionalInteger(values, "test-people", scale.testPeople, 1);
+  const members = optionalInteger(values, "members", 1, 1);
+  if (members > MAX_MEMBERS) throw new UsageError(`--members must be at most ${MAX_MEMBERS}, got ${members}`);
   const backend = await backendFromFlags(values);
   if (values.fresh) rmSync(outDir, { recursive: true, force: true });
   console.log(`labor-llm experiment (scale ${scaleName}) on ${backend.describe()}; outputs in ${outDir}`);
   const report = seeds
-    ? await runPooledExperiment({ scale, scaleName, outDir, seeds, backend })
-    : await runExperiment({ scale, scaleName, outDir, seed, backend });
+    ? await runPooledExperiment({ scale, scaleName, outDir, seeds, members, backend })
+    : await runExperiment({ scale, scaleName, outDir, seed, members, backend });
   console.log("\n" + report.markdown);
   console.log(`report: ${report.dir}/report.html`);
   return 0;
