@@ -82,6 +82,7 @@ describe("ensemble of predictions", () => {
     expect((await read(join(workDir, "default.jsonl"))).header.model).toBe("ensemble of 2");
     const before = readFileSync(a, "utf8");
     await expect(runEnsemble(["--predictions", a, b, "--out", a])).rejects.toThrow(/--out .*a\.jsonl is one of the members/);
+    await expect(runEnsemble(["--predictions", a, b, "--out", join(workDir, ".", "b.jsonl")])).rejects.toThrow(/is one of the members/);
     await expect(runEnsemble(["--predictions", a, "--out", out])).rejects.toThrow(/at least 2 predictions files, got 1/);
     await expect(runEnsemble(["--predictions", a, b])).rejects.toThrow(/--out/);
     expect(readFileSync(a, "utf8")).toBe(before);

@@ -1,4 +1,5 @@
 /** `labor-llm ensemble`: the equal-weight ensemble of several models' predictions (src/score/ensemble.ts). */
+import { resolve } from "node:path";
 import { writeEnsemble } from "../../score/ensemble.js";
 import { parseFlags, requireString, UsageError } from "../args.js";
 
@@ -22,7 +23,7 @@ export async function runEnsemble(argv: string[]): Promise<number> {
   const paths = [...((values.predictions as unknown as string[] | undefined) ?? []), ...positionals];
   if (paths.length < 2) throw new UsageError(`an ensemble needs at least 2 predictions files, got ${paths.length}`);
   const out = requireString(values, "out");
-  if (paths.includes(out)) throw new UsageError(`--out ${out} is one of the members (the members are never modified)`);
+  if (paths.some((path) => resolve(path) === resolve(out))) throw new UsageError(`--out ${out} is one of the members (the members are never modified)`);
   const name = typeof values.name === "string" ? values.name : `ensemble of ${paths.length}`;
   const result = await writeEnsemble(paths, out, name);
   console.log(`wrote ${out}: ${name}, ${result.records} person-years, the mean of ${paths.join(", ")}`);
