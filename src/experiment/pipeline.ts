@@ -130,10 +130,10 @@ const SURVEY_SEED_STRIDE = 1000;
 export const MEMBER_SEED_STRIDE = 1000;
 
 /** Row label of member j (1-based) of a model's ensemble, and of the ensemble of K. */
-export function memberLabel(model: string, member: number): string {
+function memberLabel(model: string, member: number): string {
   return member === 1 ? model : `${model}, member ${member}`;
 }
-export function ensembleLabel(model: string, members: number): string {
+function ensembleLabel(model: string, members: number): string {
   return `${model} ×${members}`;
 }
 
