@@ -12,9 +12,10 @@ namespace labor::cpu {
 
 enum class DType { kF32, kBf16, kF16 };
 
-// A bf16 matmul b that never changes (a frozen weight), re-laid out once for one ISA's kernel so that matmuls passing it (MatmulArgs::packed_b) skip packing b on every call. Only the AMX path has a
-// packed layout (VNNI-2 tiles, ops_amx.cc); the other paths read b in place and ignore it. Made by
-// PackWeight below; the live count and bytes are in PackStats.
+// A bf16 matmul b that never changes (a frozen weight), re-laid out once for one ISA's kernel so that
+// matmuls passing it (MatmulArgs::packed_b) skip packing b on every call. Only the AMX path has a packed
+// layout (VNNI-2 tiles, ops_amx.cc); the other paths read b in place and ignore it. Made by PackWeight
+// below; the live count and bytes are in PackStats.
 class PackedWeight {
  public:
   PackedWeight(const uint16_t* source, int64_t n, int64_t k, bool trans_b, size_t bytes);

@@ -129,6 +129,11 @@ const SURVEY_SEED_STRIDE = 1000;
  */
 export const MEMBER_SEED_STRIDE = 1000;
 
+/** A row label as part of a step's directory name ("CAREER (small) ×2" → "career-small-2"). */
+function stepSlug(label: string): string {
+  return label.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+}
+
 /** Row label of member j (1-based) of a model's ensemble, and of the ensemble of K. */
 function memberLabel(model: string, member: number): string {
   return member === 1 ? model : `${model}, member ${member}`;
@@ -246,8 +251,7 @@ async function runExperimentStages(options: ExperimentOptions): Promise<Experime
     const scoredKey = { ...dataKey, testPeople: test.length };
     log(`      ${survey.train.length}/${survey.valid.length}/${survey.test.length} people train/valid/test; scoring ${test.length} test people (${countPersonYears({ people: test })} person-years)`);
     const score = async (model: string, inputs: unknown, make: Parameters<typeof scorePredictions>[4], finetune?: StepResult<FinetuneValue>, stageContext = context) => {
-      const key = model.toLowerCase().replace(/[^a-z0-9]+/g, "-");
-      const step = await scorePredictions(stageContext, `${profile}-${key}`, { dataKey: scoredKey, inputs }, test, make, { split: "test", survey: profile });
+      const step = await scorePredictions(stageContext, `${profile}-${stepSlug(model)}`, { dataKey: scoredKey, inputs }, test, make, { split: "test", survey: profile });
       scored.push({ survey: profile, model, path: step.value.path, seconds: step.value.seconds, finetune: finetune?.value });
       return step.value.path;
     };
@@ -279,7 +283,7 @@ async function runExperimentStages(options: ExperimentOptions): Promise<Experime
     if (members > 1) {
       for (const [model, paths] of ensembles) {
         const label = ensembleLabel(model, members);
-        const step = await ensemblePredictions(context, `${profile}-${label.toLowerCase().replace(/[^a-z0-9]+/g, "-")}`, label, paths);
+        const step = await ensemblePredictions(context, `${profile}-${stepSlug(label)}`, label, paths);
         scored.push({ survey: profile, model: label, path: step.value.path, seconds: 0 });
       }
     }
