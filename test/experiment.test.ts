@@ -20,9 +20,13 @@ describe("labor-llm experiment (tiny scale)", () => {
   const options = { scale: EXPERIMENT_SCALES.tiny, scaleName: "tiny", outDir: join(workDir, "seed-1"), seed: 1, backend: createCpuBackend(), log: () => {} };
 
   it("scores every model on every survey and writes the report with intervals and paired comparisons", async () => {
-    const report = await runExperiment(options);
-    for (const file of EXPERIMENT_REPORT_FILES) expect(existsSync(join(report.dir, file)), file).toBe(true);
+    const lines: string[] = [];
+    const report = await runExperiment({ ...options, log: (line: string) => lines.push(line) });
     const surveys = EXPERIMENT_SCALES.tiny.surveys;
+    // The main survey's ablations come after every survey's main table (an interrupted run has the headline first).
+    const stages = lines.filter((l) => /^\[[23]\/4\]/.test(l)).map((l) => l.slice(0, 5));
+    expect(stages).toEqual([...surveys.map(() => "[2/4]"), "[3/4]"]);
+    for (const file of EXPERIMENT_REPORT_FILES) expect(existsSync(join(report.dir, file)), file).toBe(true);
     expect([...new Set(report.rows.map((r) => r.survey))]).toEqual(surveys);
     const main = report.rows.filter((r) => r.survey === surveys[0]).map((r) => r.model);
     expect(main).toEqual([

@@ -5,7 +5,7 @@
  *   resumes corpus (another population) → foundation Llama (and a smaller one for "data vs size")
  *   for each survey profile (nlsy79, nlsy97, psid):
  *     oracle, Markov, logit, CAREER (small; and the paper's size), off-the-shelf LLM, FT-LLM
- *   on the main survey (the first profile):
+ *   then, on the main survey (the first profile), after every survey's main table:
  *     titles vs codes, without birth year, without education (each fine-tuned and scored with its template);
  *     data vs size: the smaller foundation fine-tuned on the survey plus career data from another population
  *     vs the larger one fine-tuned on the survey alone (and the smaller one on the survey alone)
@@ -239,6 +239,8 @@ async function runExperimentStages(options: ExperimentOptions): Promise<Experime
 
   const scored: ScoredModel[] = [];
   const mainSurvey = scale.surveys[0];
+  // The main survey's ablations run after every survey's main table, so an interrupted run has the headline first.
+  let runAblations: (() => Promise<void>) | undefined;
   for (const [index, profile] of scale.surveys.entries()) {
     log(`[2/4] survey ${index + 1}/${scale.surveys.length}: synthetic ${profile}, ${scale.surveyPeople} people`);
     // Each survey its own seed (the main one keeps `seed`, as the demo's survey): independent samples, not the
@@ -288,23 +290,27 @@ async function runExperimentStages(options: ExperimentOptions): Promise<Experime
       }
     }
 
-    if (profile !== mainSurvey) continue;
-    log(`[3/4] ${profile}: titles vs codes, no birth year, no education; data vs size`);
-    for (const { template: name, label } of ABLATIONS) {
-      const template = documentTemplate(name);
-      const ablated = await fineTune(context, `${profile}-finetune-${name}`, foundation, scale.finetune, { ...surveyData, template });
-      await score(label, { finetune: ablated.key, template: name }, llmPredictor(context, label, foundation, template, ablated), ablated);
+    if (profile === mainSurvey) {
+      runAblations = async () => {
+        log(`[3/4] ${profile}: titles vs codes, no birth year, no education; data vs size`);
+        for (const { template: name, label } of ABLATIONS) {
+          const template = documentTemplate(name);
+          const ablated = await fineTune(context, `${profile}-finetune-${name}`, foundation, scale.finetune, { ...surveyData, template });
+          await score(label, { finetune: ablated.key, template: name }, llmPredictor(context, label, foundation, template, ablated), ablated);
+        }
+        const extra = resumesCorpus(scale.extraCareers, seed + 2);
+        const smallerAlone = await fineTune(context, `${profile}-finetune-${scale.smallerPreset}`, smaller, scale.finetune, surveyData);
+        await score(`FT-LLM ${scale.smallerPreset}, survey only`, { finetune: smallerAlone.key }, llmPredictor(context, "smaller, survey", smaller, defaultTemplate, smallerAlone), smallerAlone);
+        const withExtra = await fineTune(context, `${profile}-finetune-${scale.smallerPreset}-extra`, smaller, scale.finetune, {
+          ...surveyData,
+          key: { ...dataKey, extra: { profile: "resumes", people: scale.extraCareers, seed: seed + 2 } },
+          train: [...survey.train, ...extra] as PersonRecord[],
+        });
+        await score(`FT-LLM ${scale.smallerPreset}, survey + careers`, { finetune: withExtra.key }, llmPredictor(context, "smaller, survey + careers", smaller, defaultTemplate, withExtra), withExtra);
+      };
     }
-    const extra = resumesCorpus(scale.extraCareers, seed + 2);
-    const smallerAlone = await fineTune(context, `${profile}-finetune-${scale.smallerPreset}`, smaller, scale.finetune, surveyData);
-    await score(`FT-LLM ${scale.smallerPreset}, survey only`, { finetune: smallerAlone.key }, llmPredictor(context, "smaller, survey", smaller, defaultTemplate, smallerAlone), smallerAlone);
-    const withExtra = await fineTune(context, `${profile}-finetune-${scale.smallerPreset}-extra`, smaller, scale.finetune, {
-      ...surveyData,
-      key: { ...dataKey, extra: { profile: "resumes", people: scale.extraCareers, seed: seed + 2 } },
-      train: [...survey.train, ...extra] as PersonRecord[],
-    });
-    await score(`FT-LLM ${scale.smallerPreset}, survey + careers`, { finetune: withExtra.key }, llmPredictor(context, "smaller, survey + careers", smaller, defaultTemplate, withExtra), withExtra);
   }
+  await runAblations?.();
 
   log("[4/4] report: intervals by person, paired comparisons, learning curves");
   return { scored, mainSurvey, foundations };
