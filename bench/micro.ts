@@ -127,6 +127,10 @@ const MATMULS: MatmulShape[] = [
   { name: "LoRA y += u·Bᵀ", m: TOKENS, n: D, k: LORA_RANK, bDtype: "f32", accumulate: true },
   { name: "LoRA dA += duᵀ·x", m: LORA_RANK, n: D, k: TOKENS, bDtype: "f32", transA: true, transB: false, accumulate: true },
   { name: "LoRA du = dy·B [K,N]", m: TOKENS, n: LORA_RANK, k: D, bDtype: "f32", transB: false },
+  // Logits of a chunk of rows against the lm_head: the demo models' (d = 128, f32: 16 MB, a "small B" of
+  // gemm_blocked.h, one 48-row block per task) and the `small` model's (64 MB: four strips per block).
+  { name: "logits x·Wᵀ lm_head d=128", m: 256, n: VOCAB, k: 128, bDtype: "f32" },
+  { name: "logits x·Wᵀ lm_head", m: LOGIT_ROWS, n: VOCAB, k: D, bDtype: "f32" },
   // Scoring: a few query rows against the lm_head (32 MB in bf16: memory-bound) and a layer weight (in cache).
   { name: "few rows x·Wᵀ lm_head", m: SCORING_ROWS, n: VOCAB, k: D, bDtype: "bf16" },
   { name: "few rows x·Wᵀ lm_head", m: SCORING_ROWS, n: VOCAB, k: D, bDtype: "f32" },

@@ -5,8 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { createCpuBackend } from "../src/engine/cpu/backend.js";
 import { loadNative, type CpuIsa } from "../src/engine/native.js";
-import { defineOpSuite, makeRandom, randomF32 } from "./op-suite.js";
-import { numberToBf16, numberToF16 } from "./reference.js";
+import { defineOpSuite, F32_TOLERANCE, makeRandom, randomF32 } from "./op-suite.js";
+import { matmulRef, numberToBf16, numberToF16, relativeError } from "./reference.js";
 
 const ALL_ISAS: readonly CpuIsa[] = ["amx", "avx512", "avx2", "scalar"];
 const cpu = loadNative().cpu;
@@ -85,6 +85,36 @@ describe("cpu backend", () => {
       }
     } finally {
       cpu.setThreads(previous);
+    }
+  });
+
+  it("matmul against a b over 16 MiB (taller task blocks) matches the reference, and the block height does not change a bit", async () => {
+    // gemm_blocked.h gives a b of at most 16 MiB shorter task blocks than a larger one. A transB f32 b of
+    // 32,800 × 130 (17 MB) takes the tall blocks; each half of it (8.5 MB) the short ones, and their products
+    // must be the full product's columns bit for bit (every element is summed in the same order either way).
+    const random = makeRandom(13);
+    const [m, n, k] = [200, 32_800, 130];  // m over one tall block (192 rows on AVX2 and AVX-512)
+    expect(n * k * 4).toBeGreaterThan(16 * 2 ** 20);
+    const a = randomF32(random, m * k), b = randomF32(random, n * k);
+    const half = n / 2;
+    const want = matmulRef(a, b, { batch: 1, m, n, k, transA: false, transB: true, bBatched: false });
+    for (const isa of info.available) {
+      const backend = createCpuBackend({ isa });
+      const aT = backend.upload(a, "f32", [m, k]);
+      const product = async (weight: Float32Array, columns: number) => {
+        const out = backend.alloc("f32", [m, columns]);
+        backend.matmul(aT, backend.weight(weight, "f32", [columns, k]), out, { transB: true });
+        return (await backend.download(out)) as Float32Array;
+      };
+      const full = await product(b, n);
+      expect(relativeError(full, want), isa).toBeLessThanOrEqual(F32_TOLERANCE);
+      const left = await product(b.subarray(0, half * k), half), right = await product(b.subarray(half * k), half);
+      const joined = new Float32Array(m * n);
+      for (let i = 0; i < m; i++) {
+        joined.set(left.subarray(i * half, (i + 1) * half), i * n);
+        joined.set(right.subarray(i * half, (i + 1) * half), i * n + half);
+      }
+      expect(joined.every((value, i) => Object.is(value, full[i])), `${isa}: halves differ from the full product`).toBe(true);
     }
   });
 

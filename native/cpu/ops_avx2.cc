@@ -109,7 +109,7 @@ void PackStripSteps(const MatmulArgs& p, const float* a, int64_t m0, int64_t s0,
 // A row vectors, 1 broadcast).
 struct KernelF32 {
   using Unit = float;
-  static constexpr int64_t kNr = 4, kMs = kStripRows, kStepK = 1, kStripsPerBlock = 8, kNb = 64, kStepsPerChunk = 256;
+  static constexpr int64_t kNr = 4, kMs = kStripRows, kStepK = 1, kStripsPerBlock = 8, kStripsPerBlockSmallB = 2, kNb = 64, kStepsPerChunk = 256;
 
   static bool InPlace(const MatmulArgs& p) { return p.b_dtype == DType::kF32; }
 

@@ -63,7 +63,7 @@ inline __m512i PairsFromFloats(__m512 lo, __m512 hi) { return reinterpret_cast<_
 
 // Shared by both kernels: 48 rows per strip (3 vectors of 16), 8 columns per tile → 24 accumulators.
 struct Tile {
-  static constexpr int64_t kNr = 8, kMs = 48, kStripsPerBlock = 4, kNb = 64;
+  static constexpr int64_t kNr = 8, kMs = 48, kStripsPerBlock = 4, kStripsPerBlockSmallB = 1, kNb = 64;
 
   // out[i][j] (+)= alpha · ct[j][i], 16 × 16 blocks transposed in registers.
   static void WriteBack(const MatmulArgs& p, const float* ct, int64_t ct_stride, float* out, int64_t rows,
