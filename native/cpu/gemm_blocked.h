@@ -13,9 +13,9 @@
 //
 // Tasks are (batch item, block of kStripsPerBlock strips of rows — kStripsPerBlockSmallB when B is small,
 // see kSmallBBytes —, block of kNb columns), spread over the pool; each output element belongs to one task
-// and is summed in a fixed order, so results depend neither on the thread count nor on the block height. Inside a task K goes in chunks of kStepsPerChunk steps: the task's Cᵀ block lives in
-// a per-thread buffer `ct` [kNb][block rows] between chunks, and is added/written to `out` (scaled by alpha) at the
-// end. B that can't be read in place (f16; [K,N] storage; odd K for pairs; the last, partial group of kNr
+// and is summed in a fixed order, so results depend neither on the thread count nor on the block height.
+// Inside a task K goes in chunks of kStepsPerChunk steps: the task's Cᵀ block lives in a per-thread buffer
+// `ct` [kNb][block rows] between chunks, and is added/written to `out` (scaled by alpha) at the end. B that can't be read in place (f16; [K,N] storage; odd K for pairs; the last, partial group of kNr
 // columns) is decoded per chunk into a per-thread panel Bp[group][step][kNr].
 //
 // Kernel provides:
@@ -47,12 +47,13 @@ constexpr int kScratchPackedA = 3;
 constexpr int kScratchCt = 4;
 constexpr int kScratchPanel = 5;
 
-// B up to this size is read from the cache hierarchy, not memory, whichever block height streams it: then
-// fewer strips per task block are faster, as they keep a task's A strips and Cᵀ block close to L1. For the
-// LM head of the demo models (N = 32000, K = 128, f32: 16 MB) one 48-row block instead of four doubled the
-// throughput (Sapphire Rapids, AVX-512: 50 → 90–100 GF/s; the AVX2 kernel 40–49 → 64–70) and left the
-// training shapes (B ≤ 1 MB) as fast or faster; with a 64 MB B (N = K = 4096, or N = 32000 and K = 512) the
-// taller block, which streams B fewer times, stayed ~30 % faster. bench/micro.ts measures both regimes.
+// Up to this size of B, blocks of fewer strips were faster: a task's A strips and Cᵀ block stay closer to
+// L1, and streaming B once per shorter block costs little while B is cache-sized (our reading of the
+// measurements, not a counter profile). For the LM head of the demo models (N = 32000, K = 128, f32: 16 MB)
+// one 48-row block instead of four doubled the throughput (2-vCPU Sapphire Rapids, AVX-512: 50 → 90–100
+// GF/s; the AVX2 kernel forced there: 40–49 → 64–70) and left the training shapes (B ≤ 1 MB) as fast or
+// faster; with a 64 MB B (N = K = 4096, or N = 32000 and K = 512) the taller block, which streams B fewer
+// times, stayed ~30 % faster. bench/micro.ts's two `logits` cases measure both regimes.
 constexpr int64_t kSmallBBytes = int64_t{16} << 20;
 
 inline int64_t CeilDiv(int64_t value, int64_t divisor) { return (value + divisor - 1) / divisor; }
