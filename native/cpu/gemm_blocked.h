@@ -15,8 +15,9 @@
 // see kSmallBBytes —, block of kNb columns), spread over the pool; each output element belongs to one task
 // and is summed in a fixed order, so results depend neither on the thread count nor on the block height.
 // Inside a task K goes in chunks of kStepsPerChunk steps: the task's Cᵀ block lives in a per-thread buffer
-// `ct` [kNb][block rows] between chunks, and is added/written to `out` (scaled by alpha) at the end. B that can't be read in place (f16; [K,N] storage; odd K for pairs; the last, partial group of kNr
-// columns) is decoded per chunk into a per-thread panel Bp[group][step][kNr].
+// `ct` [kNb][block rows] between chunks, and is added/written to `out` (scaled by alpha) at the end. B that
+// can't be read in place (f16; [K,N] storage; odd K for pairs; the last, partial group of kNr columns) is
+// decoded per chunk into a per-thread panel Bp[group][step][kNr].
 //
 // Kernel provides:
 //   Unit                          float or uint32_t (a bf16 pair): one step of one row of A or B
