@@ -4,7 +4,7 @@
 # FT-LLM ×2 against member 1's CAREER (small), and, by how often the training split shows the previous title, the
 # stays of the FT-LLM ×2 against CAREER (small) ×2 (log/copy-by-title.mjs).
 # Usage (from the repository root, after `npm ci`):
-#   experiments/recipe/runs-d.sh [--seed N] [--compare] [OUT_DIR]
+#   experiments/recipe/runs-d.sh [--seed N] [--compare] [OUT_DIR]   (flags in any order)
 #       the dev experiment at seed N (default 1) with --members 2 in OUT_DIR, then the comparisons;
 #       --compare: only the comparisons, on the predictions finished so far
 #   experiments/recipe/runs-d.sh --pooled OUT_DIR...
@@ -14,6 +14,13 @@
 set -euo pipefail
 log_dir="$(dirname "$0")/log"
 surveys=(nlsy79 nlsy97 psid)  # each survey's data seed: seed + 1000 × its index (pipeline.ts)
+# The rule's comparisons, LABEL|A|B (A and B: row slugs of the predictions steps), reported per run and pooled.
+rule_comparisons=(
+  "FT-LLM ×2 − CAREER (small) ×2 (primary)|ft-llm-2|career-small-2"
+  "FT-LLM − CAREER (small), member 1|ft-llm|career-small-"
+  "FT-LLM − CAREER (small), member 2|ft-llm-member-2|career-small-member-2"
+  "FT-LLM ×2 − CAREER (small), member 1|ft-llm-2|career-small-"
+)
 
 # The predictions file of one model on one survey in one run: step predictions-<survey>-<slug of the row label>-<12 hex>.
 pred() {  # pred OUT SURVEY SLUG
@@ -38,23 +45,23 @@ if [ "${1:-}" = --pooled ]; then
   for out in "$@"; do outs+=("$(realpath "$out")"); done
   echo "runs: ${outs[*]}"
   for survey in "${surveys[@]}"; do
-    pooled "$survey" "FT-LLM ×2 − CAREER (small) ×2 (primary)" ft-llm-2 career-small-2
-    pooled "$survey" "FT-LLM − CAREER (small), member 1" ft-llm career-small-
-    pooled "$survey" "FT-LLM − CAREER (small), member 2" ft-llm-member-2 career-small-member-2
-    pooled "$survey" "FT-LLM ×2 − CAREER (small), member 1" ft-llm-2 career-small-
+    for comparison in "${rule_comparisons[@]}"; do
+      IFS='|' read -r label a b <<<"$comparison"
+      pooled "$survey" "$label" "$a" "$b"
+    done
   done
   exit 0
 fi
 
-seed=1 compare_only=no
-while [ $# -gt 0 ]; do
+seed=1 compare_only=no out_arg=labor-llm-runs-d
+while [ $# -gt 0 ]; do  # flags before or after OUT_DIR (`runs-d.sh OUT_DIR --compare` as documented before --seed)
   case "$1" in
     --seed) seed="$2"; shift 2 ;;
     --compare) compare_only=yes; shift ;;
-    *) break ;;
+    *) out_arg="$1"; shift ;;
   esac
 done
-out="$(realpath -m "${1:-labor-llm-runs-d}")"
+out="$(realpath -m "$out_arg")"
 if [ "$compare_only" = no ]; then
   node bin/labor-llm.js experiment --seed "$seed" --test-people 100 --members 2 --out "$out"
 fi
@@ -67,10 +74,10 @@ paired() {  # paired SURVEY LABEL A B: the paired difference of two models' mean
 
 for index in "${!surveys[@]}"; do
   survey="${surveys[$index]}"
-  paired "$survey" "FT-LLM ×2 − CAREER (small) ×2 (primary)" ft-llm-2 career-small-2
-  paired "$survey" "FT-LLM − CAREER (small), member 1" ft-llm career-small-
-  paired "$survey" "FT-LLM − CAREER (small), member 2" ft-llm-member-2 career-small-member-2
-  paired "$survey" "FT-LLM ×2 − CAREER (small), member 1" ft-llm-2 career-small-
+  for comparison in "${rule_comparisons[@]}"; do
+    IFS='|' read -r label a b <<<"$comparison"
+    paired "$survey" "$label" "$a" "$b"
+  done
   paired "$survey" "ensemble gain, FT-LLM: ×2 − member 1" ft-llm-2 ft-llm
   paired "$survey" "ensemble gain, CAREER (small): ×2 − member 1" career-small-2 career-small-
   [ "$survey" = nlsy79 ] && paired "$survey" "FT-LLM ×2 − CAREER (paper) ×2" ft-llm-2 career-paper-2
